@@ -1,0 +1,126 @@
+//! Errors of the cache crate.
+//!
+//! Every variant that concerns a file names it, so a report is actionable without a debugger.
+//! Codes are stable: the CLI and tests match on them.
+
+use std::path::PathBuf;
+
+use crate::Digest;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CacheError {
+    /// A filesystem operation failed.
+    #[error("could not {action} `{}`: {source}", path.display())]
+    #[diagnostic(code(cache::io))]
+    Io {
+        action: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An SQLite statement on the index failed.
+    #[error("cache index `{}` failed: {source}", path.display())]
+    #[diagnostic(code(cache::sqlite))]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// `index.sqlite` exists but is not a (valid) SQLite database.
+    #[error("cache index `{}` is corrupt or not an sqlite database", path.display())]
+    #[diagnostic(
+        code(cache::corrupt_index),
+        help(
+            "move the file aside and run again: blobs under objects/ stay valid, \
+             but the step records are lost, so every step recomputes once"
+        )
+    )]
+    CorruptIndex {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The index was written by a newer version of lulc.
+    #[error(
+        "cache index `{}` has schema version {found}, this lulc understands up to {supported}",
+        path.display()
+    )]
+    #[diagnostic(
+        code(cache::schema_too_new),
+        help("upgrade lulc, or point `--store` at another directory")
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
+    /// A blob's content does not hash to its name.
+    #[error("blob `{}` is corrupt: expected {digest}, its content hashes to {actual}", path.display())]
+    #[diagnostic(
+        code(cache::corrupt_blob),
+        help("run `lulc verify` to quarantine it; the steps that produced it will recompute")
+    )]
+    CorruptBlob {
+        digest: Digest,
+        path: PathBuf,
+        actual: Digest,
+    },
+
+    /// A blob that should exist is not on disk.
+    #[error("blob {digest} is missing: no file at `{}`", path.display())]
+    #[diagnostic(
+        code(cache::missing_blob),
+        help("run `lulc verify` to forget the steps that referenced it; they will recompute")
+    )]
+    MissingBlob { digest: Digest, path: PathBuf },
+
+    /// A string is not a `blake3:<64 lowercase hex>` digest.
+    #[error("invalid digest `{value}`: {reason}")]
+    #[diagnostic(code(cache::invalid_digest))]
+    InvalidDigest { value: String, reason: &'static str },
+
+    /// A JSON column of the index could not be decoded.
+    #[error("cache index `{}` holds an unreadable {what}: {source}", path.display())]
+    #[diagnostic(code(cache::bad_record))]
+    BadRecord {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// `record_run_step` / `finish_run` on a run id that does not exist.
+    #[error("run {run} does not exist in cache index `{}`", path.display())]
+    #[diagnostic(code(cache::unknown_run))]
+    UnknownRun { path: PathBuf, run: i64 },
+
+    /// `gc` needs the store to itself and another handle has it open.
+    #[error("store `{}` is in use by another lulc process (or another open handle); gc needs it to itself", path.display())]
+    #[diagnostic(
+        code(cache::busy),
+        help("wait for the running `lulc` commands to finish, then run gc again")
+    )]
+    StoreBusy { path: PathBuf },
+}
+
+/// Result with [`CacheError`] as the default error.
+pub type Result<T, E = CacheError> = std::result::Result<T, E>;
+
+/// Shorthand for building [`CacheError::Io`].
+pub(crate) fn io_err(
+    action: impl Into<String>,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> CacheError {
+    let action = action.into();
+    let path = path.into();
+    move |source| CacheError::Io {
+        action,
+        path,
+        source,
+    }
+}

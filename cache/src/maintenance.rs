@@ -1,0 +1,930 @@
+//! `gc`, `verify` and `disk_usage`.
+//!
+//! Both gc and verify work from the index (`step_blobs`) and a walk of `objects/`; neither
+//! ever parses a blob. Deletion order keeps the invariant "no step row references a missing
+//! blob": step rows go first (one transaction), then the files, then the `blobs` rows. A kill
+//! in between leaves unreferenced files, which the next gc removes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::MutexGuard;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::error::io_err;
+use crate::index::forget_in;
+use crate::store::{STORE_LOCK, Store, TxResult, hash_file, sync_dir, unix_now};
+use crate::{CacheError, Digest, Result};
+
+/// Files in `tmp/` older than this are leftovers of killed processes.
+const STALE_TMP_AGE: Duration = Duration::from_secs(60 * 60);
+
+/// What `gc` keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GcOptions {
+    /// Steps that ran or were cached in the newest `keep_runs` runs (whole store) are kept.
+    pub keep_runs: usize,
+    /// If the kept blobs exceed this many bytes, drop kept steps least recently used first,
+    /// never those of the newest run.
+    pub max_size: Option<u64>,
+    /// Report what would be removed; delete nothing.
+    pub dry_run: bool,
+}
+
+/// What `gc` removed (or would remove, with `dry_run`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    pub kept_steps: usize,
+    /// Step ids of the removed step records, sorted.
+    pub removed_steps: Vec<String>,
+    /// Blob files removed from `objects/`.
+    pub removed_blobs: usize,
+    /// Bytes of removed blob files plus stale files in `tmp/`.
+    pub freed_bytes: u64,
+    pub dry_run: bool,
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Blob files rehashed.
+    pub checked: usize,
+    /// Blobs whose content does not match their name; moved to `quarantine/`.
+    pub corrupt: Vec<CorruptBlob>,
+    /// Blobs referenced by a step record but absent from `objects/`.
+    pub missing: Vec<CorruptBlob>,
+}
+
+/// A bad blob and the steps that referenced it (now forgotten, so they recompute).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CorruptBlob {
+    pub digest: Digest,
+    /// Corrupt: where the file was moved to in `quarantine/`. Missing: where it should be.
+    pub path: PathBuf,
+    /// Step ids whose records referenced it, sorted.
+    pub steps: Vec<String>,
+}
+
+/// A file under `objects/`. `digest` is `None` for files whose name is not a blob name
+/// (e.g. a `.aux.xml` a GIS tool wrote beside a blob); those are never touched.
+struct ObjectFile {
+    path: PathBuf,
+    digest: Option<Digest>,
+    size: u64,
+}
+
+/// Holds the store lock exclusively; downgrades back to shared on drop.
+struct Exclusive<'a> {
+    store: &'a Store,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.store_lock.lock_shared();
+    }
+}
+
+fn read_dir_or_empty(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(io_err("list", dir)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_err("list", dir)(e)),
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("remove", path)(e)),
+    }
+}
+
+impl Store {
+    /// Takes the store to itself: fails with `StoreBusy` if any other handle is open.
+    fn exclusive(&self) -> Result<Exclusive<'_>> {
+        let guard = self.gc_guard.lock().unwrap_or_else(|p| p.into_inner());
+        let lock_path = self.root.join("locks").join(STORE_LOCK);
+        // Upgrading an flock may drop the shared lock when it fails; take it back then.
+        match self.store_lock.try_lock() {
+            Ok(()) => Ok(Exclusive {
+                store: self,
+                _guard: guard,
+            }),
+            Err(TryLockError::WouldBlock) => {
+                self.store_lock
+                    .lock_shared()
+                    .map_err(io_err("lock", &lock_path))?;
+                Err(CacheError::StoreBusy {
+                    path: self.root.clone(),
+                })
+            }
+            Err(TryLockError::Error(e)) => {
+                let _ = self.store_lock.lock_shared();
+                Err(io_err("lock", &lock_path)(e))
+            }
+        }
+    }
+
+    fn walk_objects(&self) -> Result<Vec<ObjectFile>> {
+        let mut files = Vec::new();
+        for dir in read_dir_or_empty(&self.root.join("objects"))? {
+            let dir_path = dir.path();
+            if !dir_path.is_dir() {
+                continue;
+            }
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            for entry in read_dir_or_empty(&dir_path)? {
+                let path = entry.path();
+                let meta = match entry.metadata() {
+                    Ok(m) if m.is_file() => m,
+                    _ => continue,
+                };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let digest = Digest::parse(&format!("{}{prefix}{name}", crate::DIGEST_PREFIX)).ok();
+                files.push(ObjectFile {
+                    path,
+                    digest,
+                    size: meta.len(),
+                });
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Bytes of all files under `objects/`.
+    pub fn disk_usage(&self) -> Result<u64> {
+        Ok(self.walk_objects()?.iter().map(|f| f.size).sum())
+    }
+
+    /// digest -> (step key, step id) for every blob reference in the index.
+    fn blob_references(&self) -> Result<BTreeMap<String, Vec<(String, String)>>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT sb.digest, s.key, s.step_id FROM step_blobs sb
+                 JOIN steps s ON s.key = sb.key ORDER BY sb.digest, s.step_id",
+            )?;
+            let mut refs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (digest, key, step_id) = row?;
+                refs.entry(digest).or_default().push((key, step_id));
+            }
+            Ok(refs)
+        })
+    }
+
+    /// Rehashes every blob file and every blob a step references. Corrupt files are moved to
+    /// `quarantine/` (kept as evidence); the steps that referenced a corrupt or missing blob
+    /// are forgotten, so the engine recomputes them.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let refs = self.blob_references()?;
+        let mut report = VerifyReport::default();
+        let mut seen = BTreeSet::new();
+        let mut forget = BTreeSet::new();
+        let mut drop_rows = Vec::new();
+        let steps_of = |digest: &str, forget: &mut BTreeSet<String>| -> Vec<String> {
+            let mut ids: Vec<String> = refs
+                .get(digest)
+                .into_iter()
+                .flatten()
+                .map(|(key, id)| {
+                    forget.insert(key.clone());
+                    id.clone()
+                })
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+
+        for file in self.walk_objects()? {
+            let Some(digest) = file.digest else { continue };
+            let actual = match hash_file(&file.path) {
+                Ok((actual, _)) => actual,
+                // Removed while we walked (a concurrent gc): judged with the missing below.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("read blob", &file.path)(e)),
+            };
+            report.checked += 1;
+            seen.insert(digest.as_str().to_owned());
+            if actual == digest {
+                continue;
+            }
+            let quarantined = self.move_to_quarantine(&file.path, &digest)?;
+            report.corrupt.push(CorruptBlob {
+                steps: steps_of(digest.as_str(), &mut forget),
+                digest: digest.clone(),
+                path: quarantined,
+            });
+            drop_rows.push(digest);
+        }
+
+        for digest_text in refs.keys() {
+            if seen.contains(digest_text) {
+                continue;
+            }
+            let digest = Digest::parse(digest_text)?;
+            let path = self.blob_path(&digest);
+            if path.is_file() {
+                // Appeared after the walk (a concurrent put): check it now.
+                report.checked += 1;
+                match hash_file(&path) {
+                    Ok((actual, _)) if actual == digest => continue,
+                    Ok(_) => {
+                        let quarantined = self.move_to_quarantine(&path, &digest)?;
+                        report.corrupt.push(CorruptBlob {
+                            steps: steps_of(digest_text, &mut forget),
+                            digest: digest.clone(),
+                            path: quarantined,
+                        });
+                        drop_rows.push(digest);
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("read blob", &path)(e)),
+                }
+            }
+            report.missing.push(CorruptBlob {
+                steps: steps_of(digest_text, &mut forget),
+                digest: digest.clone(),
+                path,
+            });
+            drop_rows.push(digest);
+        }
+
+        if !forget.is_empty() || !drop_rows.is_empty() {
+            self.write(|tx| {
+                for key in &forget {
+                    forget_in(tx, key)?;
+                }
+                for d in &drop_rows {
+                    tx.execute("DELETE FROM blobs WHERE digest = ?1", [d.as_str()])?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(report)
+    }
+
+    /// What `verify` does for one blob the engine found bad while using it: if the file is
+    /// corrupt (or unreadable) it is moved to `quarantine/`; if it is corrupt or missing, every
+    /// step record referencing it is forgotten so those steps recompute. Returns what was done,
+    /// or `None` if the blob turned out to be intact (then nothing is changed).
+    pub fn quarantine(&self, d: &Digest) -> Result<Option<CorruptBlob>> {
+        let path = self.blob_path(d);
+        let moved_to = match hash_file(&path) {
+            Ok((actual, _)) if &actual == d => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Ok(_) | Err(_) => Some(self.move_to_quarantine(&path, d)?),
+        };
+        let steps = self.write(|tx| {
+            let referencing: Vec<(String, String)> = tx
+                .prepare(
+                    "SELECT s.key, s.step_id FROM step_blobs sb JOIN steps s ON s.key = sb.key
+                     WHERE sb.digest = ?1",
+                )?
+                .query_map([d.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (key, _) in &referencing {
+                forget_in(tx, key)?;
+            }
+            tx.execute("DELETE FROM blobs WHERE digest = ?1", [d.as_str()])?;
+            let mut ids: Vec<String> = referencing.into_iter().map(|(_, id)| id).collect();
+            ids.sort();
+            ids.dedup();
+            Ok(ids)
+        })?;
+        Ok(Some(CorruptBlob {
+            digest: d.clone(),
+            path: moved_to.unwrap_or(path),
+            steps,
+        }))
+    }
+
+    /// Moves a corrupt blob to `quarantine/<hex>-<unix time>[-n]`; returns the new path.
+    fn move_to_quarantine(&self, path: &Path, digest: &Digest) -> Result<PathBuf> {
+        let dir = self.root.join("quarantine");
+        fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        let stem = format!("{}-{}", digest.hex(), unix_now());
+        let mut dest = dir.join(&stem);
+        let mut n = 1;
+        while dest.exists() {
+            dest = dir.join(format!("{stem}-{n}"));
+            n += 1;
+        }
+        fs::rename(path, &dest).map_err(io_err(format!("move `{}` to", path.display()), &dest))?;
+        sync_dir(&dir)?;
+        Ok(dest)
+    }
+
+    /// Removes step records not used by the newest `keep_runs` runs, then every blob no
+    /// remaining step references, stale `tmp/` files and unheld lock files. See [`GcOptions`].
+    ///
+    /// Unless `dry_run`, gc needs the store to itself: it fails with `StoreBusy` while any other
+    /// `Store` handle (in this or another process) is open, so it can never delete the blobs of
+    /// a step that a concurrent `lulc run` has just computed but not yet recorded. Within one
+    /// handle, do not run gc concurrently with `put_*`/`record_step` from other threads.
+    pub fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
+        let _exclusive = if opts.dry_run {
+            None
+        } else {
+            Some(self.exclusive()?)
+        };
+        let snap = self.gc_snapshot(opts.keep_runs)?;
+
+        // Which steps stay.
+        let step_digests = |key: &str| snap.step_blobs.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        let mut remaining: BTreeSet<&str> = snap
+            .steps
+            .iter()
+            .map(|s| s.0.as_str())
+            .filter(|k| snap.reachable.contains(*k))
+            .collect();
+        if let Some(max_size) = opts.max_size {
+            let size_of = |d: &str| -> u64 {
+                snap.blob_sizes.get(d).copied().unwrap_or_else(|| {
+                    Digest::parse(d)
+                        .ok()
+                        .and_then(|d| fs::metadata(self.blob_path(&d)).ok())
+                        .map_or(0, |m| m.len())
+                })
+            };
+            let mut refcount: HashMap<&str, usize> = HashMap::new();
+            let mut total = 0u64;
+            for key in &remaining {
+                for d in step_digests(key) {
+                    let count = refcount.entry(d.as_str()).or_insert(0);
+                    if *count == 0 {
+                        total += size_of(d);
+                    }
+                    *count += 1;
+                }
+            }
+            let mut candidates: Vec<&(String, String, i64)> = snap
+                .steps
+                .iter()
+                .filter(|s| remaining.contains(s.0.as_str()) && !snap.protected.contains(&s.0))
+                .collect();
+            candidates.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+            for (key, _, _) in candidates {
+                if total <= max_size {
+                    break;
+                }
+                remaining.remove(key.as_str());
+                for d in step_digests(key) {
+                    if let Some(count) = refcount.get_mut(d.as_str()) {
+                        *count -= 1;
+                        if *count == 0 {
+                            total = total.saturating_sub(size_of(d));
+                        }
+                    }
+                }
+            }
+        }
+        let removed: Vec<&(String, String, i64)> = snap
+            .steps
+            .iter()
+            .filter(|s| !remaining.contains(s.0.as_str()))
+            .collect();
+        let keep_digests: BTreeSet<&str> = remaining
+            .iter()
+            .flat_map(|k| step_digests(k))
+            .map(String::as_str)
+            .collect();
+
+        // Which files go.
+        let doomed_blobs: Vec<ObjectFile> = self
+            .walk_objects()?
+            .into_iter()
+            .filter(|f| {
+                f.digest
+                    .as_ref()
+                    .is_some_and(|d| !keep_digests.contains(d.as_str()))
+            })
+            .collect();
+        let stale_tmp = self.stale_tmp_entries()?;
+
+        let mut removed_steps: Vec<String> = removed.iter().map(|s| s.1.clone()).collect();
+        removed_steps.sort();
+        let report = GcReport {
+            kept_steps: remaining.len(),
+            removed_steps,
+            removed_blobs: doomed_blobs.len(),
+            freed_bytes: doomed_blobs.iter().map(|f| f.size).sum::<u64>()
+                + stale_tmp.iter().map(|t| t.1).sum::<u64>(),
+            dry_run: opts.dry_run,
+        };
+        if opts.dry_run {
+            return Ok(report);
+        }
+
+        // 1. Rows first: no step may ever reference a deleted blob.
+        self.write(|tx| {
+            for (key, _, _) in &removed {
+                forget_in(tx, key)?;
+            }
+            for run in &snap.old_runs {
+                tx.execute("DELETE FROM run_steps WHERE run_id = ?1", [run])?;
+                tx.execute("DELETE FROM runs WHERE id = ?1", [run])?;
+            }
+            Ok(())
+        })?;
+        // 2. Files.
+        for f in &doomed_blobs {
+            remove_if_present(&f.path)?;
+        }
+        // Empty fan-out directories are left in place; there are at most 256 of them.
+        // 3. Size rows of blobs that are gone.
+        self.write(|tx| {
+            for digest in snap.blob_sizes.keys() {
+                if !keep_digests.contains(digest.as_str()) {
+                    tx.execute("DELETE FROM blobs WHERE digest = ?1", [digest])?;
+                }
+            }
+            Ok(())
+        })?;
+        for (path, _) in &stale_tmp {
+            let gone = if path.is_dir() {
+                fs::remove_dir_all(path)
+            } else {
+                fs::remove_file(path)
+            };
+            match gone {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err("remove", path)(e));
+                }
+                _ => {}
+            }
+        }
+        self.remove_unheld_locks()?;
+        Ok(report)
+    }
+
+    fn gc_snapshot(&self, keep_runs: usize) -> Result<GcSnapshot> {
+        self.read(|tx| -> TxResult<GcSnapshot> {
+            let run_ids: Vec<i64> = tx
+                .prepare("SELECT id FROM runs ORDER BY id DESC")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let kept = &run_ids[..keep_runs.min(run_ids.len())];
+            let mut keys_of_run = tx.prepare(
+                "SELECT DISTINCT key FROM run_steps
+                 WHERE run_id = ?1 AND key IS NOT NULL AND status IN ('ran', 'cached')",
+            )?;
+            let mut reachable = BTreeSet::new();
+            let mut protected = BTreeSet::new();
+            for (i, run) in kept.iter().enumerate() {
+                let keys: Vec<String> = keys_of_run
+                    .query_map([run], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if i == 0 {
+                    protected.extend(keys.iter().cloned());
+                }
+                reachable.extend(keys);
+            }
+            let steps: Vec<(String, String, i64)> = tx
+                .prepare("SELECT key, step_id, last_used FROM steps ORDER BY key")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut step_blobs: HashMap<String, Vec<String>> = HashMap::new();
+            let mut stmt = tx.prepare("SELECT key, digest FROM step_blobs")?;
+            for row in
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            {
+                let (key, digest) = row?;
+                step_blobs.entry(key).or_default().push(digest);
+            }
+            let blob_sizes: BTreeMap<String, u64> = tx
+                .prepare("SELECT digest, size FROM blobs")?
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(GcSnapshot {
+                old_runs: run_ids[kept.len()..].to_vec(),
+                reachable,
+                protected,
+                steps,
+                step_blobs,
+                blob_sizes,
+            })
+        })
+    }
+
+    /// Entries of `tmp/` not modified for [`STALE_TMP_AGE`], with their size.
+    fn stale_tmp_entries(&self) -> Result<Vec<(PathBuf, u64)>> {
+        let now = SystemTime::now();
+        let mut stale = Vec::new();
+        for entry in read_dir_or_empty(&self.root.join("tmp"))? {
+            let Ok(meta) = entry.metadata() else { continue };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age >= STALE_TMP_AGE {
+                stale.push((entry.path(), if meta.is_file() { meta.len() } else { 0 }));
+            }
+        }
+        Ok(stale)
+    }
+
+    /// Deletes lock files nobody holds (we lock each one before unlinking it; claimers
+    /// re-check the path after locking, see `claim.rs`).
+    fn remove_unheld_locks(&self) -> Result<()> {
+        for entry in read_dir_or_empty(&self.root.join("locks"))? {
+            if entry.file_name() == STORE_LOCK {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(file) = fs::File::open(&path) else {
+                continue;
+            };
+            match file.try_lock() {
+                Ok(()) => {
+                    remove_if_present(&path)?;
+                }
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+struct GcSnapshot {
+    /// Runs beyond `keep_runs`, deleted from the history.
+    old_runs: Vec<i64>,
+    /// Keys that ran or were cached in the kept runs.
+    reachable: BTreeSet<String>,
+    /// Keys of the newest run: never evicted for `max_size`.
+    protected: BTreeSet<String>,
+    /// (key, step id, last used) of every step record.
+    steps: Vec<(String, String, i64)>,
+    step_blobs: HashMap<String, Vec<String>>,
+    blob_sizes: BTreeMap<String, u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{flip_bit, step, store};
+    use crate::{RunInfo, RunStep, StepRecord};
+
+    /// One run per entry of `steps`: each step's blob is put, recorded and logged as `ran`.
+    fn run_with(store: &Store, steps: &[&StepRecord]) -> i64 {
+        let run = store
+            .begin_run(&RunInfo {
+                scope: "demo".into(),
+                spec_path: "demo.yaml".into(),
+                spec_digest: "x".into(),
+                params: serde_json::json!({}),
+                argv: vec![],
+            })
+            .unwrap();
+        for rec in steps {
+            store.record_step(rec).unwrap();
+            store
+                .record_run_step(
+                    run,
+                    &RunStep {
+                        step_id: rec.step_id.clone(),
+                        key: Some(rec.key.clone()),
+                        status: "ran".into(),
+                        reason: String::new(),
+                        duration_s: 0.0,
+                        outputs: rec.outputs.clone(),
+                        metrics: serde_json::Value::Null,
+                    },
+                )
+                .unwrap();
+        }
+        store.finish_run(run, "ok").unwrap();
+        run
+    }
+
+    fn blob_of(rec: &StepRecord) -> Digest {
+        rec.blobs[0].clone()
+    }
+
+    #[test]
+    fn verify_quarantines_a_corrupt_blob_and_forgets_its_steps() {
+        let (_dir, store) = store();
+        let good = step(&store, "kgood", "good", b"good content");
+        let bad = step(&store, "kbad", "bad", b"bad content");
+        let gone = step(&store, "kgone", "gone", b"gone content");
+        for rec in [&good, &bad, &gone] {
+            store.record_step(rec).unwrap();
+        }
+        assert_eq!(
+            store.verify().unwrap(),
+            VerifyReport {
+                checked: 3,
+                ..VerifyReport::default()
+            }
+        );
+
+        let bad_path = store.blob_path(&blob_of(&bad));
+        flip_bit(&bad_path);
+        fs::remove_file(store.blob_path(&blob_of(&gone))).unwrap();
+        let report = store.verify().unwrap();
+
+        assert_eq!(report.checked, 2);
+        assert_eq!(report.corrupt.len(), 1);
+        let corrupt = &report.corrupt[0];
+        assert_eq!(corrupt.digest, blob_of(&bad));
+        assert_eq!(corrupt.steps, vec!["bad".to_owned()]);
+        assert!(corrupt.path.starts_with(store.root().join("quarantine")));
+        assert!(corrupt.path.is_file(), "evidence is kept");
+        assert!(!bad_path.exists(), "moved out of objects/");
+
+        assert_eq!(report.missing.len(), 1);
+        assert_eq!(report.missing[0].digest, blob_of(&gone));
+        assert_eq!(report.missing[0].steps, vec!["gone".to_owned()]);
+        assert_eq!(report.missing[0].path, store.blob_path(&blob_of(&gone)));
+
+        assert_eq!(store.lookup("kbad").unwrap(), None);
+        assert_eq!(store.lookup("kgone").unwrap(), None);
+        assert!(store.lookup("kgood").unwrap().is_some());
+        // A second pass finds a clean store.
+        let again = store.verify().unwrap();
+        assert!(again.corrupt.is_empty() && again.missing.is_empty());
+        assert_eq!(again.checked, 1);
+    }
+
+    #[test]
+    fn quarantine_moves_a_bad_blob_forgets_its_steps_and_leaves_good_ones_alone() {
+        let (_dir, store) = store();
+        let good = step(&store, "kgood", "good", b"fine");
+        let bad = step(&store, "kbad", "bad", b"will rot");
+        store.record_step(&good).unwrap();
+        store.record_step(&bad).unwrap();
+
+        assert_eq!(store.quarantine(&blob_of(&good)).unwrap(), None);
+        assert!(store.lookup("kgood").unwrap().is_some());
+
+        flip_bit(&store.blob_path(&blob_of(&bad)));
+        let done = store.quarantine(&blob_of(&bad)).unwrap().expect("corrupt");
+        assert_eq!(done.steps, vec!["bad".to_owned()]);
+        assert!(done.path.starts_with(store.root().join("quarantine")) && done.path.is_file());
+        assert_eq!(store.lookup("kbad").unwrap(), None);
+        assert_eq!(
+            store.check_blob(&blob_of(&bad), false),
+            crate::BlobState::Missing
+        );
+
+        // A missing blob: nothing to move, but its steps are forgotten.
+        fs::remove_file(store.blob_path(&blob_of(&good))).unwrap();
+        let gone = store.quarantine(&blob_of(&good)).unwrap().expect("missing");
+        assert_eq!(gone.path, store.blob_path(&blob_of(&good)));
+        assert_eq!(gone.steps, vec!["good".to_owned()]);
+        assert_eq!(store.lookup("kgood").unwrap(), None);
+    }
+
+    #[test]
+    fn verify_rehashes_unreferenced_blobs_too() {
+        let (_dir, store) = store();
+        let d = store.put_bytes(b"loose blob").unwrap();
+        flip_bit(&store.blob_path(&d));
+        let report = store.verify().unwrap();
+        assert_eq!(report.corrupt.len(), 1);
+        assert!(report.corrupt[0].steps.is_empty());
+        assert_eq!(store.check_blob(&d, false), crate::BlobState::Missing);
+    }
+
+    #[test]
+    fn gc_keeps_the_last_runs_steps_and_dry_run_deletes_nothing() {
+        let (_dir, store) = store();
+        let shared = store.put_bytes(b"shared by every step").unwrap();
+        let recs: Vec<StepRecord> = (0..4)
+            .map(|i| {
+                let mut rec = step(
+                    &store,
+                    &format!("k{i}"),
+                    &format!("s[i={i}]"),
+                    format!("out {i}").as_bytes(),
+                );
+                rec.blobs.push(shared.clone());
+                rec
+            })
+            .collect();
+        for rec in &recs {
+            run_with(&store, &[rec]);
+        }
+        let before = store.disk_usage().unwrap();
+        let opts = GcOptions {
+            keep_runs: 2,
+            max_size: None,
+            dry_run: true,
+        };
+
+        let dry = store.gc(&opts).unwrap();
+        assert_eq!(dry.kept_steps, 2);
+        assert_eq!(
+            dry.removed_steps,
+            vec!["s[i=0]".to_owned(), "s[i=1]".to_owned()]
+        );
+        assert_eq!(dry.removed_blobs, 2);
+        assert_eq!(dry.freed_bytes, ("out 0".len() + "out 1".len()) as u64);
+        assert!(dry.dry_run);
+        assert!(
+            store.lookup("k0").unwrap().is_some(),
+            "dry run deletes nothing"
+        );
+        assert!(store.blob_path(&blob_of(&recs[0])).is_file());
+        assert_eq!(store.disk_usage().unwrap(), before);
+        assert_eq!(store.runs(10).unwrap().len(), 4);
+
+        let real = store
+            .gc(&GcOptions {
+                dry_run: false,
+                ..opts
+            })
+            .unwrap();
+        assert_eq!(
+            real,
+            GcReport {
+                dry_run: false,
+                ..dry
+            }
+        );
+        assert_eq!(store.lookup("k0").unwrap(), None);
+        assert_eq!(store.lookup("k1").unwrap(), None);
+        assert!(store.lookup("k2").unwrap().is_some());
+        assert!(store.lookup("k3").unwrap().is_some());
+        assert!(!store.blob_path(&blob_of(&recs[0])).exists());
+        assert!(!store.blob_path(&blob_of(&recs[1])).exists());
+        assert_eq!(
+            store.check_blob(&blob_of(&recs[2]), true),
+            crate::BlobState::Ok
+        );
+        assert_eq!(store.check_blob(&shared, true), crate::BlobState::Ok);
+        assert_eq!(store.disk_usage().unwrap(), before - real.freed_bytes);
+        assert_eq!(store.runs(10).unwrap().len(), 2, "older runs are dropped");
+
+        // Nothing left to collect.
+        let idle = store.gc(&opts).unwrap();
+        assert_eq!((idle.kept_steps, idle.removed_blobs), (2, 0));
+        assert!(idle.removed_steps.is_empty());
+    }
+
+    #[test]
+    fn gc_counts_only_ran_or_cached_steps_and_collects_orphans() {
+        let (_dir, store) = store();
+        let failed = step(&store, "kfail", "fail", b"partial");
+        store.record_step(&failed).unwrap();
+        let run = run_with(&store, &[]);
+        store
+            .record_run_step(
+                run,
+                &RunStep {
+                    step_id: "fail".into(),
+                    key: Some("kfail".into()),
+                    status: "failed".into(),
+                    reason: String::new(),
+                    duration_s: 0.0,
+                    outputs: Default::default(),
+                    metrics: serde_json::Value::Null,
+                },
+            )
+            .unwrap();
+        let orphan = store.put_bytes(b"put but never recorded").unwrap();
+        let report = store
+            .gc(&GcOptions {
+                keep_runs: 10,
+                max_size: None,
+                dry_run: false,
+            })
+            .unwrap();
+        assert_eq!(report.removed_steps, vec!["fail".to_owned()]);
+        assert_eq!(report.removed_blobs, 2);
+        assert!(!store.blob_path(&orphan).exists());
+        assert_eq!(store.recorded_size(&orphan).unwrap(), None);
+    }
+
+    #[test]
+    fn max_size_evicts_least_recently_used_but_never_the_newest_run() {
+        let (_dir, store) = store();
+        // k_new is recorded first (oldest last_used) but belongs to the newest run.
+        let new = step(&store, "knew", "new", &[1u8; 1000]);
+        let a = step(&store, "ka", "a", &[2u8; 1000]);
+        let b = step(&store, "kb", "b", &[3u8; 1000]);
+        store.record_step(&new).unwrap();
+        run_with(&store, &[&a]);
+        run_with(&store, &[&b]);
+        run_with(&store, &[&new]);
+        store.touch_step("ka").unwrap();
+        store.touch_step("kb").unwrap();
+        store.touch_step("ka").unwrap(); // a is now the most recently used of a, b
+
+        let opts = |max_size| GcOptions {
+            keep_runs: 3,
+            max_size: Some(max_size),
+            dry_run: true,
+        };
+        assert!(store.gc(&opts(3000)).unwrap().removed_steps.is_empty());
+        assert_eq!(
+            store.gc(&opts(2500)).unwrap().removed_steps,
+            vec!["b".to_owned()]
+        );
+        let zero = store.gc(&opts(0)).unwrap();
+        assert_eq!(zero.removed_steps, vec!["a".to_owned(), "b".to_owned()]);
+        assert_eq!(zero.kept_steps, 1);
+
+        let real = store
+            .gc(&GcOptions {
+                dry_run: false,
+                ..opts(0)
+            })
+            .unwrap();
+        assert_eq!(real.removed_blobs, 2);
+        assert_eq!(real.freed_bytes, 2000);
+        assert!(store.lookup("knew").unwrap().is_some());
+        assert_eq!(store.read_bytes(&blob_of(&new)).unwrap(), vec![1u8; 1000]);
+        assert_eq!(store.disk_usage().unwrap(), 1000);
+    }
+
+    #[test]
+    fn gc_needs_the_store_to_itself_except_for_a_dry_run() {
+        let (dir, store) = store();
+        let opts = GcOptions {
+            keep_runs: 1,
+            max_size: None,
+            dry_run: false,
+        };
+        let other = Store::open(dir.path().join("store")).unwrap();
+        assert!(matches!(
+            store.gc(&opts).unwrap_err(),
+            CacheError::StoreBusy { .. }
+        ));
+        assert!(
+            store
+                .gc(&GcOptions {
+                    dry_run: true,
+                    ..opts.clone()
+                })
+                .is_ok()
+        );
+        // The failed attempt left this handle's shared lock in place: `other` still cannot gc.
+        assert!(matches!(
+            other.gc(&opts).unwrap_err(),
+            CacheError::StoreBusy { .. }
+        ));
+        drop(other);
+        store.gc(&opts).unwrap();
+        // ...and after a successful gc this handle is shared again.
+        let third = Store::open(dir.path().join("store")).unwrap();
+        assert!(matches!(
+            third.gc(&opts).unwrap_err(),
+            CacheError::StoreBusy { .. }
+        ));
+    }
+
+    #[test]
+    fn gc_removes_stale_tmp_files_and_unheld_lock_files() {
+        let (_dir, store) = store();
+        let stale = store.tmp_path(".tif");
+        fs::write(&stale, b"left by a killed run").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(2 * 60 * 60);
+        fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let fresh = store.tmp_path(".tif");
+        fs::write(&fresh, b"being written right now").unwrap();
+        drop(store.claim("released").unwrap());
+        let held = store.claim("held").unwrap();
+
+        let report = store
+            .gc(&GcOptions {
+                keep_runs: 1,
+                max_size: None,
+                dry_run: false,
+            })
+            .unwrap();
+        assert_eq!(report.freed_bytes, b"left by a killed run".len() as u64);
+        assert!(!stale.exists());
+        assert!(fresh.exists());
+        assert!(!store.root().join("locks/released.lock").exists());
+        assert!(held.path().exists());
+        assert!(store.root().join("locks").join(STORE_LOCK).exists());
+        drop(held);
+        assert!(store.try_claim("released").unwrap().is_some());
+    }
+}

@@ -1,0 +1,886 @@
+//! Opening the store, the SQLite plumbing shared by every table, and the blob files.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::error::io_err;
+use crate::{CacheError, Digest, Result};
+
+/// Version of the index schema, kept in SQLite's `user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long SQLite itself waits for a lock before reporting `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long we keep retrying a statement that still reports `SQLITE_BUSY` (some paths, such as
+/// WAL recovery, do not go through the busy handler).
+const BUSY_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Shared lock held by every open [`Store`]; `gc` upgrades it to exclusive. Its name starts with
+/// a dot so it cannot collide with a step key's lock file (those never start with a dot).
+pub(crate) const STORE_LOCK: &str = ".store.lock";
+
+const SCHEMA: &str = r#"
+CREATE TABLE blobs (
+    digest     TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE steps (
+    key        TEXT PRIMARY KEY,
+    scope      TEXT NOT NULL,
+    step_id    TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    material   TEXT NOT NULL,
+    outputs    TEXT NOT NULL,
+    blobs      TEXT NOT NULL,
+    metrics    TEXT NOT NULL,
+    duration_s REAL,
+    created_at INTEGER NOT NULL,
+    last_used  INTEGER NOT NULL
+);
+
+CREATE TABLE step_blobs (
+    key    TEXT NOT NULL REFERENCES steps(key) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (key, digest)
+) WITHOUT ROWID;
+CREATE INDEX step_blobs_by_digest ON step_blobs(digest);
+
+CREATE TABLE latest (
+    scope   TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    record  TEXT NOT NULL,
+    PRIMARY KEY (scope, step_id)
+) WITHOUT ROWID;
+
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope       TEXT NOT NULL,
+    spec_path   TEXT NOT NULL,
+    spec_digest TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    argv        TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    status      TEXT NOT NULL
+);
+CREATE INDEX runs_by_scope ON runs(scope, id);
+
+CREATE TABLE run_steps (
+    run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seq        INTEGER NOT NULL,
+    step_id    TEXT NOT NULL,
+    key        TEXT,
+    status     TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    duration_s REAL,
+    outputs    TEXT NOT NULL,
+    metrics    TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX run_steps_by_key ON run_steps(key);
+"#;
+
+/// A content-addressed blob store with its SQLite index. See the crate docs for the layout.
+///
+/// `Store` is `Send + Sync`: threads share one handle; the connection sits behind a mutex and
+/// every write is a `BEGIN IMMEDIATE` transaction, so other processes on the same directory
+/// wait for each other instead of failing with "database is locked".
+pub struct Store {
+    pub(crate) root: PathBuf,
+    pub(crate) index_path: PathBuf,
+    conn: Mutex<Connection>,
+    /// Shared `flock` on `locks/.store.lock` for the lifetime of the handle.
+    pub(crate) store_lock: File,
+    /// Serialises `gc` calls within this handle (they share one lock file descriptor).
+    pub(crate) gc_guard: Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Error inside a transaction closure: either SQLite (maybe retried if busy) or already ours.
+pub(crate) enum TxError {
+    Sql(rusqlite::Error),
+    Cache(CacheError),
+}
+
+impl From<rusqlite::Error> for TxError {
+    fn from(e: rusqlite::Error) -> Self {
+        TxError::Sql(e)
+    }
+}
+
+impl From<CacheError> for TxError {
+    fn from(e: CacheError) -> Self {
+        TxError::Cache(e)
+    }
+}
+
+pub(crate) type TxResult<T> = std::result::Result<T, TxError>;
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> CacheError {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => CacheError::CorruptIndex {
+            path: path.to_owned(),
+            source,
+        },
+        _ => CacheError::Sqlite {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails with something other than `SQLITE_BUSY`, or
+/// [`BUSY_RETRY_FOR`] has passed.
+fn retry_busy<T>(path: &Path, mut attempt: impl FnMut() -> TxResult<T>) -> Result<T> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(TxError::Sql(e)) if is_busy(&e) && start.elapsed() < BUSY_RETRY_FOR => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            Err(TxError::Sql(e)) => return Err(sql_error(path, e)),
+            Err(TxError::Cache(e)) => return Err(e),
+        }
+    }
+}
+
+fn open_index(path: &Path) -> TxResult<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Returns the resulting mode; a read-only medium would answer something else, which is
+    // still usable, so the answer is not checked.
+    let _mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    match version {
+        0 => {
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        SCHEMA_VERSION => {}
+        // Migrations from older schemas go here once there is a version 2.
+        found => {
+            return Err(CacheError::SchemaTooNew {
+                path: path.to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            }
+            .into());
+        }
+    }
+    tx.commit()?;
+    Ok(conn)
+}
+
+/// Opens (creating if needed) a lock file; the handle is what gets `flock`ed.
+pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err("open lock file", path))
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Strictly increasing microsecond stamp (within this process) for LRU ordering.
+pub(crate) fn next_stamp() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(prev + 1)
+}
+
+/// Streams a file through blake3; returns its digest and length.
+pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(&mut file)?;
+    Ok((Digest::from_hash(&hasher.finalize()), hasher.count()))
+}
+
+/// Makes a rename inside `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+fn set_read_only(path: &Path) -> Result<()> {
+    let mut perms = fs::metadata(path)
+        .map_err(io_err("stat", path))?
+        .permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(path, perms).map_err(io_err("make read-only", path))
+}
+
+/// Keeps characters that are harmless in a file name; the tail (extension) survives truncation.
+fn sanitize_hint(hint: &str) -> String {
+    let clean: String = hint
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let skip = clean.len().saturating_sub(64);
+    clean[skip..].to_owned()
+}
+
+impl Store {
+    /// Opens the store at `root`, creating the directory layout and the index if needed.
+    ///
+    /// Waits while a `gc` in another process holds the store. Fails with `CorruptIndex` if
+    /// `index.sqlite` is not a database, `SchemaTooNew` if a newer lulc wrote it.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref();
+        fs::create_dir_all(root).map_err(io_err("create store directory", root))?;
+        let root = std::path::absolute(root).map_err(io_err("resolve store directory", root))?;
+        for sub in ["objects", "tmp", "locks", "quarantine"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        }
+        let lock_path = root.join("locks").join(STORE_LOCK);
+        let store_lock = open_lock_file(&lock_path)?;
+        store_lock
+            .lock_shared()
+            .map_err(io_err("lock", &lock_path))?;
+        let index_path = root.join("index.sqlite");
+        let conn = retry_busy(&index_path, || open_index(&index_path))?;
+        Ok(Store {
+            root,
+            index_path,
+            conn: Mutex::new(conn),
+            store_lock,
+            gc_guard: Mutex::new(()),
+        })
+    }
+
+    /// The store directory (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of the SQLite index, `root/index.sqlite`.
+    pub fn index_path(&self) -> &Path {
+        &self.index_path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the guard rolls the transaction back on unwind, so the
+        // connection is still sound.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction, retrying the whole closure on `SQLITE_BUSY`.
+    pub(crate) fn write<T>(&self, mut f: impl FnMut(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
+        retry_busy(&self.index_path, || {
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let v = f(&tx)?;
+            tx.commit()?;
+            Ok(v)
+        })
+    }
+
+    /// Runs `f` in a read transaction (one consistent snapshot), retrying on `SQLITE_BUSY`.
+    pub(crate) fn read<T>(&self, mut f: impl FnMut(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
+        retry_busy(&self.index_path, || {
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let v = f(&tx)?;
+            tx.commit()?;
+            Ok(v)
+        })
+    }
+
+    /// Decoding error of a JSON column.
+    pub(crate) fn bad_record(&self, what: impl Into<String>, source: serde_json::Error) -> TxError {
+        TxError::Cache(CacheError::BadRecord {
+            path: self.index_path.clone(),
+            what: what.into(),
+            source,
+        })
+    }
+
+    // ----- blobs -----------------------------------------------------------------------------
+
+    /// A fresh, unique path under `root/tmp` (not created). `hint` is kept as the suffix, so
+    /// `tmp_path(".tif")` ends in `.tif` for tools that care about extensions.
+    pub fn tmp_path(&self, hint: &str) -> PathBuf {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let hint = sanitize_hint(hint);
+        let sep = if hint.is_empty() || hint.starts_with('.') {
+            ""
+        } else {
+            "-"
+        };
+        self.root
+            .join("tmp")
+            .join(format!("{}-{n}-{nanos:08x}{sep}{hint}", std::process::id()))
+    }
+
+    /// Where the blob named `d` lives: `objects/ab/cdef...`.
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        let hex = d.hex();
+        self.root.join("objects").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Stores `bytes`; returns their digest. Idempotent: a blob already present is not rewritten.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let d = Digest::of_bytes(bytes);
+        let dest = self.blob_path(&d);
+        let size = bytes.len() as u64;
+        if !present_with_size(&dest, size) {
+            let tmp = self.write_tmp(bytes)?;
+            set_read_only(&tmp)?;
+            self.move_into_place(&tmp, &dest)?;
+        }
+        self.note_blob(&d, size)?;
+        Ok(d)
+    }
+
+    /// Creates a fresh file under `tmp/` (never reusing an existing name).
+    fn create_tmp_file(&self) -> Result<(PathBuf, File)> {
+        loop {
+            let tmp = self.tmp_path("blob");
+            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(f) => return Ok((tmp, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("create temp file", &tmp)(e)),
+            }
+        }
+    }
+
+    fn write_tmp(&self, bytes: &[u8]) -> Result<PathBuf> {
+        let (tmp, mut file) = self.create_tmp_file()?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        drop(file);
+        match written {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(io_err("write temp file", &tmp)(e))
+            }
+        }
+    }
+
+    /// Renames a complete, fsynced file to its blob path and makes the rename durable.
+    fn move_into_place(&self, src: &Path, dest: &Path) -> Result<()> {
+        let dir = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        if let Err(e) = fs::rename(src, dest) {
+            let _ = fs::remove_file(src);
+            return Err(io_err(format!("rename `{}` to", src.display()), dest)(e));
+        }
+        sync_dir(dir)
+    }
+
+    /// Moves the file at `src` into the store (it is consumed). `src` should be on the store's
+    /// filesystem, e.g. from [`Store::tmp_path`]; otherwise it is copied.
+    pub fn put_file(&self, src: &Path) -> Result<Digest> {
+        let (d, size) = {
+            let mut file = File::open(src).map_err(io_err("open", src))?;
+            let mut hasher = blake3::Hasher::new();
+            hasher
+                .update_reader(&mut file)
+                .map_err(io_err("read", src))?;
+            // The bytes must be on disk before the rename publishes them.
+            file.sync_all().map_err(io_err("fsync", src))?;
+            (Digest::from_hash(&hasher.finalize()), hasher.count())
+        };
+        let dest = self.blob_path(&d);
+        if present_with_size(&dest, size) {
+            fs::remove_file(src).map_err(io_err("remove", src))?;
+        } else {
+            set_read_only(src)?;
+            let dir = dest.parent().unwrap_or(&self.root);
+            fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+            match fs::rename(src, &dest) {
+                Ok(()) => sync_dir(dir)?,
+                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                    let tmp = self.copy_to_tmp(src, &d)?;
+                    set_read_only(&tmp)?;
+                    self.move_into_place(&tmp, &dest)?;
+                    fs::remove_file(src).map_err(io_err("remove", src))?;
+                }
+                Err(e) => {
+                    return Err(io_err(format!("rename `{}` to", src.display()), &dest)(e));
+                }
+            }
+        }
+        self.note_blob(&d, size)?;
+        Ok(d)
+    }
+
+    /// Copies `src` into a fresh tmp file (fsynced), checking the copy still hashes to `expect`.
+    fn copy_to_tmp(&self, src: &Path, expect: &Digest) -> Result<PathBuf> {
+        let mut input = File::open(src).map_err(io_err("open", src))?;
+        let (tmp, mut out) = self.create_tmp_file()?;
+        let copied = (|| -> io::Result<Digest> {
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = input.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n])?;
+            }
+            out.sync_all()?;
+            Ok(Digest::from_hash(&hasher.finalize()))
+        })();
+        match copied {
+            Ok(got) if &got == expect => Ok(tmp),
+            Ok(got) => {
+                let _ = fs::remove_file(&tmp);
+                Err(CacheError::CorruptBlob {
+                    digest: expect.clone(),
+                    path: src.to_owned(),
+                    actual: got,
+                })
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(io_err(format!("copy `{}` to", src.display()), &tmp)(e))
+            }
+        }
+    }
+
+    /// Records digest -> size once the blob file is in place (the row is written last).
+    fn note_blob(&self, d: &Digest, size: u64) -> Result<()> {
+        let now = unix_now();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO blobs(digest, size, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(digest) DO UPDATE SET size = excluded.size",
+                rusqlite::params![d.as_str(), size as i64, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Size recorded by `put_*` for a blob, if any.
+    pub(crate) fn recorded_size(&self, d: &Digest) -> Result<Option<u64>> {
+        self.read(|tx| {
+            let size: Option<i64> = tx
+                .query_row(
+                    "SELECT size FROM blobs WHERE digest = ?1",
+                    [d.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(size.map(|s| s as u64))
+        })
+    }
+
+    /// Reads a whole blob and checks it still hashes to its name.
+    pub fn read_bytes(&self, d: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(d);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(CacheError::MissingBlob {
+                    digest: d.clone(),
+                    path,
+                });
+            }
+            Err(e) => return Err(io_err("read blob", &path)(e)),
+        };
+        let actual = Digest::of_bytes(&bytes);
+        if &actual != d {
+            return Err(CacheError::CorruptBlob {
+                digest: d.clone(),
+                path,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Is the blob usable? `rehash = false` compares the file size with the size recorded at
+    /// `put_*` time (cheap, catches truncation); `rehash = true` hashes the whole file.
+    /// A blob with no recorded size is rehashed.
+    pub fn check_blob(&self, d: &Digest, rehash: bool) -> BlobState {
+        let path = self.blob_path(d);
+        let len = match fs::metadata(&path) {
+            Ok(m) if m.is_file() => m.len(),
+            _ => return BlobState::Missing,
+        };
+        let recorded = self.recorded_size(d).ok().flatten();
+        if !rehash && let Some(size) = recorded {
+            return if size == len {
+                BlobState::Ok
+            } else {
+                BlobState::Corrupt
+            };
+        }
+        match hash_file(&path) {
+            Ok((actual, size)) if &actual == d => {
+                if recorded != Some(size) {
+                    // Best effort: the answer is right even if the size cannot be recorded.
+                    let _ = self.note_blob(d, size);
+                }
+                BlobState::Ok
+            }
+            Ok(_) => BlobState::Corrupt,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => BlobState::Missing,
+            Err(_) => BlobState::Corrupt,
+        }
+    }
+}
+
+fn present_with_size(path: &Path, size: u64) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
+}
+
+/// Outcome of [`Store::check_blob`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlobState {
+    /// Present and (as far as checked) intact.
+    Ok,
+    /// No file at the blob path.
+    Missing,
+    /// Present but the size or content does not match.
+    Corrupt,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{flip_bit, make_writable, step, store};
+
+    #[test]
+    fn open_creates_the_layout_and_a_versioned_wal_index() {
+        let (_dir, store) = store();
+        for sub in ["objects", "tmp", "locks", "quarantine"] {
+            assert!(store.root().join(sub).is_dir(), "{sub}");
+        }
+        assert!(store.root().is_absolute());
+        assert_eq!(store.index_path(), store.root().join("index.sqlite"));
+        let conn = Connection::open(store.index_path()).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // Re-opening an existing store keeps it.
+        let d = store.put_bytes(b"kept").unwrap();
+        drop(store);
+        let again = Store::open(_dir.path().join("store")).unwrap();
+        assert_eq!(again.read_bytes(&d).unwrap(), b"kept");
+    }
+
+    #[test]
+    fn put_bytes_round_trips_and_lays_out_objects() {
+        let (_dir, store) = store();
+        let d = store.put_bytes(b"hello raster").unwrap();
+        assert_eq!(d, Digest::of_bytes(b"hello raster"));
+        let path = store.blob_path(&d);
+        assert_eq!(
+            path,
+            store
+                .root()
+                .join("objects")
+                .join(&d.hex()[..2])
+                .join(&d.hex()[2..])
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"hello raster");
+        assert_eq!(store.read_bytes(&d).unwrap(), b"hello raster");
+        assert!(fs::metadata(&path).unwrap().permissions().readonly());
+        let empty = store.put_bytes(b"").unwrap();
+        assert_eq!(store.read_bytes(&empty).unwrap(), b"");
+    }
+
+    #[test]
+    fn identical_content_is_stored_once() {
+        let (_dir, store) = store();
+        let a = store.put_bytes(b"same bytes").unwrap();
+        let b = store.put_bytes(b"same bytes").unwrap();
+        let c = store.put_bytes(b"other bytes").unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let files: usize = fs::read_dir(store.root().join("objects"))
+            .unwrap()
+            .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
+            .sum();
+        assert_eq!(files, 2);
+        assert_eq!(
+            store.disk_usage().unwrap(),
+            (b"same bytes".len() + b"other bytes".len()) as u64
+        );
+        // Nothing is left behind in tmp/.
+        assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn read_bytes_of_a_bit_flipped_blob_is_corrupt() {
+        let (_dir, store) = store();
+        let d = store.put_bytes(b"pristine content").unwrap();
+        flip_bit(&store.blob_path(&d));
+        match store.read_bytes(&d).unwrap_err() {
+            CacheError::CorruptBlob {
+                digest,
+                path,
+                actual,
+            } => {
+                assert_eq!(digest, d);
+                assert_eq!(path, store.blob_path(&d));
+                assert_ne!(actual, d);
+            }
+            other => panic!("expected CorruptBlob, got {other}"),
+        }
+        let gone = Digest::of_bytes(b"never stored");
+        assert!(matches!(
+            store.read_bytes(&gone).unwrap_err(),
+            CacheError::MissingBlob { .. }
+        ));
+    }
+
+    #[test]
+    fn put_heals_a_truncated_blob() {
+        let (_dir, store) = store();
+        let d = store.put_bytes(b"0123456789").unwrap();
+        let path = store.blob_path(&d);
+        make_writable(&path);
+        fs::write(&path, b"01234").unwrap();
+        assert_eq!(store.check_blob(&d, false), BlobState::Corrupt);
+        assert_eq!(store.put_bytes(b"0123456789").unwrap(), d);
+        assert_eq!(store.check_blob(&d, true), BlobState::Ok);
+    }
+
+    #[test]
+    fn check_blob_reports_missing_and_corrupt() {
+        let (_dir, store) = store();
+        let d = store.put_bytes(b"some bytes here").unwrap();
+        let path = store.blob_path(&d);
+        assert_eq!(store.check_blob(&d, false), BlobState::Ok);
+        assert_eq!(store.check_blob(&d, true), BlobState::Ok);
+
+        // Same size, different bytes: only a rehash notices.
+        flip_bit(&path);
+        assert_eq!(store.check_blob(&d, false), BlobState::Ok);
+        assert_eq!(store.check_blob(&d, true), BlobState::Corrupt);
+
+        // Size change: the cheap check notices.
+        fs::write(&path, b"some bytes here, and more").unwrap();
+        assert_eq!(store.check_blob(&d, false), BlobState::Corrupt);
+
+        fs::remove_file(&path).unwrap();
+        assert_eq!(store.check_blob(&d, false), BlobState::Missing);
+        assert_eq!(store.check_blob(&d, true), BlobState::Missing);
+    }
+
+    #[test]
+    fn check_blob_without_recorded_size_rehashes() {
+        let (_dir, store) = store();
+        let d = store.put_bytes(b"abc").unwrap();
+        store
+            .write(|tx| Ok(tx.execute("DELETE FROM blobs", [])?))
+            .unwrap();
+        assert_eq!(store.recorded_size(&d).unwrap(), None);
+        assert_eq!(store.check_blob(&d, false), BlobState::Ok);
+        assert_eq!(store.recorded_size(&d).unwrap(), Some(3));
+        flip_bit(&store.blob_path(&d));
+        store
+            .write(|tx| Ok(tx.execute("DELETE FROM blobs", [])?))
+            .unwrap();
+        assert_eq!(store.check_blob(&d, false), BlobState::Corrupt);
+    }
+
+    #[test]
+    fn tmp_paths_are_unique_keep_the_hint_suffix_and_are_not_created() {
+        let (_dir, store) = store();
+        let a = store.tmp_path(".tif");
+        let b = store.tmp_path(".tif");
+        assert_ne!(a, b);
+        assert!(a.to_string_lossy().ends_with(".tif"));
+        assert_eq!(a.parent().unwrap(), store.root().join("tmp"));
+        assert!(!a.exists());
+        let odd = store.tmp_path("a b/../c.gpkg");
+        assert_eq!(odd.parent().unwrap(), store.root().join("tmp"));
+        assert!(odd.to_string_lossy().ends_with("c.gpkg"));
+    }
+
+    #[test]
+    fn put_file_moves_the_file_in_and_deduplicates() {
+        let (_dir, store) = store();
+        let src = store.tmp_path(".tif");
+        fs::write(&src, vec![7u8; 3 << 20]).unwrap();
+        let d = store.put_file(&src).unwrap();
+        assert_eq!(d, Digest::of_bytes(&vec![7u8; 3 << 20]));
+        assert!(!src.exists(), "src is consumed");
+        assert_eq!(store.read_bytes(&d).unwrap().len(), 3 << 20);
+        assert_eq!(store.recorded_size(&d).unwrap(), Some(3 << 20));
+
+        let again = store.tmp_path(".tif");
+        fs::write(&again, vec![7u8; 3 << 20]).unwrap();
+        assert_eq!(store.put_file(&again).unwrap(), d);
+        assert!(!again.exists(), "a duplicate src is deleted");
+        assert_eq!(store.check_blob(&d, true), BlobState::Ok);
+
+        let missing = store.tmp_path("nothing");
+        assert!(matches!(
+            store.put_file(&missing).unwrap_err(),
+            CacheError::Io { path, .. } if path == missing
+        ));
+    }
+
+    #[test]
+    fn a_corrupt_index_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        fs::create_dir_all(&root).unwrap();
+        let index = root.join("index.sqlite");
+        fs::write(&index, "this is not a database, just text. ".repeat(200)).unwrap();
+        match Store::open(&root).unwrap_err() {
+            CacheError::CorruptIndex { path, .. } => assert_eq!(path, index),
+            other => panic!("expected CorruptIndex, got {other}"),
+        }
+    }
+
+    #[test]
+    fn an_index_from_a_newer_lulc_is_refused() {
+        let (dir, store) = store();
+        let index = store.index_path().to_owned();
+        drop(store);
+        Connection::open(&index)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        match Store::open(dir.path().join("store")).unwrap_err() {
+            CacheError::SchemaTooNew {
+                path,
+                found,
+                supported,
+            } => {
+                assert_eq!(path, index);
+                assert_eq!((found, supported), (99, SCHEMA_VERSION));
+            }
+            other => panic!("expected SchemaTooNew, got {other}"),
+        }
+    }
+
+    #[test]
+    fn threads_and_a_second_handle_write_concurrently_without_errors() {
+        use std::sync::Arc;
+        let (dir, store) = store();
+        let store = Arc::new(store);
+        let mut workers = Vec::new();
+        for t in 0..4 {
+            let store = store.clone();
+            workers.push(std::thread::spawn(move || {
+                for i in 0..50 {
+                    let key = format!("t{t}-k{i}");
+                    let rec = step(&store, &key, &format!("s[t={t},i={i}]"), key.as_bytes());
+                    store.record_step(&rec)?;
+                    let got = store.lookup(&key)?.expect("just recorded");
+                    assert_eq!(got.outputs, rec.outputs);
+                    store.touch_step(&key)?;
+                }
+                Ok::<_, CacheError>(())
+            }));
+        }
+        let root = dir.path().join("store");
+        let other = std::thread::spawn(move || {
+            let second = Store::open(&root)?;
+            let run = second.begin_run(&crate::RunInfo {
+                scope: "demo".into(),
+                spec_path: "demo.yaml".into(),
+                spec_digest: "d".into(),
+                params: serde_json::json!({}),
+                argv: vec![],
+            })?;
+            for i in 0..50 {
+                let key = format!("second-k{i}");
+                let rec = step(&second, &key, &format!("s[i={i}]"), key.as_bytes());
+                second.record_step(&rec)?;
+                assert!(second.lookup(&key)?.is_some());
+                second.record_run_step(
+                    run,
+                    &crate::RunStep {
+                        step_id: rec.step_id.clone(),
+                        key: Some(key),
+                        status: "ran".into(),
+                        reason: "new".into(),
+                        duration_s: 0.0,
+                        outputs: rec.outputs.clone(),
+                        metrics: serde_json::Value::Null,
+                    },
+                )?;
+            }
+            second.finish_run(run, "ok")?;
+            Ok::<_, CacheError>(())
+        });
+        for w in workers {
+            w.join().unwrap().unwrap();
+        }
+        other.join().unwrap().unwrap();
+        for t in 0..4 {
+            for i in 0..50 {
+                assert!(store.lookup(&format!("t{t}-k{i}")).unwrap().is_some());
+            }
+        }
+        assert!(store.lookup("second-k49").unwrap().is_some());
+        assert_eq!(store.runs(10).unwrap()[0].status, "ok");
+    }
+}
