@@ -1,1 +1,23 @@
+//! lulc-nodes: the node kinds of the LULC method, artifact types, raster I/O (the only user of
+//! `gdal`), the CNN and the scene simulator.
 
+use std::sync::Arc;
+
+use lulc_engine::DynNode;
+
+/// Every node kind, sorted by kind name (a test checks the order and uniqueness).
+pub fn all() -> Vec<Arc<dyn DynNode>> {
+    vec![]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registry_is_sorted_and_unique() {
+        let kinds: Vec<&str> = super::all().iter().map(|k| k.kind()).collect();
+        let mut sorted = kinds.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(kinds, sorted);
+    }
+}

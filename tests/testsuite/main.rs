@@ -1,1 +1,7 @@
-//! End-to-end suite.
+//! End-to-end suite: one test binary, a module per concern. Tests run the real `lulc` binary
+//! on specs they write into temp dirs (test-only node kinds enabled with `LULC_TEST_KINDS=1`).
+
+mod diagnostics;
+mod failures;
+mod freshness;
+mod support;

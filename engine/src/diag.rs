@@ -1,0 +1,277 @@
+//! Spec diagnostics: every error a spec can have, with a stable code, the YAML span it points at
+//! and, where we can guess, a "did you mean" help. Lowering collects them all and returns them
+//! together as one [`SpecErrors`] report; only the CLI renders it.
+
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+
+use crate::spec::yaml::Span;
+
+/// The spec text, shared by every diagnostic that points into it.
+pub type SpecSource = Arc<NamedSource<String>>;
+
+/// Stable error codes. They appear in output (`spec::unknown_kind`) and golden files; never reuse
+/// one for a different meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    YamlSyntax,
+    BadShape,
+    UnknownField,
+    MissingField,
+    UnknownKind,
+    UnknownParam,
+    ParamType,
+    InvalidParam,
+    MissingNode,
+    UnknownPort,
+    MissingInput,
+    PortMismatch,
+    Cycle,
+    EmptyPartition,
+    PartitionMissing,
+    UnknownSweepParam,
+    BadValue,
+    BadOverride,
+    UnknownReference,
+    TooManySteps,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::YamlSyntax => "spec::yaml_syntax",
+            Code::BadShape => "spec::bad_shape",
+            Code::UnknownField => "spec::unknown_field",
+            Code::MissingField => "spec::missing_field",
+            Code::UnknownKind => "spec::unknown_kind",
+            Code::UnknownParam => "spec::unknown_param",
+            Code::ParamType => "spec::param_type",
+            Code::InvalidParam => "spec::invalid_param",
+            Code::MissingNode => "spec::missing_node",
+            Code::UnknownPort => "spec::unknown_port",
+            Code::MissingInput => "spec::missing_input",
+            Code::PortMismatch => "spec::port_mismatch",
+            Code::Cycle => "spec::cycle",
+            Code::EmptyPartition => "spec::empty_partition",
+            Code::PartitionMissing => "spec::partition_missing",
+            Code::UnknownSweepParam => "spec::unknown_sweep_param",
+            Code::BadValue => "spec::bad_value",
+            Code::BadOverride => "spec::bad_override",
+            Code::UnknownReference => "spec::unknown_reference",
+            Code::TooManySteps => "spec::too_many_steps",
+        }
+    }
+}
+
+/// One spec error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SpecError {
+    pub code: Code,
+    pub message: String,
+    /// Primary span and its label.
+    pub span: Option<(Span, String)>,
+    /// Further spans (e.g. the other end of a port mismatch).
+    pub secondary: Vec<(Span, String)>,
+    pub help: Option<String>,
+    pub src: Option<SpecSource>,
+}
+
+impl SpecError {
+    pub fn new(code: Code, message: impl Into<String>) -> SpecError {
+        SpecError {
+            code,
+            message: message.into(),
+            span: None,
+            secondary: Vec::new(),
+            help: None,
+            src: None,
+        }
+    }
+
+    pub fn at(mut self, span: Span, label: impl Into<String>) -> SpecError {
+        self.span = Some((span, label.into()));
+        self
+    }
+
+    pub fn also(mut self, span: Span, label: impl Into<String>) -> SpecError {
+        self.secondary.push((span, label.into()));
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> SpecError {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds "did you mean `x`?" when one of `candidates` is close to `wrong`.
+    pub fn did_you_mean<'a>(
+        mut self,
+        wrong: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> SpecError {
+        let candidates: Vec<&str> = candidates.into_iter().collect();
+        if let Some(best) = closest(wrong, candidates.iter().copied()) {
+            self.help = Some(format!("did you mean `{best}`?"));
+        } else if !candidates.is_empty() && candidates.len() <= 12 {
+            let list: Vec<String> = candidates.iter().map(|c| format!("`{c}`")).collect();
+            self.help = Some(format!("expected one of {}", list.join(", ")));
+        }
+        self
+    }
+
+    fn dedup_key(&self) -> (Code, String, Option<Span>) {
+        (self.code, self.message.clone(), self.span.as_ref().map(|s| s.0))
+    }
+}
+
+impl Diagnostic for SpecError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(self.code.as_str()))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.src.as_deref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.src.as_ref()?;
+        let primary = self.span.iter().map(|(s, l)| {
+            LabeledSpan::new_primary_with_span(Some(l.clone()), SourceSpan::from(*s))
+        });
+        let secondary = self
+            .secondary
+            .iter()
+            .map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), SourceSpan::from(*s)));
+        Some(Box::new(primary.chain(secondary)))
+    }
+}
+
+/// All errors of one spec, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("{} in `{}`", count(.errors.len()), .path)]
+pub struct SpecErrors {
+    pub path: String,
+    pub errors: Vec<SpecError>,
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 error".to_string()
+    } else {
+        format!("{n} errors")
+    }
+}
+
+impl Diagnostic for SpecErrors {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new("spec::invalid"))
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        Some(Box::new(self.errors.iter().map(|e| e as &dyn Diagnostic)))
+    }
+}
+
+/// Collects errors while lowering; duplicates (the same error found for many partitions of one
+/// node) are reported once.
+#[derive(Default)]
+pub struct Diagnostics {
+    errors: Vec<SpecError>,
+    seen: std::collections::HashSet<(Code, String, Option<Span>)>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, e: SpecError) {
+        if self.seen.insert(e.dedup_key()) {
+            self.errors.push(e);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    pub fn into_report(self, path: &str, src: &SpecSource) -> SpecErrors {
+        let mut errors = self.errors;
+        // Order by position in the file, so the report reads top to bottom.
+        errors.sort_by_key(|e| e.span.as_ref().map(|s| s.0.offset).unwrap_or(usize::MAX));
+        for e in &mut errors {
+            if e.span.is_some() {
+                e.src = Some(src.clone());
+            }
+        }
+        SpecErrors {
+            path: path.to_string(),
+            errors,
+        }
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `wrong`, if it is close enough to be a plausible typo.
+pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (wrong.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(wrong, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("ed", "ed"), 0);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            closest("composit", ["acquire", "composite", "mask"]),
+            Some("composite")
+        );
+        assert_eq!(closest("zzzzzz", ["acquire", "composite"]), None);
+    }
+
+    #[test]
+    fn duplicates_are_dropped() {
+        let mut d = Diagnostics::default();
+        let e = SpecError::new(Code::UnknownKind, "x").at(Span::new(1, 2), "here");
+        d.push(e.clone());
+        d.push(e);
+        assert_eq!(d.len(), 1);
+    }
+}

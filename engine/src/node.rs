@@ -1,0 +1,453 @@
+//! The contract between the engine and node kinds.
+//!
+//! Authors implement the typed [`Node`] trait (kind, version, a serde `Params` struct, typed ports,
+//! `check`, `run`). The engine only sees the object-safe [`DynNode`], which every `Node` gets for
+//! free through [`erase`]. The engine knows no domain node: the CLI hands it a [`Registry`].
+//!
+//! Nodes never read the environment, the clock or stdout, and never pick store paths: they go
+//! through [`RunCtx`], which records what they used (seed, declared env vars, warnings, metrics).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::plan::DimValue;
+
+/// A typed port: a name and the artifact type that flows through it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    pub name: &'static str,
+    /// Artifact type name (`Scenes`, `Features`, `Map`, ...). The engine only compares names.
+    pub ty: &'static str,
+    /// An input port that gathers several upstream artifacts (e.g. all years).
+    pub many: bool,
+    /// An input port that may be left unconnected.
+    pub optional: bool,
+}
+
+impl Port {
+    pub const fn one(name: &'static str, ty: &'static str) -> Port {
+        Port {
+            name,
+            ty,
+            many: false,
+            optional: false,
+        }
+    }
+
+    pub const fn many(name: &'static str, ty: &'static str) -> Port {
+        Port {
+            name,
+            ty,
+            many: true,
+            optional: false,
+        }
+    }
+
+    pub const fn optional(mut self) -> Port {
+        self.optional = true;
+        self
+    }
+}
+
+/// The typed trait node authors implement. See `examples/custom_node.rs`.
+pub trait Node: Send + Sync + 'static {
+    /// The `kind:` name in specs.
+    const KIND: &'static str;
+    /// Bump when the node's output for the same inputs changes; it enters every step key.
+    const VERSION: u32;
+    /// Params with `#[serde(deny_unknown_fields, default)]`; the canonical (defaults filled in)
+    /// serialisation enters the step key.
+    type Params: Serialize + DeserializeOwned + Send + Sync;
+
+    fn inputs() -> Vec<Port>;
+    fn outputs() -> Vec<Port>;
+
+    /// One line for `lulc` help and docs.
+    fn summary() -> &'static str {
+        ""
+    }
+
+    /// Environment variables whose values enter the step key and that `run` may read via
+    /// [`RunCtx::env`].
+    fn env() -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// Semantic checks beyond types, run before anything executes. Return `(param, message)`.
+    fn check(_params: &Self::Params) -> Result<(), Vec<(String, String)>> {
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        ctx: &mut RunCtx,
+        params: &Self::Params,
+        inputs: &Inputs,
+    ) -> Result<(), NodeError>;
+}
+
+/// An error a node reports. The engine adds the step id and underlines the step in the YAML.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct NodeError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl NodeError {
+    pub fn new(message: impl Into<String>) -> NodeError {
+        NodeError {
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> NodeError {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl From<std::io::Error> for NodeError {
+    fn from(e: std::io::Error) -> NodeError {
+        NodeError::new(e.to_string())
+    }
+}
+
+/// A param error found while checking a step's params.
+#[derive(Debug, Clone)]
+pub struct ParamError {
+    /// Path of the offending field (`ed`, `window.months`), empty if unknown.
+    pub path: String,
+    pub message: String,
+    /// True when the field is not a param of the kind at all.
+    pub unknown: bool,
+}
+
+/// The object-safe face of a node kind.
+pub trait DynNode: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn version(&self) -> u32;
+    fn inputs(&self) -> Vec<Port>;
+    fn outputs(&self) -> Vec<Port>;
+    fn summary(&self) -> &'static str;
+    fn env(&self) -> Vec<&'static str>;
+    /// Names of the top-level params.
+    fn param_names(&self) -> Vec<&'static str>;
+    /// Type-check params and return their canonical form (defaults filled in).
+    fn check_params(&self, params: &Value) -> Result<Value, Vec<ParamError>>;
+    fn run(&self, ctx: &mut RunCtx, params: &Value, inputs: &Inputs) -> Result<(), NodeError>;
+}
+
+struct Erased<N>(N);
+
+/// Turn a typed node into the engine's erased form.
+pub fn erase<N: Node>(node: N) -> Arc<dyn DynNode> {
+    Arc::new(Erased(node))
+}
+
+impl<N: Node> DynNode for Erased<N> {
+    fn kind(&self) -> &'static str {
+        N::KIND
+    }
+    fn version(&self) -> u32 {
+        N::VERSION
+    }
+    fn inputs(&self) -> Vec<Port> {
+        N::inputs()
+    }
+    fn outputs(&self) -> Vec<Port> {
+        N::outputs()
+    }
+    fn summary(&self) -> &'static str {
+        N::summary()
+    }
+    fn env(&self) -> Vec<&'static str> {
+        N::env()
+    }
+    fn param_names(&self) -> Vec<&'static str> {
+        crate::introspect::struct_fields::<N::Params>()
+    }
+    fn check_params(&self, params: &Value) -> Result<Value, Vec<ParamError>> {
+        let names = self.param_names();
+        let mut errors = Vec::new();
+        if let Value::Object(map) = params {
+            for k in map.keys() {
+                if !names.is_empty() && !names.contains(&k.as_str()) {
+                    errors.push(ParamError {
+                        path: k.clone(),
+                        message: format!("unknown param `{k}` for kind `{}`", N::KIND),
+                        unknown: true,
+                    });
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let typed: N::Params = match serde_path_to_error::deserialize(params) {
+            Ok(p) => p,
+            Err(e) => {
+                let path = e.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                return Err(vec![ParamError {
+                    path,
+                    message: e.into_inner().to_string(),
+                    unknown: false,
+                }]);
+            }
+        };
+        if let Err(errs) = N::check(&typed) {
+            return Err(errs
+                .into_iter()
+                .map(|(path, message)| ParamError {
+                    path,
+                    message,
+                    unknown: false,
+                })
+                .collect());
+        }
+        serde_json::to_value(&typed).map_err(|e| {
+            vec![ParamError {
+                path: String::new(),
+                message: e.to_string(),
+                unknown: false,
+            }]
+        })
+    }
+    fn run(&self, ctx: &mut RunCtx, params: &Value, inputs: &Inputs) -> Result<(), NodeError> {
+        let typed: N::Params = serde_json::from_value(params.clone())
+            .map_err(|e| NodeError::new(format!("params: {e}")))?;
+        self.0.run(ctx, &typed, inputs)
+    }
+}
+
+/// The node kinds an engine knows, by kind name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, Arc<dyn DynNode>>,
+}
+
+impl Registry {
+    pub fn new(nodes: impl IntoIterator<Item = Arc<dyn DynNode>>) -> Registry {
+        let mut r = Registry::default();
+        for n in nodes {
+            r.add(n);
+        }
+        r
+    }
+
+    pub fn add(&mut self, node: Arc<dyn DynNode>) {
+        self.kinds.insert(node.kind(), node);
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn DynNode>> {
+        self.kinds.get(kind)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+}
+
+/// One upstream artifact as a node sees it: its files (paths in the store, read-only) and
+/// metadata, plus where it came from.
+#[derive(Clone, Debug)]
+pub struct ArtifactIn {
+    pub step_id: String,
+    pub dims: BTreeMap<String, DimValue>,
+    pub ty: String,
+    pub digest: String,
+    pub files: BTreeMap<String, PathBuf>,
+    pub meta: Value,
+}
+
+impl ArtifactIn {
+    /// Path of a named file of this artifact, or an error naming the artifact and the file.
+    pub fn file(&self, name: &str) -> Result<&Path, NodeError> {
+        self.files.get(name).map(PathBuf::as_path).ok_or_else(|| {
+            NodeError::new(format!(
+                "artifact from `{}` has no file `{name}` (it has: {})",
+                self.step_id,
+                self.files.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    pub fn dim_int(&self, name: &str) -> Option<i64> {
+        match self.dims.get(name) {
+            Some(DimValue::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+/// The artifacts connected to each input port, ordered by their partition dims.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub ports: BTreeMap<String, Vec<ArtifactIn>>,
+}
+
+impl Inputs {
+    /// All artifacts of a port (empty for an unconnected optional port).
+    pub fn all(&self, port: &str) -> &[ArtifactIn] {
+        self.ports.get(port).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The single artifact of a one-artifact port.
+    pub fn one(&self, port: &str) -> Result<&ArtifactIn, NodeError> {
+        match self.all(port) {
+            [a] => Ok(a),
+            [] => Err(NodeError::new(format!("input `{port}` is not connected"))),
+            many => Err(NodeError::new(format!(
+                "input `{port}` has {} artifacts, expected one",
+                many.len()
+            ))),
+        }
+    }
+}
+
+/// An output being built by a node: files written into store-owned temp paths, plus metadata.
+#[derive(Debug, Default)]
+pub struct ArtifactOut {
+    pub files: BTreeMap<String, PathBuf>,
+    pub meta: Value,
+}
+
+/// What a node may use while it runs.
+pub struct RunCtx {
+    pub(crate) step_id: String,
+    pub(crate) dims: BTreeMap<String, DimValue>,
+    pub(crate) seed: u64,
+    pub(crate) env: BTreeMap<String, Option<String>>,
+    pub(crate) tmp: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
+    pub(crate) outputs: BTreeMap<String, ArtifactOut>,
+    pub(crate) output_ports: Vec<Port>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) metrics: serde_json::Map<String, Value>,
+    pub(crate) spec_dir: PathBuf,
+}
+
+impl RunCtx {
+    /// A context outside of any run, for unit-testing a node.
+    pub fn for_test(step_id: &str, output_ports: Vec<Port>, tmp_dir: &Path) -> RunCtx {
+        let dir = tmp_dir.to_path_buf();
+        let counter = std::sync::atomic::AtomicU64::new(0);
+        RunCtx {
+            step_id: step_id.to_string(),
+            dims: BTreeMap::new(),
+            seed: 0,
+            env: BTreeMap::new(),
+            tmp: Box::new(move |hint| {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                dir.join(format!("t{n}-{hint}"))
+            }),
+            outputs: BTreeMap::new(),
+            output_ports,
+            warnings: Vec::new(),
+            metrics: serde_json::Map::new(),
+            spec_dir: tmp_dir.to_path_buf(),
+        }
+    }
+
+    pub fn step_id(&self) -> &str {
+        &self.step_id
+    }
+
+    pub fn dims(&self) -> &BTreeMap<String, DimValue> {
+        &self.dims
+    }
+
+    pub fn dim_int(&self, name: &str) -> Option<i64> {
+        match self.dims.get(name) {
+            Some(DimValue::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// Deterministic seed of this step: derived from the spec's `seed` and the step's key
+    /// material, so the same spec + seed gives the same numbers whatever `--jobs`.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// A declared environment variable (see [`Node::env`]); its value is part of the step key.
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.env.get(name).and_then(|v| v.as_deref())
+    }
+
+    /// Directory of the spec file; relative paths in params resolve against it.
+    pub fn spec_dir(&self) -> &Path {
+        &self.spec_dir
+    }
+
+    /// Resolve a path written in a spec against the spec's directory.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.spec_dir.join(p)
+        }
+    }
+
+    /// A fresh path (in the store's temp dir) where the node writes file `name` of output `port`.
+    pub fn output_file(&mut self, port: &str, name: &str) -> Result<PathBuf, NodeError> {
+        self.check_port(port)?;
+        let hint = name.replace(['/', '\\'], "_");
+        let path = (self.tmp)(&hint);
+        self.outputs
+            .entry(port.to_string())
+            .or_default()
+            .files
+            .insert(name.to_string(), path.clone());
+        Ok(path)
+    }
+
+    /// Write a small file of an output directly.
+    pub fn write_output(&mut self, port: &str, name: &str, bytes: &[u8]) -> Result<(), NodeError> {
+        let path = self.output_file(port, name)?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| NodeError::new(format!("cannot write `{}`: {e}", path.display())))
+    }
+
+    /// Metadata of an output (JSON; part of the artifact's digest, so keep it deterministic).
+    pub fn set_meta(&mut self, port: &str, meta: Value) -> Result<(), NodeError> {
+        self.check_port(port)?;
+        self.outputs.entry(port.to_string()).or_default().meta = meta;
+        Ok(())
+    }
+
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.warnings.push(message.into());
+    }
+
+    /// A number reported in `lulc results` and run records.
+    pub fn metric(&mut self, name: &str, value: impl Into<Value>) {
+        self.metrics.insert(name.to_string(), value.into());
+    }
+
+    fn check_port(&self, port: &str) -> Result<(), NodeError> {
+        if self.output_ports.iter().any(|p| p.name == port) {
+            Ok(())
+        } else {
+            Err(NodeError::new(format!(
+                "node wrote to unknown output port `{port}`"
+            )))
+        }
+    }
+
+    /// Outputs produced so far (for unit tests of nodes).
+    pub fn outputs(&self) -> &BTreeMap<String, ArtifactOut> {
+        &self.outputs
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}

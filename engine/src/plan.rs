@@ -1,0 +1,1392 @@
+//! Lowering: raw spec -> typed plan, once.
+//!
+//! A plan is a DAG of *steps*: one step per node x partition (the cartesian product of its
+//! `for_each` dims) x sweep point, with identical steps shared. Every check that can be made before
+//! running happens here, and all errors are collected: unknown kinds, params that fail the kind's
+//! typed `Params`, missing nodes, ports and partitions, port type mismatches, cycles, empty ranges,
+//! sweeps over params that do not exist.
+//!
+//! Step ids are stable and readable: `node[dim=value,...]` with dims sorted; sweep values appear
+//! as dims named after the swept param (`migrate[ed=0.1,sad=0.95,year=2019]`). Sweep dims are
+//! identity only; the step *key* (see [`crate::fingerprint`]) sees the params they change.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::diag::{Code, Diagnostics, SpecError, SpecErrors, SpecSource};
+use crate::node::{DynNode, Port, Registry};
+use crate::spec::yaml::{self, Span, Yaml, YamlKind};
+use crate::spec::{self, Key, RawNode};
+
+/// Above this many steps a spec is refused (a typo like `1..99999999` should not eat the machine).
+pub const MAX_STEPS: usize = 2_000_000;
+
+/// A partition value: a year, a season name, a tile id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DimValue {
+    Int(i64),
+    Str(String),
+}
+
+impl fmt::Display for DimValue {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            DimValue::Int(i) => write!(f, "{i}"),
+            DimValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+impl DimValue {
+    fn from_value(v: &Value) -> Option<DimValue> {
+        match v {
+            Value::Number(n) => n.as_i64().map(DimValue::Int),
+            Value::String(s) => Some(DimValue::Str(s.clone())),
+            _ => None,
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            DimValue::Int(i) => Value::from(*i),
+            DimValue::Str(s) => Value::from(s.clone()),
+        }
+    }
+}
+
+/// One edge into a step: the upstream step and its output port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputEdge {
+    pub step: usize,
+    pub port: String,
+}
+
+/// One executable step of the plan.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub id: String,
+    /// Node name in the spec.
+    pub node: String,
+    pub kind: String,
+    pub version: u32,
+    /// Partition dims (enter the key).
+    pub dims: BTreeMap<String, DimValue>,
+    /// Sweep point values that apply to this step (identity only).
+    pub sweep: BTreeMap<String, Value>,
+    /// Canonical params, defaults filled in.
+    pub params: Value,
+    pub inputs: BTreeMap<String, Vec<InputEdge>>,
+    pub outputs: Vec<Port>,
+    /// Environment variables that enter the key.
+    pub env: Vec<String>,
+    /// Span of the node's name in the spec (what a run-time failure underlines).
+    pub span: Span,
+}
+
+/// The lowered, typed plan.
+pub struct Plan {
+    pub name: String,
+    pub spec_path: PathBuf,
+    pub spec_dir: PathBuf,
+    /// blake3 of the spec text.
+    pub spec_digest: String,
+    /// Top-level params after overrides.
+    pub params: BTreeMap<String, Value>,
+    /// The sweep grid as given (key -> values), after overrides.
+    pub sweep: BTreeMap<String, Vec<Value>>,
+    pub seed: u64,
+    pub steps: Vec<Step>,
+    /// Step indices in a valid execution order (creation order is topological).
+    pub graph: DiGraph<usize, ()>,
+    pub by_id: HashMap<String, usize>,
+    pub source: SpecSource,
+    pub registry: Registry,
+}
+
+impl Plan {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.by_id.get(id).map(|&i| &self.steps[i])
+    }
+
+    /// Indices of the steps that read `i`'s outputs.
+    pub fn dependents(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph
+            .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Outgoing)
+            .map(|n| n.index())
+    }
+
+    /// Indices of the steps `i` reads from, each once.
+    pub fn dependencies(&self, i: usize) -> BTreeSet<usize> {
+        self.steps[i]
+            .inputs
+            .values()
+            .flatten()
+            .map(|e| e.step)
+            .collect()
+    }
+
+    pub fn kind(&self, step: &Step) -> &Arc<dyn DynNode> {
+        self.registry
+            .get(&step.kind)
+            .expect("lowering only keeps steps of registered kinds")
+    }
+}
+
+/// A `--set K=V` override.
+#[derive(Clone, Debug)]
+pub struct Override {
+    pub key: String,
+    pub value: Value,
+}
+
+impl Override {
+    /// Parse `K=V`; V is read as YAML (`0.15`, `[a, b]`, `2017..2023`).
+    pub fn parse(s: &str) -> Result<Override, String> {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`--set {s}`: expected KEY=VALUE"))?;
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(format!("`--set {s}`: the key is empty"));
+        }
+        let y = yaml::parse(v).map_err(|e| format!("`--set {s}`: {}", e.message))?;
+        let value = spec::to_value(&y).map_err(|e| format!("`--set {s}`: {}", e.message))?;
+        Ok(Override {
+            key: k.to_string(),
+            value,
+        })
+    }
+}
+
+/// Inputs to lowering.
+pub struct LowerOptions<'a> {
+    pub registry: &'a Registry,
+    pub overrides: &'a [Override],
+}
+
+/// Read and lower a spec file.
+pub fn load(path: &Path, opts: &LowerOptions) -> Result<Plan, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    lower(path, text, opts).map_err(LoadError::Spec)
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LoadError {
+    #[error("cannot read spec `{path}`: {message}")]
+    #[diagnostic(code(spec::io))]
+    Io { path: String, message: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Spec(SpecErrors),
+}
+
+/// Lower spec text into a plan, or all its errors.
+pub fn lower(path: &Path, text: String, opts: &LowerOptions) -> Result<Plan, SpecErrors> {
+    let display = path.display().to_string();
+    let spec_digest = format!("blake3:{}", blake3::hash(text.as_bytes()).to_hex());
+    let source: SpecSource = Arc::new(miette::NamedSource::new(display.clone(), text.clone()));
+    let mut diags = Diagnostics::default();
+    let doc = match yaml::parse(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.push(
+                SpecError::new(Code::YamlSyntax, format!("invalid YAML: {}", e.message))
+                    .at(e.span, "here"),
+            );
+            return Err(diags.into_report(&display, &source));
+        }
+    };
+    let raw = spec::read(&doc, &mut diags);
+    let spec_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut l = Lowerer {
+        reg: opts.registry,
+        diags,
+        params: BTreeMap::new(),
+        nodes: Vec::new(),
+        node_index: HashMap::new(),
+    };
+    l.top_params(&raw, opts.overrides);
+    l.declare_nodes(&raw, opts.overrides);
+    l.check_overrides(opts.overrides);
+    let order = l.node_order();
+    let sweep = l.sweep(&raw, opts.overrides);
+    // Expand even when earlier checks failed (but not with a cycle), so param errors of the
+    // well-formed nodes are reported together with everything else.
+    let Some(order) = order else {
+        return Err(l.diags.into_report(&display, &source));
+    };
+    let (steps, by_id) = l.expand(&order, &sweep);
+    if !l.diags.is_empty() {
+        return Err(l.diags.into_report(&display, &source));
+    }
+    let mut graph = DiGraph::with_capacity(steps.len(), steps.len());
+    for i in 0..steps.len() {
+        graph.add_node(i);
+    }
+    for (i, s) in steps.iter().enumerate() {
+        let deps: BTreeSet<usize> = s.inputs.values().flatten().map(|e| e.step).collect();
+        for d in deps {
+            graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
+        }
+    }
+    let seed = match l.params.get("seed").map(|p| &p.value) {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    };
+    Ok(Plan {
+        name: raw
+            .name
+            .map(|k| k.text)
+            .unwrap_or_else(|| stem(path).to_string()),
+        spec_path: path.to_path_buf(),
+        spec_dir,
+        spec_digest,
+        params: l.params.into_iter().map(|(k, p)| (k, p.value)).collect(),
+        sweep: sweep
+            .axes
+            .into_iter()
+            .map(|a| (a.key, a.values))
+            .collect(),
+        seed,
+        steps,
+        graph,
+        by_id,
+        source,
+        registry: opts.registry.clone(),
+    })
+}
+
+fn stem(path: &Path) -> &str {
+    path.file_stem().and_then(|s| s.to_str()).unwrap_or("spec")
+}
+
+struct TopParam {
+    value: Value,
+}
+
+/// How an input selects partitions of its upstream node along one dim.
+#[derive(Clone, Debug)]
+enum Selector {
+    /// Same value as the reading step (the default when both have the dim).
+    Same,
+    /// Every partition (the default when only the upstream has the dim).
+    All,
+    /// Offsets relative to the reading step's value (`-1..+1`).
+    Relative(Vec<i64>),
+    /// Fixed values (`2020`, `${ref_year}`).
+    Absolute(Vec<DimValue>),
+}
+
+#[derive(Clone, Debug)]
+struct InputDecl {
+    port: String,
+    from: usize,
+    out_port: String,
+    selectors: BTreeMap<String, (Selector, Span)>,
+    span: Span,
+}
+
+struct NodeDecl {
+    name: Key,
+    kind: Option<Arc<dyn DynNode>>,
+    dims: Vec<(String, Vec<DimValue>)>,
+    /// Raw inputs, resolved in a second pass once all node names are known.
+    raw_inputs: Vec<(Key, Yaml)>,
+    inputs: Vec<InputDecl>,
+    params: Vec<(Key, Value)>,
+    params_span: Span,
+    env: Vec<String>,
+    /// Names of top-level params this node's params refer to via `${name}`.
+    refs: BTreeSet<String>,
+}
+
+struct SweepAxis {
+    key: String,
+    /// Node index for `node.param`, None for a top-level param.
+    node: Option<usize>,
+    param: String,
+    dim: String,
+    values: Vec<Value>,
+}
+
+#[derive(Default)]
+struct Sweep {
+    axes: Vec<SweepAxis>,
+}
+
+struct Lowerer<'a> {
+    reg: &'a Registry,
+    diags: Diagnostics,
+    params: BTreeMap<String, TopParam>,
+    nodes: Vec<NodeDecl>,
+    node_index: HashMap<String, usize>,
+}
+
+impl Lowerer<'_> {
+    fn top_params(&mut self, raw: &spec::RawSpec, overrides: &[Override]) {
+        for (k, v) in &raw.params {
+            match spec::to_value(v) {
+                Ok(value) => {
+                    self.params.insert(
+                        k.text.clone(),
+                        TopParam { value },
+                    );
+                }
+                Err(e) => self.diags.push(e),
+            }
+        }
+        for o in overrides.iter().filter(|o| !o.key.contains('.')) {
+            let p = self.params.entry(o.key.clone()).or_insert(TopParam { value: Value::Null });
+            p.value = o.value.clone();
+        }
+    }
+
+    fn declare_nodes(&mut self, raw: &spec::RawSpec, overrides: &[Override]) {
+        for (i, n) in raw.nodes.iter().enumerate() {
+            self.node_index.insert(n.name.text.clone(), i);
+        }
+        for n in &raw.nodes {
+            let decl = self.declare_node(n, overrides);
+            self.nodes.push(decl);
+        }
+        for i in 0..self.nodes.len() {
+            let raw_inputs = std::mem::take(&mut self.nodes[i].raw_inputs);
+            let inputs = self.resolve_inputs(i, &raw_inputs);
+            self.nodes[i].inputs = inputs;
+        }
+    }
+
+    fn declare_node(&mut self, n: &RawNode, overrides: &[Override]) -> NodeDecl {
+        let kind = n.kind.as_ref().and_then(|k| match self.reg.get(&k.text) {
+            Some(kind) => Some(kind.clone()),
+            None => {
+                self.diags.push(
+                    SpecError::new(Code::UnknownKind, format!("unknown node kind `{}`", k.text))
+                        .at(k.span, "no such kind")
+                        .did_you_mean(&k.text, self.reg.kinds()),
+                );
+                None
+            }
+        });
+        let mut dims = Vec::new();
+        for (dk, dv) in &n.for_each {
+            if let Some(values) = self.partition_values(&dk.text, dv) {
+                dims.push((dk.text.clone(), values));
+            }
+        }
+        let mut params = Vec::new();
+        let mut refs = BTreeSet::new();
+        for (pk, pv) in &n.params {
+            match spec::to_value(pv) {
+                Ok(v) => {
+                    collect_refs(&v, &mut refs);
+                    params.push((pk.clone(), v));
+                }
+                Err(e) => self.diags.push(e),
+            }
+        }
+        let prefix = format!("{}.", n.name.text);
+        for o in overrides {
+            if let Some(param) = o.key.strip_prefix(&prefix) {
+                let key = Key {
+                    text: param.to_string(),
+                    span: n.name.span,
+                };
+                match params.iter_mut().find(|(k, _)| k.text == param) {
+                    Some(slot) => slot.1 = o.value.clone(),
+                    None => params.push((key, o.value.clone())),
+                }
+            }
+        }
+        let mut env: Vec<String> = n.env.iter().map(|k| k.text.clone()).collect();
+        if let Some(k) = &kind {
+            env.extend(k.env().iter().map(|s| s.to_string()));
+        }
+        env.sort();
+        env.dedup();
+        NodeDecl {
+            name: n.name.clone(),
+            kind,
+            dims,
+            raw_inputs: n.inputs.clone(),
+            inputs: Vec::new(),
+            params,
+            params_span: n.params_span.unwrap_or(n.name.span),
+            env,
+            refs,
+        }
+    }
+
+    /// Values of one `for_each` dim: a top-level param name, a list, a range, or
+    /// `{ param: years, pad: 1 }` (the param's range widened by `pad` on both ends).
+    fn partition_values(&mut self, dim: &str, v: &Yaml) -> Option<Vec<DimValue>> {
+        let (value, pad) = match &v.kind {
+            YamlKind::Str(s) if spec::parse_range(s).is_none() => {
+                let name = s.trim_start_matches("${").trim_end_matches('}');
+                match self.params.get(name) {
+                    Some(p) => (p.value.clone(), 0),
+                    None => {
+                        self.unknown_param_ref(name, v.span);
+                        return None;
+                    }
+                }
+            }
+            YamlKind::Map(entries) => {
+                let mut param = None;
+                let mut pad = 0i64;
+                for (k, ev) in entries {
+                    match (k.key_text().as_str(), &ev.kind) {
+                        ("param", YamlKind::Str(s)) => param = Some((s.clone(), ev.span)),
+                        ("pad", YamlKind::Int(i)) if *i >= 0 => pad = *i,
+                        (other, _) => {
+                            self.diags.push(
+                                SpecError::new(
+                                    Code::BadShape,
+                                    format!("`for_each.{dim}`: unexpected `{other}`"),
+                                )
+                                .at(k.span, "expected `param: NAME` and optional `pad: N`"),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                let Some((name, span)) = param else {
+                    self.diags.push(
+                        SpecError::new(Code::MissingField, format!("`for_each.{dim}` needs `param`"))
+                            .at(v.span, "add `param: NAME`"),
+                    );
+                    return None;
+                };
+                match self.params.get(&name) {
+                    Some(p) => (p.value.clone(), pad),
+                    None => {
+                        self.unknown_param_ref(&name, span);
+                        return None;
+                    }
+                }
+            }
+            _ => match spec::to_value(v) {
+                Ok(val) => (val, 0),
+                Err(e) => {
+                    self.diags.push(e);
+                    return None;
+                }
+            },
+        };
+        let list = match value {
+            Value::Array(items) => items,
+            scalar => vec![scalar],
+        };
+        let mut out = Vec::with_capacity(list.len());
+        for item in &list {
+            match DimValue::from_value(item) {
+                Some(d) => out.push(d),
+                None => {
+                    self.diags.push(
+                        SpecError::new(
+                            Code::BadValue,
+                            format!("partition values of `{dim}` must be integers or names, found `{item}`"),
+                        )
+                        .at(v.span, "bad partition value"),
+                    );
+                    return None;
+                }
+            }
+        }
+        if pad > 0 {
+            let ints: Option<Vec<i64>> = out
+                .iter()
+                .map(|d| match d {
+                    DimValue::Int(i) => Some(*i),
+                    DimValue::Str(_) => None,
+                })
+                .collect();
+            match ints {
+                Some(ints) if !ints.is_empty() => {
+                    let lo = ints.iter().min().unwrap() - pad;
+                    let hi = ints.iter().max().unwrap() + pad;
+                    out = (lo..=hi).map(DimValue::Int).collect();
+                }
+                _ => {
+                    self.diags.push(
+                        SpecError::new(Code::BadValue, format!("`pad` needs integer values of `{dim}`"))
+                            .at(v.span, "not integers"),
+                    );
+                    return None;
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        if out.is_empty() {
+            self.diags.push(
+                SpecError::new(Code::EmptyPartition, format!("`for_each.{dim}` has no values"))
+                    .at(v.span, "empty partition range")
+                    .help("give at least one value, e.g. `2017..2022`"),
+            );
+            return None;
+        }
+        Some(out)
+    }
+
+    fn unknown_param_ref(&mut self, name: &str, span: Span) {
+        let names: Vec<&str> = self.params.keys().map(String::as_str).collect();
+        self.diags.push(
+            SpecError::new(Code::UnknownReference, format!("unknown top-level param `{name}`"))
+                .at(span, "not defined under `params:`")
+                .did_you_mean(name, names),
+        );
+    }
+
+    fn resolve_inputs(&mut self, i: usize, raw: &[(Key, Yaml)]) -> Vec<InputDecl> {
+        let Some(kind) = self.nodes[i].kind.clone() else {
+            return Vec::new();
+        };
+        let ports = kind.inputs();
+        let node_name = self.nodes[i].name.text.clone();
+        let mut out = Vec::new();
+        for (pk, pv) in raw {
+            let Some(port) = ports.iter().find(|p| p.name == pk.text) else {
+                self.diags.push(
+                    SpecError::new(
+                        Code::UnknownPort,
+                        format!("kind `{}` has no input port `{}`", kind.kind(), pk.text),
+                    )
+                    .at(pk.span, "unknown input port")
+                    .did_you_mean(&pk.text, ports.iter().map(|p| p.name)),
+                );
+                continue;
+            };
+            let refs: Vec<&Yaml> = match &pv.kind {
+                YamlKind::Seq(items) => items.iter().collect(),
+                _ => vec![pv],
+            };
+            if refs.len() > 1 && !port.many {
+                self.diags.push(
+                    SpecError::new(
+                        Code::PortMismatch,
+                        format!("input port `{}` of kind `{}` takes one artifact, not a list", port.name, kind.kind()),
+                    )
+                    .at(pv.span, "a list here"),
+                );
+                continue;
+            }
+            for r in refs {
+                if let Some(decl) = self.input_ref(port, r) {
+                    out.push(decl);
+                }
+            }
+        }
+        for p in ports.iter().filter(|p| !p.optional) {
+            if !raw.iter().any(|(k, _)| k.text == p.name) {
+                self.diags.push(
+                    SpecError::new(
+                        Code::MissingInput,
+                        format!("node `{node_name}` does not connect input port `{}` ({})", p.name, p.ty),
+                    )
+                    .at(self.nodes[i].name.span, "missing input")
+                    .help(format!("add `inputs: {{ {}: <node> }}`", p.name)),
+                );
+            }
+        }
+        out
+    }
+
+    /// One input reference: `node`, `node.port`, or `{ from: node, port: p, <dim>: selector }`.
+    fn input_ref(&mut self, port: &Port, r: &Yaml) -> Option<InputDecl> {
+        let (from_text, from_span, mut out_port, sel_entries) = match &r.kind {
+            YamlKind::Str(s) => match s.split_once('.') {
+                Some((n, p)) => (n.to_string(), r.span, Some(p.to_string()), Vec::new()),
+                None => (s.clone(), r.span, None, Vec::new()),
+            },
+            YamlKind::Map(entries) => {
+                let mut from = None;
+                let mut out_port = None;
+                let mut sels = Vec::new();
+                for (k, v) in entries {
+                    match k.key_text().as_str() {
+                        "from" => from = v.as_str().map(|s| (s.to_string(), v.span)),
+                        "port" => out_port = v.as_str().map(str::to_string),
+                        _ => sels.push((spec::key_of(k), v.clone())),
+                    }
+                }
+                let Some((from, span)) = from else {
+                    self.diags.push(
+                        SpecError::new(Code::MissingField, "input reference needs `from: <node>`")
+                            .at(r.span, "no `from`"),
+                    );
+                    return None;
+                };
+                (from, span, out_port, sels)
+            }
+            _ => {
+                self.diags.push(spec::type_error(r, "an input", "a node name or `{ from: node }`"));
+                return None;
+            }
+        };
+        let Some(&from) = self.node_index.get(&from_text) else {
+            let names: Vec<&str> = self.node_index.keys().map(String::as_str).collect();
+            let mut names = names;
+            names.sort();
+            self.diags.push(
+                SpecError::new(Code::MissingNode, format!("input refers to unknown node `{from_text}`"))
+                    .at(from_span, "no node with this name")
+                    .did_you_mean(&from_text, names),
+            );
+            return None;
+        };
+        let up_kind = self.nodes[from].kind.clone()?;
+        let outs = up_kind.outputs();
+        let out = match &out_port {
+            Some(p) => match outs.iter().find(|o| &o.name == p) {
+                Some(o) => o.clone(),
+                None => {
+                    self.diags.push(
+                        SpecError::new(
+                            Code::UnknownPort,
+                            format!("node `{from_text}` (kind `{}`) has no output port `{p}`", up_kind.kind()),
+                        )
+                        .at(from_span, "unknown output port")
+                        .did_you_mean(p, outs.iter().map(|o| o.name)),
+                    );
+                    return None;
+                }
+            },
+            None => match outs.iter().find(|o| o.ty == port.ty).or(outs.first()) {
+                Some(o) => o.clone(),
+                None => {
+                    self.diags.push(
+                        SpecError::new(Code::UnknownPort, format!("node `{from_text}` has no outputs"))
+                            .at(from_span, "nothing to read"),
+                    );
+                    return None;
+                }
+            },
+        };
+        out_port = Some(out.name.to_string());
+        if out.ty != port.ty {
+            self.diags.push(
+                SpecError::new(
+                    Code::PortMismatch,
+                    format!(
+                        "port type mismatch: `{}` expects `{}`, but `{from_text}.{}` produces `{}`",
+                        port.name, port.ty, out.name, out.ty
+                    ),
+                )
+                .at(from_span, format!("produces `{}`", out.ty))
+                .also(self.nodes[from].name.span, format!("`{from_text}` is a `{}` node", up_kind.kind()))
+                .help(format!("connect a node whose output is `{}`", port.ty)),
+            );
+            return None;
+        }
+        let mut selectors = BTreeMap::new();
+        for (k, v) in sel_entries {
+            if !self.nodes[from].dims.iter().any(|(d, _)| *d == k.text) {
+                let dims: Vec<&str> = self.nodes[from].dims.iter().map(|(d, _)| d.as_str()).collect();
+                self.diags.push(
+                    SpecError::new(
+                        Code::UnknownField,
+                        format!("node `{from_text}` is not partitioned by `{}`", k.text),
+                    )
+                    .at(k.span, "no such partition dim")
+                    .did_you_mean(&k.text, dims),
+                );
+                continue;
+            }
+            if let Some(sel) = self.selector(&v) {
+                selectors.insert(k.text.clone(), (sel, v.span));
+            }
+        }
+        Some(InputDecl {
+            port: port.name.to_string(),
+            from,
+            out_port: out_port.unwrap_or_default(),
+            selectors,
+            span: from_span,
+        })
+    }
+
+    fn selector(&mut self, v: &Yaml) -> Option<Selector> {
+        match &v.kind {
+            YamlKind::Int(i) => Some(Selector::Absolute(vec![DimValue::Int(*i)])),
+            YamlKind::Str(s) if s == "all" => Some(Selector::All),
+            YamlKind::Str(s) if s == "same" => Some(Selector::Same),
+            YamlKind::Str(s) if s.starts_with('+') || s.starts_with('-') => {
+                let parse = |t: &str| t.trim().trim_start_matches('+').parse::<i64>().ok();
+                let offsets = match s.split_once("..") {
+                    Some((a, b)) => match (parse(a), parse(b)) {
+                        (Some(a), Some(b)) if a <= b => Some((a..=b).collect()),
+                        _ => None,
+                    },
+                    None => parse(s).map(|o| vec![o]),
+                };
+                match offsets {
+                    Some(o) => Some(Selector::Relative(o)),
+                    None => {
+                        self.diags.push(
+                            SpecError::new(Code::BadValue, format!("bad relative partition `{s}`"))
+                                .at(v.span, "expected e.g. `-1`, `+1` or `-1..+1`"),
+                        );
+                        None
+                    }
+                }
+            }
+            YamlKind::Str(s) if s.starts_with("${") && s.ends_with('}') => {
+                let name = &s[2..s.len() - 1];
+                match self.params.get(name) {
+                    Some(p) => {
+                        let list = match &p.value {
+                            Value::Array(a) => a.clone(),
+                            other => vec![other.clone()],
+                        };
+                        Some(Selector::Absolute(
+                            list.iter().filter_map(DimValue::from_value).collect(),
+                        ))
+                    }
+                    None => {
+                        self.unknown_param_ref(name, v.span);
+                        None
+                    }
+                }
+            }
+            _ => match spec::to_value(v) {
+                Ok(Value::Array(items)) => Some(Selector::Absolute(
+                    items.iter().filter_map(DimValue::from_value).collect(),
+                )),
+                Ok(other) => DimValue::from_value(&other).map(|d| Selector::Absolute(vec![d])),
+                Err(e) => {
+                    self.diags.push(e);
+                    None
+                }
+            },
+        }
+    }
+
+    fn check_overrides(&mut self, overrides: &[Override]) {
+        for o in overrides {
+            if let Some((node, _)) = o.key.split_once('.')
+                && !self.node_index.contains_key(node)
+            {
+                let names: Vec<&str> = self.node_index.keys().map(String::as_str).collect();
+                self.diags.push(
+                    SpecError::new(
+                        Code::BadOverride,
+                        format!("`--set {}`: no node named `{node}`", o.key),
+                    )
+                    .did_you_mean(node, names),
+                );
+            }
+        }
+    }
+
+    /// Topological order of nodes, or cycle errors.
+    fn node_order(&mut self) -> Option<Vec<usize>> {
+        let mut g: DiGraph<usize, ()> = DiGraph::new();
+        for i in 0..self.nodes.len() {
+            g.add_node(i);
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            for inp in &n.inputs {
+                g.update_edge(NodeIndex::new(inp.from), NodeIndex::new(i), ());
+            }
+        }
+        match petgraph::algo::toposort(&g, None) {
+            Ok(order) => Some(order.into_iter().map(|n| n.index()).collect()),
+            Err(_) => {
+                for scc in petgraph::algo::tarjan_scc(&g) {
+                    let is_cycle = scc.len() > 1
+                        || g.contains_edge(scc[0], scc[0]);
+                    if !is_cycle {
+                        continue;
+                    }
+                    let mut members: Vec<usize> = scc.iter().map(|n| n.index()).collect();
+                    members.sort();
+                    let names: Vec<String> = members
+                        .iter()
+                        .map(|&m| format!("`{}`", self.nodes[m].name.text))
+                        .collect();
+                    let first = members[0];
+                    let mut e = SpecError::new(
+                        Code::Cycle,
+                        format!("cycle between nodes {}", names.join(", ")),
+                    )
+                    .at(self.nodes[first].name.span, "this node depends on itself through its inputs")
+                    .help("a pipeline is a DAG: remove one of these inputs");
+                    for &m in &members {
+                        for inp in &self.nodes[m].inputs {
+                            if members.contains(&inp.from) {
+                                e = e.also(
+                                    inp.span,
+                                    format!("`{}` reads `{}`", self.nodes[m].name.text, self.nodes[inp.from].name.text),
+                                );
+                            }
+                        }
+                    }
+                    self.diags.push(e);
+                }
+                None
+            }
+        }
+    }
+
+    fn sweep(&mut self, raw: &spec::RawSpec, overrides: &[Override]) -> Sweep {
+        let mut sweep = Sweep::default();
+        for (k, v) in &raw.sweep {
+            if overrides.iter().any(|o| o.key == k.text) {
+                continue; // `--set` pins a swept value
+            }
+            let values = match spec::to_value(v) {
+                Ok(Value::Array(items)) if !items.is_empty() => items,
+                Ok(_) => {
+                    self.diags.push(
+                        SpecError::new(Code::BadValue, format!("sweep `{}` needs a non-empty list of values", k.text))
+                            .at(v.span, "expected a list like `[0.05, 0.1]`"),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.diags.push(e);
+                    continue;
+                }
+            };
+            let (node, param) = match k.text.split_once('.') {
+                Some((n, p)) => match self.node_index.get(n) {
+                    Some(&ni) => {
+                        let known = self.nodes[ni]
+                            .kind
+                            .as_ref()
+                            .map(|kd| kd.param_names().contains(&p))
+                            .unwrap_or(true);
+                        if !known {
+                            let names = self.nodes[ni].kind.as_ref().unwrap().param_names();
+                            self.diags.push(
+                                SpecError::new(
+                                    Code::UnknownSweepParam,
+                                    format!("sweep over `{}`: kind `{}` has no param `{p}`", k.text, self.nodes[ni].kind.as_ref().unwrap().kind()),
+                                )
+                                .at(k.span, "no such param")
+                                .did_you_mean(p, names),
+                            );
+                            continue;
+                        }
+                        (Some(ni), p.to_string())
+                    }
+                    None => {
+                        let names: Vec<&str> = self.node_index.keys().map(String::as_str).collect();
+                        self.diags.push(
+                            SpecError::new(Code::UnknownSweepParam, format!("sweep over `{}`: no node named `{n}`", k.text))
+                                .at(k.span, "no such node")
+                                .did_you_mean(n, names),
+                        );
+                        continue;
+                    }
+                },
+                None => {
+                    if !self.params.contains_key(&k.text) {
+                        let names: Vec<&str> = self.params.keys().map(String::as_str).collect();
+                        self.diags.push(
+                            SpecError::new(
+                                Code::UnknownSweepParam,
+                                format!("sweep over `{}`: no top-level param of that name", k.text),
+                            )
+                            .at(k.span, "not under `params:`")
+                            .did_you_mean(&k.text, names),
+                        );
+                        continue;
+                    }
+                    (None, k.text.clone())
+                }
+            };
+            sweep.axes.push(SweepAxis {
+                key: k.text.clone(),
+                node,
+                param,
+                dim: String::new(),
+                values,
+            });
+        }
+        // Dim names: the param name, or the full key where two axes share a param name.
+        let names: Vec<String> = sweep.axes.iter().map(|a| a.param.clone()).collect();
+        for a in &mut sweep.axes {
+            let clash = names.iter().filter(|n| **n == a.param).count() > 1;
+            a.dim = if clash { a.key.clone() } else { a.param.clone() };
+        }
+        let mut total: usize = 1;
+        for a in &sweep.axes {
+            total = total.saturating_mul(a.values.len());
+        }
+        if total > 10_000 {
+            self.diags.push(
+                SpecError::new(Code::TooManySteps, format!("the sweep has {total} grid points, more than 10000"))
+                    .at(raw.sweep[0].0.span, "this grid"),
+            );
+        }
+        sweep
+    }
+
+    /// Which sweep axes influence each node (its own params, top-level params it refers to, and
+    /// everything upstream).
+    fn influences(&self, order: &[usize], sweep: &Sweep) -> Vec<BTreeSet<usize>> {
+        let mut inf = vec![BTreeSet::new(); self.nodes.len()];
+        for &n in order {
+            let mut set = BTreeSet::new();
+            for (ai, a) in sweep.axes.iter().enumerate() {
+                let own = match a.node {
+                    Some(an) => an == n,
+                    None => self.nodes[n].refs.contains(&a.param),
+                };
+                if own {
+                    set.insert(ai);
+                }
+            }
+            for inp in &self.nodes[n].inputs {
+                set.extend(inf[inp.from].iter().copied());
+            }
+            inf[n] = set;
+        }
+        inf
+    }
+
+    fn expand(&mut self, order: &[usize], sweep: &Sweep) -> (Vec<Step>, HashMap<String, usize>) {
+        let influences = self.influences(order, sweep);
+        let mut steps: Vec<Step> = Vec::new();
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        // (point, node, partition) -> step, where point is reduced to the axes that matter.
+        let mut index: HashMap<(usize, Vec<(usize, usize)>, Vec<DimValue>), usize> = HashMap::new();
+        let points = grid_points(sweep);
+        let mut param_cache: HashMap<(usize, String), Result<Value, ()>> = HashMap::new();
+        for point in &points {
+            for &n in order {
+                let Some(kind) = self.nodes[n].kind.clone() else {
+                    continue;
+                };
+                let axes: Vec<(usize, usize)> = influences[n].iter().map(|&a| (a, point[a])).collect();
+                for partition in partitions(&self.nodes[n].dims) {
+                    let ikey = (n, axes.clone(), partition.clone());
+                    if index.contains_key(&ikey) {
+                        continue;
+                    }
+                    if steps.len() >= MAX_STEPS {
+                        self.diags.push(
+                            SpecError::new(Code::TooManySteps, format!("the spec expands to more than {MAX_STEPS} steps"))
+                                .at(self.nodes[n].name.span, "while expanding this node")
+                                .help("check the ranges in `for_each` and `sweep`"),
+                        );
+                        return (steps, by_id);
+                    }
+                    let dims: BTreeMap<String, DimValue> = self.nodes[n]
+                        .dims
+                        .iter()
+                        .map(|(d, _)| d.clone())
+                        .zip(partition.iter().cloned())
+                        .collect();
+                    let sweep_vals: BTreeMap<String, Value> = axes
+                        .iter()
+                        .map(|&(a, vi)| (sweep.axes[a].dim.clone(), sweep.axes[a].values[vi].clone()))
+                        .collect();
+                    let id = step_id(&self.nodes[n].name.text, &dims, &sweep_vals);
+                    let params = self.step_params(n, &kind, &dims, sweep, &axes, &mut param_cache);
+                    let inputs = self.step_inputs(n, &dims, &axes, &influences, &index);
+                    let (Some(params), Some(inputs)) = (params, inputs) else {
+                        continue;
+                    };
+                    let idx = steps.len();
+                    steps.push(Step {
+                        id: id.clone(),
+                        node: self.nodes[n].name.text.clone(),
+                        kind: kind.kind().to_string(),
+                        version: kind.version(),
+                        dims,
+                        sweep: sweep_vals,
+                        params,
+                        inputs,
+                        outputs: kind.outputs(),
+                        env: self.nodes[n].env.clone(),
+                        span: self.nodes[n].name.span,
+                    });
+                    by_id.insert(id, idx);
+                    index.insert(ikey, idx);
+                }
+            }
+        }
+        (steps, by_id)
+    }
+
+    fn step_params(
+        &mut self,
+        n: usize,
+        kind: &Arc<dyn DynNode>,
+        dims: &BTreeMap<String, DimValue>,
+        sweep: &Sweep,
+        axes: &[(usize, usize)],
+        cache: &mut HashMap<(usize, String), Result<Value, ()>>,
+    ) -> Option<Value> {
+        let mut ctx: BTreeMap<String, Value> = self
+            .params
+            .iter()
+            .map(|(k, p)| (k.clone(), p.value.clone()))
+            .collect();
+        for &(a, vi) in axes {
+            if sweep.axes[a].node.is_none() {
+                ctx.insert(sweep.axes[a].param.clone(), sweep.axes[a].values[vi].clone());
+            }
+        }
+        for (d, v) in dims {
+            ctx.insert(d.clone(), v.to_value());
+        }
+        let mut obj = serde_json::Map::new();
+        for (k, v) in &self.nodes[n].params {
+            match substitute(v, &ctx) {
+                Ok(v) => {
+                    obj.insert(k.text.clone(), v);
+                }
+                Err(name) => {
+                    let span = k.span;
+                    self.unknown_param_ref(&name, span);
+                    return None;
+                }
+            }
+        }
+        for &(a, vi) in axes {
+            if sweep.axes[a].node == Some(n) {
+                obj.insert(sweep.axes[a].param.clone(), sweep.axes[a].values[vi].clone());
+            }
+        }
+        let raw = Value::Object(obj);
+        let cache_key = (n, raw.to_string());
+        if let Some(hit) = cache.get(&cache_key) {
+            return hit.clone().ok();
+        }
+        let result = match kind.check_params(&raw) {
+            Ok(v) => Ok(v),
+            Err(errors) => {
+                for e in errors {
+                    let first = e.path.split(['.', '[']).next().unwrap_or("");
+                    let key = self.nodes[n].params.iter().find(|(k, _)| k.text == first).map(|(k, _)| k.clone());
+                    let span = key.as_ref().map(|k| k.span).unwrap_or(self.nodes[n].params_span);
+                    let err = if e.unknown {
+                        SpecError::new(Code::UnknownParam, e.message)
+                            .at(span, "unknown param")
+                            .did_you_mean(&e.path, kind.param_names())
+                    } else {
+                        let what = if e.path.is_empty() { String::new() } else { format!("param `{}`: ", e.path) };
+                        let code = if e.message.starts_with("invalid type") || e.message.starts_with("invalid value") {
+                            Code::ParamType
+                        } else {
+                            Code::InvalidParam
+                        };
+                        SpecError::new(code, format!("{what}{}", e.message)).at(span, "here")
+                    };
+                    self.diags.push(err);
+                }
+                Err(())
+            }
+        };
+        cache.insert(cache_key, result.clone());
+        result.ok()
+    }
+
+    fn step_inputs(
+        &mut self,
+        n: usize,
+        dims: &BTreeMap<String, DimValue>,
+        axes: &[(usize, usize)],
+        influences: &[BTreeSet<usize>],
+        index: &HashMap<(usize, Vec<(usize, usize)>, Vec<DimValue>), usize>,
+    ) -> Option<BTreeMap<String, Vec<InputEdge>>> {
+        let mut out: BTreeMap<String, Vec<InputEdge>> = BTreeMap::new();
+        let mut ok = true;
+        let inputs = self.nodes[n].inputs.clone();
+        let kind = self.nodes[n].kind.clone()?;
+        for inp in &inputs {
+            let up = &self.nodes[inp.from];
+            let up_axes: Vec<(usize, usize)> = axes
+                .iter()
+                .copied()
+                .filter(|(a, _)| influences[inp.from].contains(a))
+                .collect();
+            // Candidate values per upstream dim.
+            let mut per_dim: Vec<Vec<DimValue>> = Vec::new();
+            for (d, values) in &up.dims {
+                let (sel, span) = match inp.selectors.get(d) {
+                    Some((s, sp)) => (s.clone(), *sp),
+                    None if dims.contains_key(d) => (Selector::Same, inp.span),
+                    None => (Selector::All, inp.span),
+                };
+                let chosen = match sel {
+                    Selector::All => values.clone(),
+                    Selector::Same => match dims.get(d) {
+                        Some(v) => vec![v.clone()],
+                        None => {
+                            self.diags.push(
+                                SpecError::new(Code::BadValue, format!("`{d}: same` but node `{}` is not partitioned by `{d}`", self.nodes[n].name.text))
+                                    .at(span, "nothing to match"),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                    },
+                    Selector::Absolute(v) => v,
+                    Selector::Relative(offsets) => match dims.get(d) {
+                        Some(DimValue::Int(base)) => offsets.iter().map(|o| DimValue::Int(base + o)).collect(),
+                        _ => {
+                            self.diags.push(
+                                SpecError::new(
+                                    Code::BadValue,
+                                    format!("relative partition on `{d}` needs node `{}` to be partitioned by an integer `{d}`", self.nodes[n].name.text),
+                                )
+                                .at(span, "relative to what?"),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                    },
+                };
+                per_dim.push(chosen);
+            }
+            if !ok {
+                continue;
+            }
+            let up_name = up.name.text.clone();
+            let up_dims: Vec<String> = up.dims.iter().map(|(d, _)| d.clone()).collect();
+            let up_values: Vec<Vec<DimValue>> = up.dims.iter().map(|(_, v)| v.clone()).collect();
+            let mut edges = Vec::new();
+            for combo in cartesian(&per_dim) {
+                match index.get(&(inp.from, up_axes.clone(), combo.clone())) {
+                    Some(&s) => edges.push(InputEdge { step: s, port: inp.out_port.clone() }),
+                    None => {
+                        let wanted: BTreeMap<String, DimValue> = up_dims.iter().cloned().zip(combo.iter().cloned()).collect();
+                        let missing = step_id(&up_name, &wanted, &BTreeMap::new());
+                        let have: Vec<String> = up_dims
+                            .iter()
+                            .zip(&up_values)
+                            .map(|(d, v)| format!("{d} in {}", describe_values(v)))
+                            .collect();
+                        let reader = step_id(&self.nodes[n].name.text, dims, &BTreeMap::new());
+                        let span = inp
+                            .selectors
+                            .values()
+                            .next()
+                            .map(|(_, s)| *s)
+                            .unwrap_or(inp.span);
+                        self.diags.push(
+                            SpecError::new(
+                                Code::PartitionMissing,
+                                format!("`{reader}` reads `{missing}`, which the spec does not produce"),
+                            )
+                            .at(span, "this input reaches a missing partition")
+                            .also(up.name.span, format!("`{up_name}` has {}", have.join(", ")))
+                            .help(format!("widen `for_each` of `{up_name}`, e.g. `year: {{ param: years, pad: 1 }}`")),
+                        );
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            let port = kind.inputs().into_iter().find(|p| p.name == inp.port)?;
+            let entry = out.entry(inp.port.clone()).or_default();
+            entry.extend(edges);
+            if !port.many && entry.len() > 1 {
+                self.diags.push(
+                    SpecError::new(
+                        Code::PortMismatch,
+                        format!(
+                            "input `{}` of `{}` takes one artifact but gets {} partitions of `{up_name}`",
+                            inp.port,
+                            self.nodes[n].name.text,
+                            entry.len()
+                        ),
+                    )
+                    .at(inp.span, "select one partition, e.g. `{ from: x, year: same }`"),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+fn describe_values(v: &[DimValue]) -> String {
+    let ints: Option<Vec<i64>> = v
+        .iter()
+        .map(|d| match d {
+            DimValue::Int(i) => Some(*i),
+            DimValue::Str(_) => None,
+        })
+        .collect();
+    match ints {
+        Some(i) if i.len() > 2 && i.windows(2).all(|w| w[1] == w[0] + 1) => {
+            format!("{}..{}", i[0], i[i.len() - 1])
+        }
+        _ => format!(
+            "[{}]",
+            v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Format a step id: `node[dim=value,...]`, all dims (partition and sweep) sorted by name.
+pub fn step_id(node: &str, dims: &BTreeMap<String, DimValue>, sweep: &BTreeMap<String, Value>) -> String {
+    if dims.is_empty() && sweep.is_empty() {
+        return node.to_string();
+    }
+    let mut parts: Vec<(String, String)> = dims.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+    for (k, v) in sweep {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        parts.push((k.clone(), text));
+    }
+    parts.sort();
+    let inner: Vec<String> = parts.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{node}[{}]", inner.join(","))
+}
+
+fn grid_points(sweep: &Sweep) -> Vec<Vec<usize>> {
+    let ranges: Vec<Vec<usize>> = sweep.axes.iter().map(|a| (0..a.values.len()).collect()).collect();
+    cartesian(&ranges)
+}
+
+fn partitions(dims: &[(String, Vec<DimValue>)]) -> Vec<Vec<DimValue>> {
+    let lists: Vec<Vec<DimValue>> = dims.iter().map(|(_, v)| v.clone()).collect();
+    cartesian(&lists)
+}
+
+fn cartesian<T: Clone>(lists: &[Vec<T>]) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = vec![Vec::new()];
+    for list in lists {
+        let mut next = Vec::with_capacity(out.len() * list.len());
+        for prefix in &out {
+            for item in list {
+                let mut p = prefix.clone();
+                p.push(item.clone());
+                next.push(p);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+fn collect_refs(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) => {
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                let after = &rest[start + 2..];
+                match after.find('}') {
+                    Some(end) => {
+                        out.insert(after[..end].to_string());
+                        rest = &after[end + 1..];
+                    }
+                    None => break,
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_refs(i, out)),
+        Value::Object(m) => m.values().for_each(|i| collect_refs(i, out)),
+        _ => {}
+    }
+}
+
+/// Replace `${name}` in strings: a whole-string reference keeps the referenced value's type.
+fn substitute(v: &Value, ctx: &BTreeMap<String, Value>) -> Result<Value, String> {
+    Ok(match v {
+        Value::String(s) if s.contains("${") => {
+            if s.starts_with("${") && s.ends_with('}') && s[2..].find('}') == Some(s.len() - 3) {
+                let name = &s[2..s.len() - 1];
+                return ctx.get(name).cloned().ok_or_else(|| name.to_string());
+            }
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let Some(end) = after.find('}') else {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                    break;
+                };
+                let name = &after[..end];
+                match ctx.get(name) {
+                    Some(Value::String(t)) => out.push_str(t),
+                    Some(other) => out.push_str(&other.to_string()),
+                    None => return Err(name.to_string()),
+                }
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|i| substitute(i, ctx)).collect::<Result<_, _>>()?),
+        Value::Object(m) => {
+            let mut o = serde_json::Map::new();
+            for (k, i) in m {
+                o.insert(k.clone(), substitute(i, ctx)?);
+            }
+            Value::Object(o)
+        }
+        other => other.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_sorted_and_readable() {
+        let mut dims = BTreeMap::new();
+        dims.insert("year".to_string(), DimValue::Int(2019));
+        let mut sweep = BTreeMap::new();
+        sweep.insert("sad".to_string(), Value::from(0.95));
+        sweep.insert("ed".to_string(), Value::from(0.1));
+        assert_eq!(step_id("migrate", &dims, &sweep), "migrate[ed=0.1,sad=0.95,year=2019]");
+        assert_eq!(step_id("train", &BTreeMap::new(), &BTreeMap::new()), "train");
+    }
+
+    #[test]
+    fn substitution_keeps_types() {
+        let mut ctx = BTreeMap::new();
+        ctx.insert("ref_year".to_string(), Value::from(2020));
+        ctx.insert("year".to_string(), Value::from(2019));
+        assert_eq!(substitute(&Value::from("${ref_year}"), &ctx).unwrap(), Value::from(2020));
+        assert_eq!(
+            substitute(&Value::from("data/${year}/x.tif"), &ctx).unwrap(),
+            Value::from("data/2019/x.tif")
+        );
+        assert_eq!(substitute(&Value::from("${nope}"), &ctx).unwrap_err(), "nope");
+    }
+
+    #[test]
+    fn overrides_parse_yaml_values() {
+        let o = Override::parse("migrate.ed=0.15").unwrap();
+        assert_eq!(o.key, "migrate.ed");
+        assert_eq!(o.value, Value::from(0.15));
+        let o = Override::parse("years=2017..2019").unwrap();
+        assert_eq!(o.value, serde_json::json!([2017, 2018, 2019]));
+        assert!(Override::parse("novalue").is_err());
+    }
+
+    #[test]
+    fn cartesian_product() {
+        let c = cartesian(&[vec![1, 2], vec![3, 4, 5]]);
+        assert_eq!(c.len(), 6);
+        assert_eq!(c[0], vec![1, 3]);
+        assert_eq!(c[5], vec![2, 5]);
+    }
+}

@@ -1,0 +1,315 @@
+//! A spanned YAML tree.
+//!
+//! The spec is first read into this generic tree, where every scalar, sequence and mapping carries
+//! the byte span it came from. Lowering then walks the tree by hand instead of letting serde derive
+//! typed structs: serde stops at the first error, while users expect *all* spec errors at once,
+//! each underlined in their YAML, with "did you mean" help.
+//!
+//! Parsing uses `serde-saphyr` (maintained, panic-free, `Spanned<T>` with byte offsets, budgets
+//! against alias bombs); see README's dependency table for why not `serde_yaml`.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// A byte range in the spec source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Span {
+    pub fn new(offset: usize, len: usize) -> Span {
+        Span { offset, len }
+    }
+}
+
+impl From<Span> for miette::SourceSpan {
+    fn from(s: Span) -> miette::SourceSpan {
+        (s.offset, s.len).into()
+    }
+}
+
+/// One YAML node with its span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Yaml {
+    pub kind: YamlKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum YamlKind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Yaml>),
+    Map(Vec<(Yaml, Yaml)>),
+}
+
+impl Yaml {
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            YamlKind::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(Yaml, Yaml)]> {
+        match &self.kind {
+            YamlKind::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// A short description of the node's type, for "expected X, found Y" messages.
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            YamlKind::Null => "null",
+            YamlKind::Bool(_) => "a boolean",
+            YamlKind::Int(_) => "an integer",
+            YamlKind::Float(_) => "a number",
+            YamlKind::Str(_) => "a string",
+            YamlKind::Seq(_) => "a list",
+            YamlKind::Map(_) => "a mapping",
+        }
+    }
+
+    /// The key as text (keys are written as plain scalars in specs).
+    pub fn key_text(&self) -> String {
+        match &self.kind {
+            YamlKind::Str(s) => s.clone(),
+            YamlKind::Int(i) => i.to_string(),
+            YamlKind::Float(f) => f.to_string(),
+            YamlKind::Bool(b) => b.to_string(),
+            YamlKind::Null => "null".to_string(),
+            YamlKind::Seq(_) | YamlKind::Map(_) => "<complex key>".to_string(),
+        }
+    }
+}
+
+/// Limits that keep a hostile spec (alias bombs, deep nesting, huge files) bounded.
+pub const MAX_SPEC_BYTES: usize = 4 << 20;
+pub const MAX_DEPTH: usize = 64;
+
+/// YAML syntax (or budget) error with its position.
+#[derive(Debug, Clone)]
+pub struct YamlSyntaxError {
+    pub message: String,
+    pub span: Span,
+}
+
+/// Parse YAML text into a spanned tree.
+pub fn parse(src: &str) -> Result<Yaml, YamlSyntaxError> {
+    if src.len() > MAX_SPEC_BYTES {
+        return Err(YamlSyntaxError {
+            message: format!(
+                "spec is {} bytes, more than the limit of {MAX_SPEC_BYTES}",
+                src.len()
+            ),
+            span: Span::new(0, 0),
+        });
+    }
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_events: 1_000_000,
+        },
+    };
+    let doc: Result<Option<Yaml>, _> = serde_saphyr::from_str_with_options(src, options);
+    match doc {
+        Ok(Some(y)) => {
+            check_depth(&y, 0)?;
+            Ok(y)
+        }
+        Ok(None) => Ok(Yaml {
+            kind: YamlKind::Null,
+            span: Span::new(0, 0),
+        }),
+        Err(e) => {
+            let span = e
+                .location()
+                .map(|l| location_span(&l.span(), src))
+                .unwrap_or_default();
+            // The first line of saphyr's message is the cause; the rest is its own rendering of
+            // the snippet, which miette does better.
+            let message = e.to_string();
+            let message = message
+                .lines()
+                .next()
+                .unwrap_or("invalid YAML")
+                .trim()
+                .to_string();
+            Err(YamlSyntaxError { message, span })
+        }
+    }
+}
+
+fn check_depth(y: &Yaml, depth: usize) -> Result<(), YamlSyntaxError> {
+    if depth > MAX_DEPTH {
+        return Err(YamlSyntaxError {
+            message: format!("document nests deeper than {MAX_DEPTH} levels"),
+            span: y.span,
+        });
+    }
+    match &y.kind {
+        YamlKind::Seq(items) => items.iter().try_for_each(|i| check_depth(i, depth + 1)),
+        YamlKind::Map(entries) => entries
+            .iter()
+            .try_for_each(|(_, v)| check_depth(v, depth + 1)),
+        _ => Ok(()),
+    }
+}
+
+fn location_span(s: &serde_saphyr::Span, src: &str) -> Span {
+    match (s.byte_offset(), s.byte_len()) {
+        (Some(o), Some(l)) => {
+            let o = (o as usize).min(src.len());
+            let l = (l as usize).min(src.len() - o);
+            Span::new(o, l)
+        }
+        _ => Span::new(0, 0),
+    }
+}
+
+impl<'de> Deserialize<'de> for Yaml {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Yaml, D::Error> {
+        let s: Spanned<YamlKind> = Spanned::deserialize(d)?;
+        let sp = s.referenced.span();
+        let span = match (sp.byte_offset(), sp.byte_len()) {
+            (Some(o), Some(l)) => Span::new(o as usize, l as usize),
+            _ => Span::default(),
+        };
+        Ok(Yaml {
+            kind: s.value,
+            span,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for YamlKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<YamlKind, D::Error> {
+        d.deserialize_any(KindVisitor)
+    }
+}
+
+struct KindVisitor;
+
+impl<'de> Visitor<'de> for KindVisitor {
+    type Value = YamlKind;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<YamlKind, E> {
+        Ok(YamlKind::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<YamlKind, E> {
+        Ok(YamlKind::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<YamlKind, D::Error> {
+        YamlKind::deserialize(d)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<YamlKind, E> {
+        Ok(YamlKind::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<YamlKind, E> {
+        Ok(YamlKind::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<YamlKind, E> {
+        i64::try_from(v)
+            .map(YamlKind::Int)
+            .or(Ok(YamlKind::Float(v as f64)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<YamlKind, E> {
+        Ok(YamlKind::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<YamlKind, E> {
+        Ok(YamlKind::Str(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<YamlKind, E> {
+        Ok(YamlKind::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<YamlKind, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Yaml>()? {
+            items.push(item);
+        }
+        Ok(YamlKind::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<YamlKind, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(k) = map.next_key::<Yaml>()? {
+            let v = map.next_value::<Yaml>()?;
+            entries.push((k, v));
+        }
+        Ok(YamlKind::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_point_at_scalars() {
+        let src = "name: demo\nnodes:\n  a:\n    kind: acquire\n";
+        let y = parse(src).unwrap();
+        let m = y.as_map().unwrap();
+        assert_eq!(m[0].0.as_str(), Some("name"));
+        let v = &m[0].1;
+        assert_eq!(&src[v.span.offset..v.span.offset + v.span.len], "demo");
+        let nodes = m[1].1.as_map().unwrap();
+        let kind = &nodes[0].1.as_map().unwrap()[0].1;
+        assert_eq!(
+            &src[kind.span.offset..kind.span.offset + kind.span.len],
+            "acquire"
+        );
+    }
+
+    #[test]
+    fn scalar_types() {
+        let y = parse("[1, 2.5, true, x, null, '3']").unwrap();
+        let YamlKind::Seq(items) = y.kind else {
+            panic!("not a seq")
+        };
+        assert_eq!(items[0].kind, YamlKind::Int(1));
+        assert_eq!(items[1].kind, YamlKind::Float(2.5));
+        assert_eq!(items[2].kind, YamlKind::Bool(true));
+        assert_eq!(items[3].kind, YamlKind::Str("x".into()));
+        assert_eq!(items[4].kind, YamlKind::Null);
+        assert_eq!(items[5].kind, YamlKind::Str("3".into()));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let src = "a: [1, 2\nb: c\n";
+        let e = parse(src).unwrap_err();
+        assert!(!e.message.is_empty());
+        assert!(e.span.offset > 0, "{e:?}");
+    }
+
+    #[test]
+    fn alias_bomb_is_rejected() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            src.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let t = std::time::Instant::now();
+        assert!(parse(&src).is_err());
+        assert!(t.elapsed().as_secs() < 5);
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected() {
+        let src = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse(&src).is_err());
+    }
+}

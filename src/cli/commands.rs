@@ -1,0 +1,383 @@
+//! One function per subcommand.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use lulc_cache::{GcOptions, Store};
+use lulc_engine::exec::{self, Manifest, Outcome, RunOptions, Status};
+use lulc_engine::plan::{self, LowerOptions};
+use lulc_engine::{Plan, Registry};
+use serde_json::{Value, json};
+
+use super::output::{self, Progress};
+use super::{Command, EXIT_FAILED, EXIT_OK, EXIT_USAGE, GraphFormat, SpecArgs, StoreArgs};
+
+pub fn dispatch(cmd: Command) -> i32 {
+    match cmd {
+        Command::Run { spec, store, jobs, json, keep_going: _, fail_fast, verbose } => {
+            run(&spec, &store, jobs, json, !fail_fast, verbose)
+        }
+        Command::Plan { spec, store, json, verbose } => plan_cmd(&spec, &store, json, verbose),
+        Command::Explain { spec, step, store } => explain(&spec, &step, &store),
+        Command::Validate { spec } => validate(&spec),
+        Command::Graph { spec, format } => graph(&spec, format),
+        Command::Show { spec, step, store, json } => show(&spec, &step, &store, json),
+        Command::Gc { store, dry_run, keep_runs, max_size } => gc(&store, dry_run, keep_runs, max_size),
+        Command::Verify { store } => verify(&store),
+    }
+}
+
+fn load(spec: &SpecArgs) -> Result<Plan, i32> {
+    let overrides = match super::overrides(&spec.set) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    let registry: Registry = super::registry();
+    let opts = LowerOptions { registry: &registry, overrides: &overrides };
+    plan::load(&spec.spec, &opts).map_err(|e| {
+        output::eprint_diag(e);
+        EXIT_USAGE
+    })
+}
+
+fn open_store(args: &StoreArgs, spec: Option<&Path>) -> Result<Store, i32> {
+    let dir = super::store_dir(&args.store, spec);
+    Store::open(&dir).map_err(|e| {
+        output::eprint_diag(e);
+        EXIT_FAILED
+    })
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(code) => return code,
+        }
+    };
+}
+
+fn run(spec: &SpecArgs, store_args: &StoreArgs, jobs: Option<usize>, json: bool, keep_going: bool, verbose: bool) -> i32 {
+    let plan = tri!(load(spec));
+    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let opts = RunOptions { jobs, keep_going, argv: std::env::args().collect() };
+    let progress = Progress::new(verbose, false);
+    let started = std::time::Instant::now();
+    let report = match exec::run(&plan, &store, &opts, &progress) {
+        Ok(r) => r,
+        Err(e) => {
+            progress.finish();
+            output::eprint_diag(e);
+            return EXIT_FAILED;
+        }
+    };
+    progress.finish();
+    for o in report.failed() {
+        output::eprint_diag(output::step_failed(&plan, o));
+    }
+    let failed = report.count(Status::Failed);
+    eprintln!(
+        "run {}: {} ran, {} cached, {} failed, {} skipped in {:.2}s (store: {})",
+        report.run_id,
+        report.count(Status::Ran),
+        report.count(Status::Cached),
+        failed,
+        report.count(Status::Skipped),
+        started.elapsed().as_secs_f64(),
+        store.root().display()
+    );
+    if json {
+        let doc = json!({
+            "run_id": report.run_id.to_string(),
+            "spec": spec.spec.display().to_string(),
+            "steps": report.outcomes.iter().map(|o| output::step_json(&plan, o)).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    }
+    if failed > 0 { EXIT_FAILED } else { EXIT_OK }
+}
+
+fn plan_cmd(spec: &SpecArgs, store_args: &StoreArgs, json: bool, verbose: bool) -> i32 {
+    let plan = tri!(load(spec));
+    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let outcomes = match exec::plan_status(&plan, &store) {
+        Ok(o) => o,
+        Err(e) => {
+            output::eprint_diag(e);
+            return EXIT_FAILED;
+        }
+    };
+    if json {
+        let doc = json!({
+            "run_id": Value::Null,
+            "spec": spec.spec.display().to_string(),
+            "steps": outcomes.iter().map(|o| output::step_json(&plan, o)).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        return EXIT_OK;
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in &outcomes {
+        *counts.entry(o.status.as_str()).or_default() += 1;
+        if verbose || o.status != Status::Fresh {
+            println!("{}", output::status_line(&plan, o));
+        }
+    }
+    let summary: Vec<String> = ["fresh", "dirty", "new", "maybe"]
+        .iter()
+        .filter_map(|s| counts.get(s).map(|n| format!("{n} {s}")))
+        .collect();
+    println!("plan `{}`: {} steps: {}", plan.name, outcomes.len(), summary.join(", "));
+    EXIT_OK
+}
+
+fn find_step<'a>(plan: &'a Plan, id: &str) -> Result<usize, i32> {
+    match plan.by_id.get(id) {
+        Some(&i) => Ok(i),
+        None => {
+            let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+            let hint = lulc_engine::diag::closest(id, ids.iter().copied())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            eprintln!("error: no step `{id}` in `{}`{hint}", plan.spec_path.display());
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+fn explain(spec: &SpecArgs, id: &str, store_args: &StoreArgs) -> i32 {
+    let plan = tri!(load(spec));
+    let i = tri!(find_step(&plan, id));
+    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let outcomes = match exec::plan_status(&plan, &store) {
+        Ok(o) => o,
+        Err(e) => {
+            output::eprint_diag(e);
+            return EXIT_FAILED;
+        }
+    };
+    let o: &Outcome = &outcomes[i];
+    let step = &plan.steps[i];
+    println!("{}", output::status_line(&plan, o));
+    println!("node: {} (kind `{}` v{})", step.node, step.kind, step.version);
+    match &o.key {
+        Some(k) => println!("key: {k}"),
+        None => println!("key: not yet known (an input is computed first)"),
+    }
+    let deps: Vec<String> = plan.dependencies(i).into_iter().map(|d| plan.steps[d].id.clone()).collect();
+    if !deps.is_empty() {
+        println!("reads: {}", deps.join(", "));
+    }
+    println!("key material:");
+    let material = serde_json::to_string_pretty(&o.material).expect("json");
+    for line in material.lines() {
+        println!("  {line}");
+    }
+    if let Ok(Some(prev)) = store.latest_for(&plan.name, &step.id) {
+        println!("last recorded: key {} ({:.2}s)", prev.key, prev.duration_s);
+    }
+    EXIT_OK
+}
+
+fn validate(spec: &SpecArgs) -> i32 {
+    let plan = tri!(load(spec));
+    let nodes: std::collections::BTreeSet<&str> = plan.steps.iter().map(|s| s.node.as_str()).collect();
+    println!(
+        "`{}` is valid: {} nodes, {} steps",
+        spec.spec.display(),
+        nodes.len(),
+        plan.steps.len()
+    );
+    EXIT_OK
+}
+
+fn graph(spec: &SpecArgs, format: GraphFormat) -> i32 {
+    let plan = tri!(load(spec));
+    match format {
+        GraphFormat::Dot => {
+            println!("digraph \"{}\" {{", plan.name);
+            println!("  rankdir=LR;");
+            println!("  node [shape=box, fontname=\"Helvetica\"];");
+            for (i, s) in plan.steps.iter().enumerate() {
+                println!("  s{i} [label=\"{}\\n({})\"];", s.id.replace('"', "'"), s.kind);
+            }
+            for e in plan.graph.edge_indices() {
+                let (a, b) = plan.graph.edge_endpoints(e).expect("edge");
+                println!("  s{} -> s{};", a.index(), b.index());
+            }
+            println!("}}");
+        }
+        GraphFormat::Mermaid => {
+            println!("flowchart LR");
+            for (i, s) in plan.steps.iter().enumerate() {
+                println!("  s{i}[\"{}\"]", s.id.replace('"', "'"));
+            }
+            for e in plan.graph.edge_indices() {
+                let (a, b) = plan.graph.edge_endpoints(e).expect("edge");
+                println!("  s{} --> s{}", a.index(), b.index());
+            }
+        }
+    }
+    EXIT_OK
+}
+
+fn show(spec: &SpecArgs, id: &str, store_args: &StoreArgs, json: bool) -> i32 {
+    let plan = tri!(load(spec));
+    let i = tri!(find_step(&plan, id));
+    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let outcomes = match exec::plan_status(&plan, &store) {
+        Ok(o) => o,
+        Err(e) => {
+            output::eprint_diag(e);
+            return EXIT_FAILED;
+        }
+    };
+    let o = &outcomes[i];
+    if o.status != Status::Fresh {
+        eprintln!("error: `{id}` has no up-to-date result: {}", output::status_line(&plan, o));
+        eprintln!("help: run `lulc run {}` first", spec.spec.display());
+        return EXIT_FAILED;
+    }
+    let mut ports = serde_json::Map::new();
+    for (port, d) in &o.outputs {
+        let manifest: Option<Manifest> = store.read_bytes(d).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(m) = manifest else {
+            eprintln!("error: manifest {d} of output `{port}` is unreadable; run `lulc verify`");
+            return EXIT_FAILED;
+        };
+        let files: serde_json::Map<String, Value> = m
+            .files
+            .iter()
+            .map(|(name, fd)| {
+                (name.clone(), json!({ "digest": fd.to_string(), "path": store.blob_path(fd).display().to_string() }))
+            })
+            .collect();
+        ports.insert(port.clone(), json!({ "digest": d.to_string(), "type": m.ty, "files": files, "meta": m.meta }));
+    }
+    if json {
+        let doc = json!({ "id": id, "key": o.key, "outputs": ports });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        return EXIT_OK;
+    }
+    println!("{id}  (key {})", o.key.as_deref().unwrap_or("?"));
+    for (port, v) in &ports {
+        println!("  {port}: {} {}", v["type"].as_str().unwrap_or(""), v["digest"].as_str().unwrap_or(""));
+        if let Some(files) = v["files"].as_object() {
+            for (name, f) in files {
+                println!("    {name}: {}", f["path"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    EXIT_OK
+}
+
+/// `2G`, `500M`, `10k`, `1024` -> bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = t[i..].to_ascii_lowercase();
+            let m: u64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
+                "" => 1,
+                "k" => 1 << 10,
+                "m" => 1 << 20,
+                "g" => 1 << 30,
+                "t" => 1 << 40,
+                _ => return Err(format!("unknown size unit in `{s}` (use K, M, G or T)")),
+            };
+            (&t[..i], m)
+        }
+        None => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("`{s}` is not a size like `2G`"))?;
+    if n < 0.0 {
+        return Err(format!("`{s}` is negative"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<String>) -> i32 {
+    let max_size = match max_size.as_deref().map(parse_size).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: --max-size: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let store = tri!(open_store(store_args, None));
+    match store.gc(&GcOptions { keep_runs, max_size, dry_run }) {
+        Ok(r) => {
+            let verb = if r.dry_run { "would remove" } else { "removed" };
+            for s in &r.removed_steps {
+                println!("{verb} {s}");
+            }
+            println!(
+                "gc: {verb} {} steps and {} blobs ({}); kept {} steps",
+                r.removed_steps.len(),
+                r.removed_blobs,
+                human(r.freed_bytes),
+                r.kept_steps
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            output::eprint_diag(e);
+            EXIT_FAILED
+        }
+    }
+}
+
+fn verify(store_args: &StoreArgs) -> i32 {
+    let store = tri!(open_store(store_args, None));
+    match store.verify() {
+        Ok(r) => {
+            for c in &r.corrupt {
+                println!("CORRUPT {} ({}) used by: {}", c.digest, c.path.display(), c.steps.join(", "));
+            }
+            for c in &r.missing {
+                println!("MISSING {} used by: {}", c.digest, c.steps.join(", "));
+            }
+            println!(
+                "verify: {} blobs checked, {} corrupt (quarantined), {} missing; affected steps will re-run",
+                r.checked,
+                r.corrupt.len(),
+                r.missing.len()
+            );
+            if r.corrupt.is_empty() && r.missing.is_empty() { EXIT_OK } else { EXIT_FAILED }
+        }
+        Err(e) => {
+            output::eprint_diag(e);
+            EXIT_FAILED
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5k").unwrap(), 1536);
+        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
+        assert!(parse_size("3X").is_err());
+        assert!(parse_size("abc").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Command-line interface. Only this layer renders diagnostics and prints; the engine, nodes and
+//! cache return values.
+//!
+//! Exit codes: 0 ok, 1 a step failed, 2 invalid spec or usage.
+
+mod commands;
+mod output;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lulc_engine::{Override, Registry};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "lulc", version, about = "Declarative, content-hashed dataflow for land-use/land-cover mapping")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SpecArgs {
+    /// The pipeline spec (YAML).
+    pub spec: PathBuf,
+    /// Override a param: `NODE.PARAM=VALUE` or `NAME=VALUE` (value read as YAML: `0.15`,
+    /// `[a, b]`, `2017..2023`).
+    #[arg(long = "set", value_name = "K=V")]
+    pub set: Vec<String>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Store directory (default: `LULC_STORE`, else `.lulc/` beside the spec).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a pipeline: compute what is not in the store.
+    Run {
+        #[command(flatten)]
+        spec: SpecArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Steps run in parallel (default: number of cores).
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Keep running independent branches after a failure (default).
+        #[arg(long, overrides_with = "fail_fast")]
+        keep_going: bool,
+        /// Stop starting new steps at the first failure.
+        #[arg(long)]
+        fail_fast: bool,
+        /// Print every step, also cached ones.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+    },
+    /// Show what a run would do and why; runs nothing.
+    Plan {
+        #[command(flatten)]
+        spec: SpecArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+        /// Also list fresh steps.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+    },
+    /// Full key material of one step and why it is dirty or fresh.
+    Explain {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Step id, e.g. `migrate[year=2019]`.
+        step: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Check a spec; report all errors at once (exit 2 if any).
+    Validate {
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// Print the step graph.
+    Graph {
+        #[command(flatten)]
+        spec: SpecArgs,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Outputs of a step: digests and file paths (open them in QGIS).
+    Show {
+        #[command(flatten)]
+        spec: SpecArgs,
+        step: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete what the last runs do not reach.
+    Gc {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Report what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep everything used by the newest N runs.
+        #[arg(long, default_value_t = 5)]
+        keep_runs: usize,
+        /// Then evict least recently used results until the store is under SIZE (e.g. `2G`).
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+    },
+    /// Re-hash every blob; quarantine corrupt ones (their steps become dirty).
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+/// Every node kind this binary knows.
+pub fn registry() -> Registry {
+    let mut reg = Registry::new(lulc_nodes::all());
+    if std::env::var("LULC_TEST_KINDS").as_deref() == Ok("1") {
+        for k in lulc_engine::testkit::kinds() {
+            reg.add(k);
+        }
+    }
+    reg
+}
+
+pub fn overrides(set: &[String]) -> Result<Vec<Override>, String> {
+    set.iter().map(|s| Override::parse(s)).collect()
+}
+
+/// `--store`, else `LULC_STORE`, else `.lulc/` beside the spec (or in the current directory).
+pub fn store_dir(arg: &Option<PathBuf>, spec: Option<&Path>) -> PathBuf {
+    if let Some(s) = arg {
+        return s.clone();
+    }
+    if let Some(s) = std::env::var_os("LULC_STORE") {
+        return PathBuf::from(s);
+    }
+    match spec.and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(".lulc"),
+        _ => PathBuf::from(".lulc"),
+    }
+}
+
+pub fn main() -> i32 {
+    output::install_miette_hook();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    commands::dispatch(cli.command)
+}

@@ -1,0 +1,170 @@
+//! Change one thing, assert exactly which steps run and the reason printed (after cargo's
+//! tests/testsuite/freshness.rs).
+
+use crate::support::{Project, YEARLY};
+
+fn ids(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn first_run_runs_everything_second_run_nothing() {
+    let p = Project::new(YEARLY);
+    let r = p.run(&[]);
+    r.assert_ok();
+    // raw 2017..2021 (padded), window 2018..2020, all
+    assert_eq!(r.steps_with("ran").len(), 5 + 3 + 1);
+    assert_eq!(r.step("raw[year=2017]")["reason"], "never run");
+    let r2 = p.run(&[]);
+    r2.assert_ok();
+    assert!(r2.steps_with("ran").is_empty(), "{}", r2.stdout);
+    assert_eq!(r2.steps_with("cached").len(), 9);
+}
+
+#[test]
+fn cross_partition_inputs_reach_neighbour_years() {
+    let p = Project::new(YEARLY);
+    p.run(&[]).assert_ok();
+    let show = p.lulc(&["show", "pipeline.yaml", "window[year=2018]", "--json"]);
+    show.assert_ok();
+    let doc = show.json();
+    let path = doc["outputs"]["out"]["files"]["value.json"]["path"].as_str().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(value, serde_json::json!(["v2017", "v2018", "v2019"]));
+}
+
+#[test]
+fn changing_one_param_reruns_that_branch_with_reason() {
+    let p = Project::new(YEARLY);
+    p.run(&[]).assert_ok();
+    let spec = YEARLY.replace("params: { value: \"v${year}\" }", "params: { value: \"w${year}\" }");
+    p.write_spec(&spec);
+    let plan = p.plan(&[]);
+    plan.assert_ok();
+    assert_eq!(plan.step("raw[year=2019]")["status"], "dirty");
+    assert_eq!(plan.step("raw[year=2019]")["reason"], "param `value` changed (v2019 -> w2019)");
+    assert_eq!(plan.step("window[year=2019]")["status"], "maybe");
+    let r = p.run(&[]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran").len(), 9);
+    assert_eq!(r.step("window[year=2019]")["reason"], "input `parts` changed");
+}
+
+#[test]
+fn plain_text_plan_renders_typed_reasons() {
+    let p = Project::new(YEARLY);
+    p.run(&[]).assert_ok();
+    let r = p.lulc(&["plan", "pipeline.yaml", "--set", "all.note=x"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("[DIRTY] all: param `note` changed ("" -> x)"), "{}", r.stdout);
+    assert!(r.stdout.contains("8 fresh, 1 dirty"), "{}", r.stdout);
+}
+
+#[test]
+fn early_cutoff_identical_output_leaves_downstream_fresh() {
+    let p = Project::new(YEARLY);
+    p.run(&[]).assert_ok();
+    // `note` changes the key of raw[*] but not their output bytes.
+    let r = p.run(&["--set", "raw.note=reworded"]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran").len(), 5, "{}", r.stdout);
+    assert!(r.steps_with("ran").iter().all(|s| s.starts_with("raw[")));
+    assert_eq!(r.step("raw[year=2018]")["reason"], "param `note` changed ("" -> reworded)");
+    assert_eq!(r.step("window[year=2018]")["status"], "cached");
+    assert_eq!(r.step("all")["status"], "cached");
+}
+
+#[test]
+fn adding_a_year_runs_only_that_years_branch() {
+    let p = Project::new(YEARLY);
+    p.run(&[]).assert_ok();
+    let r = p.run(&["--set", "years=2018..2021"]);
+    r.assert_ok();
+    // new: raw 2022 and window 2021; window 2020 is unchanged (its inputs 2019..2021 existed);
+    // `all` gathers every year so it re-runs.
+    assert_eq!(r.steps_with("ran"), ids(&["all", "raw[year=2022]", "window[year=2021]"]));
+    assert_eq!(r.step("all")["reason"], "input `parts` changed");
+    assert_eq!(r.step("window[year=2020]")["status"], "cached");
+}
+
+#[test]
+fn sweep_adds_only_the_new_points() {
+    let spec = r#"
+name: sweep
+params:
+  k: 1
+sweep:
+  score.op: [list]
+nodes:
+  base:
+    kind: emit
+    params: { value: 1 }
+  score:
+    kind: combine
+    inputs: { parts: base }
+  report:
+    kind: combine
+    inputs: { parts: score }
+"#;
+    let p = Project::new(spec);
+    let r = p.run(&[]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran"), ids(&["base", "report[op=list]", "score[op=list]"]));
+    p.write_spec(&spec.replace("[list]", "[list, sum]"));
+    let r = p.run(&[]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran"), ids(&["report[op=sum]", "score[op=sum]"]));
+    assert_eq!(r.step("base")["status"], "cached");
+    assert_eq!(r.step("score[op=sum]")["reason"], "never run");
+}
+
+#[test]
+fn sweep_shares_the_unaffected_prefix() {
+    let spec = r#"
+name: grid
+sweep:
+  score.note: [a, b, c]
+  report.note: [x, y]
+nodes:
+  base: { kind: emit, params: { value: 2 } }
+  score: { kind: combine, inputs: { parts: base } }
+  report: { kind: combine, inputs: { parts: score } }
+"#;
+    let p = Project::new(spec);
+    let plan = p.plan(&[]);
+    plan.assert_ok();
+    let steps = plan.json()["steps"].as_array().unwrap().len();
+    assert_eq!(steps, 1 + 3 + 6);
+    let r = p.run(&[]);
+    r.assert_ok();
+    assert!(r.steps_with("ran").contains(&"report[note=x,score.note=a]".to_string()) || r.steps_with("ran").contains(&"report[report.note=x,score.note=a]".to_string()), "{:?}", r.steps_with("ran"));
+}
+
+#[test]
+fn jobs_do_not_change_digests() {
+    let spec = YEARLY.replace("2018..2020", "2010..2030");
+    let a = Project::new(&spec);
+    let b = Project::new(&spec);
+    let ra = a.run(&["--jobs", "1"]);
+    let rb = b.run(&["--jobs", "4"]);
+    ra.assert_ok();
+    rb.assert_ok();
+    for id in ["all", "window[year=2015]", "raw[year=2031]"] {
+        assert_eq!(ra.step(id)["outputs"], rb.step(id)["outputs"], "{id}");
+        assert_eq!(ra.step(id)["key"], rb.step(id)["key"], "{id}");
+    }
+}
+
+#[test]
+fn plan_runs_nothing_and_reports_new_then_fresh() {
+    let p = Project::new(YEARLY);
+    let plan = p.plan(&[]);
+    plan.assert_ok();
+    assert_eq!(plan.steps_with("new").len(), 9);
+    assert!(p.blobs().is_empty(), "plan must not compute anything");
+    p.run(&[]).assert_ok();
+    let plan = p.plan(&[]);
+    assert_eq!(plan.steps_with("fresh").len(), 9);
+}
