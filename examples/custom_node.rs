@@ -50,8 +50,14 @@ impl Node for Scale {
     fn run(&self, ctx: &mut RunCtx, p: &ScaleParams, inputs: &Inputs) -> Result<(), NodeError> {
         let bytes = std::fs::read(inputs.one("value")?.file("value.json")?)?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| NodeError::new(e.to_string()))?;
-        let x = v.as_f64().ok_or_else(|| NodeError::new(format!("expected a number, got {v}")))?;
-        ctx.write_output("out", "value.json", Value::from(x * p.factor).to_string().as_bytes())?;
+        let x = v
+            .as_f64()
+            .ok_or_else(|| NodeError::new(format!("expected a number, got {v}")))?;
+        ctx.write_output(
+            "out",
+            "value.json",
+            Value::from(x * p.factor).to_string().as_bytes(),
+        )?;
         ctx.set_meta("out", Value::Null)
     }
 }
@@ -69,15 +75,29 @@ fn main() -> miette::Result<()> {
     let mut registry = Registry::new(testkit::kinds());
     registry.add(erase(Scale));
     let spec_path = dir.join("custom.yaml");
-    let plan = plan::lower(Path::new(&spec_path), SPEC.to_string(), &LowerOptions { registry: &registry, overrides: &[] })?;
+    let plan = plan::lower(
+        Path::new(&spec_path),
+        SPEC.to_string(),
+        &LowerOptions {
+            registry: &registry,
+            overrides: &[],
+        },
+    )?;
     let store = Store::open(dir.join("store"))?;
-    let opts = RunOptions { jobs: 2, keep_going: true, argv: vec![] };
+    let opts = RunOptions {
+        jobs: 2,
+        keep_going: true,
+        argv: vec![],
+    };
     let report = exec::run(&plan, &store, &opts, &Quiet)?;
     for o in &report.outcomes {
         println!("{} {}", o.status.tag(), plan.steps[o.step].id);
     }
     let again = exec::run(&plan, &store, &opts, &Quiet)?;
-    println!("second run: {} cached", again.count(lulc_engine::Status::Cached));
+    println!(
+        "second run: {} cached",
+        again.count(lulc_engine::Status::Cached)
+    );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

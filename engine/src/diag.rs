@@ -122,7 +122,11 @@ impl SpecError {
     }
 
     fn dedup_key(&self) -> (Code, String, Option<Span>) {
-        (self.code, self.message.clone(), self.span.as_ref().map(|s| s.0))
+        (
+            self.code,
+            self.message.clone(),
+            self.span.as_ref().map(|s| s.0),
+        )
     }
 }
 
@@ -237,7 +241,8 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The candidate closest to `wrong`, if it is close enough to be a plausible typo.
 pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (wrong.chars().count() / 3).max(1);
+    let len = wrong.chars().count();
+    let limit = if len <= 3 { 1 } else { (len / 3).max(2) };
     candidates
         .into_iter()
         .map(|c| (edit_distance(wrong, c), c))

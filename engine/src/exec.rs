@@ -130,7 +130,10 @@ fn material(step: &Step, inputs: Option<&BTreeMap<String, Vec<String>>>) -> KeyM
 }
 
 /// Input digests of a step, if every upstream output is known.
-fn input_digests(step: &Step, known: &[Option<BTreeMap<String, Digest>>]) -> Option<BTreeMap<String, Vec<String>>> {
+fn input_digests(
+    step: &Step,
+    known: &[Option<BTreeMap<String, Digest>>],
+) -> Option<BTreeMap<String, Vec<String>>> {
     let mut out = BTreeMap::new();
     for (port, edges) in &step.inputs {
         let mut list = Vec::with_capacity(edges.len());
@@ -210,7 +213,10 @@ fn decide(
             let old: Option<KeyMaterial> = serde_json::from_value(prev.material).ok();
             let reasons = match &old {
                 Some(old) => fingerprint::diff(old, &mat, inputs.is_some()),
-                None => vec![DirtyReason::EngineVersionChanged { old: 0, new: ENGINE_CACHE_VERSION }],
+                None => vec![DirtyReason::EngineVersionChanged {
+                    old: 0,
+                    new: ENGINE_CACHE_VERSION,
+                }],
             };
             if !reasons.is_empty() {
                 out.status = Status::Dirty;
@@ -295,7 +301,12 @@ enum Msg {
 }
 
 /// Run the plan: every step either comes from the store (`cached`) or runs.
-pub fn run(plan: &Plan, store: &Store, opts: &RunOptions, obs: &dyn Observer) -> Result<RunReport, ExecError> {
+pub fn run(
+    plan: &Plan,
+    store: &Store,
+    opts: &RunOptions,
+    obs: &dyn Observer,
+) -> Result<RunReport, ExecError> {
     let n = plan.steps.len();
     let run_id = store.begin_run(&RunInfo {
         scope: plan.name.clone(),
@@ -308,9 +319,11 @@ pub fn run(plan: &Plan, store: &Store, opts: &RunOptions, obs: &dyn Observer) ->
     let mut remaining: Vec<usize> = (0..n).map(|i| plan.dependencies(i).len()).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
     let mut known: Vec<Option<BTreeMap<String, Digest>>> = vec![None; n];
-    let mut ready: std::collections::VecDeque<usize> = (0..n).filter(|&i| remaining[i] == 0).collect();
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..n).filter(|&i| remaining[i] == 0).collect();
     let jobs = opts.jobs.max(1);
-    let (task_tx, task_rx) = crossbeam_channel::unbounded::<(usize, BTreeMap<String, Vec<String>>)>();
+    let (task_tx, task_rx) =
+        crossbeam_channel::unbounded::<(usize, BTreeMap<String, Vec<String>>)>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Msg>();
     let mut stop = false;
     let mut in_flight = 0usize;
@@ -340,24 +353,29 @@ pub fn run(plan: &Plan, store: &Store, opts: &RunOptions, obs: &dyn Observer) ->
         while finished < n {
             while !stop && in_flight < jobs * 4 {
                 let Some(i) = ready.pop_front() else { break };
-                let inputs = input_digests(&plan.steps[i], &known).expect("ready steps have known inputs");
+                let inputs =
+                    input_digests(&plan.steps[i], &known).expect("ready steps have known inputs");
                 task_tx.send((i, inputs)).expect("workers alive");
                 in_flight += 1;
             }
             if in_flight == 0 {
                 // Stopped (fail-fast): everything not dispatched is skipped.
-                for i in 0..n {
-                    if outcomes[i].is_none() {
+                for (i, slot) in outcomes.iter_mut().enumerate() {
+                    if slot.is_none() {
                         let mut o = Outcome::new(i, Status::Skipped);
-                        o.reasons.push(DirtyReason::UpstreamFailed { step: "(stopped at first failure)".into() });
+                        o.reasons.push(DirtyReason::UpstreamFailed {
+                            step: "(stopped at first failure)".into(),
+                        });
                         obs.step_finished(plan, &o);
-                        outcomes[i] = Some(o);
+                        *slot = Some(o);
                         finished += 1;
                     }
                 }
                 break;
             }
-            let Ok(Msg::Done(o)) = done_rx.recv() else { break };
+            let Ok(Msg::Done(o)) = done_rx.recv() else {
+                break;
+            };
             in_flight -= 1;
             finished += 1;
             let i = o.step;
@@ -365,7 +383,10 @@ pub fn run(plan: &Plan, store: &Store, opts: &RunOptions, obs: &dyn Observer) ->
             let ok = matches!(o.status, Status::Cached | Status::Ran);
             if ok {
                 known[i] = Some(o.outputs.clone());
-                for d in plan.dependents(i).collect::<std::collections::BTreeSet<_>>() {
+                for d in plan
+                    .dependents(i)
+                    .collect::<std::collections::BTreeSet<_>>()
+                {
                     remaining[d] -= 1;
                     if remaining[d] == 0 && outcomes[d].is_none() {
                         ready.push_back(d);
@@ -382,7 +403,9 @@ pub fn run(plan: &Plan, store: &Store, opts: &RunOptions, obs: &dyn Observer) ->
                         continue;
                     }
                     let mut s = Outcome::new(d, Status::Skipped);
-                    s.reasons.push(DirtyReason::UpstreamFailed { step: plan.steps[i].id.clone() });
+                    s.reasons.push(DirtyReason::UpstreamFailed {
+                        step: plan.steps[i].id.clone(),
+                    });
                     obs.step_finished(plan, &s);
                     outcomes[d] = Some(s);
                     finished += 1;
@@ -453,7 +476,8 @@ fn execute(
                 scope: plan.name.clone(),
                 step_id: step.id.clone(),
                 kind: step.kind.clone(),
-                material: serde_json::to_value(o.material.as_ref().expect("decided")).expect("material serialises"),
+                material: serde_json::to_value(o.material.as_ref().expect("decided"))
+                    .expect("material serialises"),
                 outputs: outputs.clone(),
                 blobs,
                 metrics: metrics.clone(),
@@ -495,7 +519,11 @@ fn run_node(
         step_id: step.id.clone(),
         dims: step.dims.clone(),
         seed: seed_from_key(key),
-        env: step.env.iter().map(|n| (n.clone(), std::env::var(n).ok())).collect(),
+        env: step
+            .env
+            .iter()
+            .map(|n| (n.clone(), std::env::var(n).ok()))
+            .collect(),
         tmp: tmp_store,
         outputs: BTreeMap::new(),
         output_ports: step.outputs.clone(),
@@ -504,7 +532,9 @@ fn run_node(
         spec_dir: plan.spec_dir.clone(),
     };
     let node = plan.kind(step).clone();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| node.run(&mut ctx, &step.params, &inputs)));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        node.run(&mut ctx, &step.params, &inputs)
+    }));
     let cleanup = |ctx: &RunCtx| {
         for out in ctx.outputs.values() {
             for p in out.files.values() {
@@ -533,20 +563,34 @@ fn run_node(
     for port in &step.outputs {
         let Some(out) = ctx.outputs.remove(port.name) else {
             cleanup(&ctx);
-            return Err(NodeError::new(format!("node `{}` produced no output `{}`", step.kind, port.name)));
+            return Err(NodeError::new(format!(
+                "node `{}` produced no output `{}`",
+                step.kind, port.name
+            )));
         };
         let mut files = BTreeMap::new();
         for (name, path) in out.files {
             if !path.exists() {
-                return Err(NodeError::new(format!("node did not write file `{name}` of output `{}`", port.name)));
+                return Err(NodeError::new(format!(
+                    "node did not write file `{name}` of output `{}`",
+                    port.name
+                )));
             }
-            let d = store.put_file(&path).map_err(|e| NodeError::new(e.to_string()))?;
+            let d = store
+                .put_file(&path)
+                .map_err(|e| NodeError::new(e.to_string()))?;
             blobs.push(d.clone());
             files.insert(name, d);
         }
-        let manifest = Manifest { ty: port.ty.to_string(), files, meta: out.meta };
+        let manifest = Manifest {
+            ty: port.ty.to_string(),
+            files,
+            meta: out.meta,
+        };
         let bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
-        let d = store.put_bytes(&bytes).map_err(|e| NodeError::new(e.to_string()))?;
+        let d = store
+            .put_bytes(&bytes)
+            .map_err(|e| NodeError::new(e.to_string()))?;
         blobs.push(d.clone());
         outputs.insert(port.name.to_string(), d);
     }
@@ -585,15 +629,17 @@ fn load_inputs(
         let mut list = Vec::with_capacity(edges.len());
         for (e, d) in edges.iter().zip(port_digests) {
             let up = &plan.steps[e.step];
-            let manifest_digest = Digest::parse(d).map_err(|err| NodeError::new(err.to_string()))?;
+            let manifest_digest =
+                Digest::parse(d).map_err(|err| NodeError::new(err.to_string()))?;
             let manifest = match manifests.get(d) {
                 Some(m) => m.clone(),
                 None => {
-                    let bytes = store
-                        .read_bytes(&manifest_digest)
-                        .map_err(|err| corrupt_input(store, up, &manifest_digest, &err.to_string()))?;
-                    let m: Manifest = serde_json::from_slice(&bytes)
-                        .map_err(|err| NodeError::new(format!("manifest of `{}` unreadable: {err}", up.id)))?;
+                    let bytes = store.read_bytes(&manifest_digest).map_err(|err| {
+                        corrupt_input(store, up, &manifest_digest, &err.to_string())
+                    })?;
+                    let m: Manifest = serde_json::from_slice(&bytes).map_err(|err| {
+                        NodeError::new(format!("manifest of `{}` unreadable: {err}", up.id))
+                    })?;
                     manifests.insert(d.clone(), m.clone());
                     m
                 }
@@ -601,7 +647,12 @@ fn load_inputs(
             let mut files = BTreeMap::new();
             for (name, fd) in &manifest.files {
                 if store.check_blob(fd, true) != BlobState::Ok {
-                    return Err(corrupt_input(store, up, fd, &format!("file `{name}` ({fd}) is corrupt or missing")));
+                    return Err(corrupt_input(
+                        store,
+                        up,
+                        fd,
+                        &format!("file `{name}` ({fd}) is corrupt or missing"),
+                    ));
                 }
                 files.insert(name.clone(), store.blob_path(fd));
             }

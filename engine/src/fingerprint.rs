@@ -53,19 +53,46 @@ impl KeyMaterial {
 pub enum DirtyReason {
     /// No step with this id was ever recorded in the store.
     NeverRun,
-    EngineVersionChanged { old: u32, new: u32 },
-    KindChanged { old: String, new: String },
-    NodeVersionChanged { old: u32, new: u32 },
-    ParamChanged { name: String, old: Option<Value>, new: Option<Value> },
+    EngineVersionChanged {
+        old: u32,
+        new: u32,
+    },
+    KindChanged {
+        old: String,
+        new: String,
+    },
+    NodeVersionChanged {
+        old: u32,
+        new: u32,
+    },
+    ParamChanged {
+        name: String,
+        old: Option<Value>,
+        new: Option<Value>,
+    },
     DimsChanged,
-    InputChanged { port: String },
-    EnvChanged { name: String, old: Option<String>, new: Option<String> },
-    OutputMissing { port: String },
-    OutputCorrupt { port: String },
+    InputChanged {
+        port: String,
+    },
+    EnvChanged {
+        name: String,
+        old: Option<String>,
+        new: Option<String>,
+    },
+    OutputMissing {
+        port: String,
+    },
+    OutputCorrupt {
+        port: String,
+    },
     /// An upstream step will run first; this one re-runs only if that output changes.
-    UpstreamWillRun { step: String },
+    UpstreamWillRun {
+        step: String,
+    },
     /// An upstream step failed or was skipped.
-    UpstreamFailed { step: String },
+    UpstreamFailed {
+        step: String,
+    },
     /// The recorded material matches but no record exists for the key (e.g. after `gc`).
     NotInStore,
 }
@@ -107,8 +134,12 @@ impl fmt::Display for DirtyReason {
                 show_env(old),
                 show_env(new)
             ),
-            DirtyReason::OutputMissing { port } => write!(f, "output `{port}` missing from the store"),
-            DirtyReason::OutputCorrupt { port } => write!(f, "output `{port}` is corrupt in the store"),
+            DirtyReason::OutputMissing { port } => {
+                write!(f, "output `{port}` missing from the store")
+            }
+            DirtyReason::OutputCorrupt { port } => {
+                write!(f, "output `{port}` is corrupt in the store")
+            }
             DirtyReason::UpstreamWillRun { step } => write!(f, "upstream `{step}` will run"),
             DirtyReason::UpstreamFailed { step } => write!(f, "upstream `{step}` did not succeed"),
             DirtyReason::NotInStore => f.write_str("result no longer in the store"),
@@ -121,27 +152,48 @@ impl fmt::Display for DirtyReason {
 pub fn diff(old: &KeyMaterial, new: &KeyMaterial, compare_inputs: bool) -> Vec<DirtyReason> {
     let mut out = Vec::new();
     if old.engine != new.engine {
-        out.push(DirtyReason::EngineVersionChanged { old: old.engine, new: new.engine });
+        out.push(DirtyReason::EngineVersionChanged {
+            old: old.engine,
+            new: new.engine,
+        });
     }
     if old.kind != new.kind {
-        out.push(DirtyReason::KindChanged { old: old.kind.clone(), new: new.kind.clone() });
+        out.push(DirtyReason::KindChanged {
+            old: old.kind.clone(),
+            new: new.kind.clone(),
+        });
         return out;
     }
     if old.version != new.version {
-        out.push(DirtyReason::NodeVersionChanged { old: old.version, new: new.version });
+        out.push(DirtyReason::NodeVersionChanged {
+            old: old.version,
+            new: new.version,
+        });
     }
     diff_values("", &old.params, &new.params, &mut out);
     if old.dims != new.dims {
         out.push(DirtyReason::DimsChanged);
     }
     for name in old.env.keys().chain(new.env.keys()) {
-        let (o, n) = (old.env.get(name).cloned().flatten(), new.env.get(name).cloned().flatten());
-        if o != n && !out.iter().any(|r| matches!(r, DirtyReason::EnvChanged { name: x, .. } if x == name)) {
-            out.push(DirtyReason::EnvChanged { name: name.clone(), old: o, new: n });
+        let (o, n) = (
+            old.env.get(name).cloned().flatten(),
+            new.env.get(name).cloned().flatten(),
+        );
+        if o != n
+            && !out
+                .iter()
+                .any(|r| matches!(r, DirtyReason::EnvChanged { name: x, .. } if x == name))
+        {
+            out.push(DirtyReason::EnvChanged {
+                name: name.clone(),
+                old: o,
+                new: n,
+            });
         }
     }
     if compare_inputs {
-        let ports: std::collections::BTreeSet<&String> = old.inputs.keys().chain(new.inputs.keys()).collect();
+        let ports: std::collections::BTreeSet<&String> =
+            old.inputs.keys().chain(new.inputs.keys()).collect();
         for p in ports {
             if old.inputs.get(p) != new.inputs.get(p) {
                 out.push(DirtyReason::InputChanged { port: p.clone() });
@@ -156,10 +208,18 @@ fn diff_values(path: &str, old: &Value, new: &Value, out: &mut Vec<DirtyReason>)
         (Value::Object(a), Value::Object(b)) => {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for k in keys {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (a.get(k), b.get(k)) {
                     (Some(x), Some(y)) => diff_values(&p, x, y, out),
-                    (x, y) => out.push(DirtyReason::ParamChanged { name: p, old: x.cloned(), new: y.cloned() }),
+                    (x, y) => out.push(DirtyReason::ParamChanged {
+                        name: p,
+                        old: x.cloned(),
+                        new: y.cloned(),
+                    }),
                 }
             }
         }
@@ -226,7 +286,12 @@ mod tests {
         let a = material();
         let mut b = material();
         b.inputs.insert("features".into(), vec!["blake3:bb".into()]);
-        assert_eq!(diff(&a, &b, true), vec![DirtyReason::InputChanged { port: "features".into() }]);
+        assert_eq!(
+            diff(&a, &b, true),
+            vec![DirtyReason::InputChanged {
+                port: "features".into()
+            }]
+        );
         assert!(diff(&a, &b, false).is_empty());
     }
 

@@ -61,6 +61,10 @@ impl DimValue {
     }
 }
 
+/// Steps created so far, by (node, the sweep axes that reach it with their value index,
+/// partition values).
+type StepIndex = HashMap<(usize, Vec<(usize, usize)>, Vec<DimValue>), usize>;
+
 /// One edge into a step: the upstream step and its output port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputEdge {
@@ -255,11 +259,7 @@ pub fn lower(path: &Path, text: String, opts: &LowerOptions) -> Result<Plan, Spe
         spec_dir,
         spec_digest,
         params: l.params.into_iter().map(|(k, p)| (k, p.value)).collect(),
-        sweep: sweep
-            .axes
-            .into_iter()
-            .map(|a| (a.key, a.values))
-            .collect(),
+        sweep: sweep.axes.into_iter().map(|a| (a.key, a.values)).collect(),
         seed,
         steps,
         graph,
@@ -315,6 +315,8 @@ struct NodeDecl {
 
 struct SweepAxis {
     key: String,
+    /// Span of the sweep entry's values.
+    span: Span,
     /// Node index for `node.param`, None for a top-level param.
     node: Option<usize>,
     param: String,
@@ -336,20 +338,25 @@ struct Lowerer<'a> {
 }
 
 impl Lowerer<'_> {
+    /// Node names in file order, for "did you mean" (deterministic, unlike the index).
+    fn node_names(&self) -> Vec<&str> {
+        self.nodes.iter().map(|n| n.name.text.as_str()).collect()
+    }
+
     fn top_params(&mut self, raw: &spec::RawSpec, overrides: &[Override]) {
         for (k, v) in &raw.params {
             match spec::to_value(v) {
                 Ok(value) => {
-                    self.params.insert(
-                        k.text.clone(),
-                        TopParam { value },
-                    );
+                    self.params.insert(k.text.clone(), TopParam { value });
                 }
                 Err(e) => self.diags.push(e),
             }
         }
         for o in overrides.iter().filter(|o| !o.key.contains('.')) {
-            let p = self.params.entry(o.key.clone()).or_insert(TopParam { value: Value::Null });
+            let p = self
+                .params
+                .entry(o.key.clone())
+                .or_insert(TopParam { value: Value::Null });
             p.value = o.value.clone();
         }
     }
@@ -465,8 +472,11 @@ impl Lowerer<'_> {
                 }
                 let Some((name, span)) = param else {
                     self.diags.push(
-                        SpecError::new(Code::MissingField, format!("`for_each.{dim}` needs `param`"))
-                            .at(v.span, "add `param: NAME`"),
+                        SpecError::new(
+                            Code::MissingField,
+                            format!("`for_each.{dim}` needs `param`"),
+                        )
+                        .at(v.span, "add `param: NAME`"),
                     );
                     return None;
                 };
@@ -522,8 +532,11 @@ impl Lowerer<'_> {
                 }
                 _ => {
                     self.diags.push(
-                        SpecError::new(Code::BadValue, format!("`pad` needs integer values of `{dim}`"))
-                            .at(v.span, "not integers"),
+                        SpecError::new(
+                            Code::BadValue,
+                            format!("`pad` needs integer values of `{dim}`"),
+                        )
+                        .at(v.span, "not integers"),
                     );
                     return None;
                 }
@@ -533,9 +546,12 @@ impl Lowerer<'_> {
         out.dedup();
         if out.is_empty() {
             self.diags.push(
-                SpecError::new(Code::EmptyPartition, format!("`for_each.{dim}` has no values"))
-                    .at(v.span, "empty partition range")
-                    .help("give at least one value, e.g. `2017..2022`"),
+                SpecError::new(
+                    Code::EmptyPartition,
+                    format!("`for_each.{dim}` has no values"),
+                )
+                .at(v.span, "empty partition range")
+                .help("give at least one value, e.g. `2017..2022`"),
             );
             return None;
         }
@@ -545,9 +561,12 @@ impl Lowerer<'_> {
     fn unknown_param_ref(&mut self, name: &str, span: Span) {
         let names: Vec<&str> = self.params.keys().map(String::as_str).collect();
         self.diags.push(
-            SpecError::new(Code::UnknownReference, format!("unknown top-level param `{name}`"))
-                .at(span, "not defined under `params:`")
-                .did_you_mean(name, names),
+            SpecError::new(
+                Code::UnknownReference,
+                format!("unknown top-level param `{name}`"),
+            )
+            .at(span, "not defined under `params:`")
+            .did_you_mean(name, names),
         );
     }
 
@@ -578,7 +597,11 @@ impl Lowerer<'_> {
                 self.diags.push(
                     SpecError::new(
                         Code::PortMismatch,
-                        format!("input port `{}` of kind `{}` takes one artifact, not a list", port.name, kind.kind()),
+                        format!(
+                            "input port `{}` of kind `{}` takes one artifact, not a list",
+                            port.name,
+                            kind.kind()
+                        ),
                     )
                     .at(pv.span, "a list here"),
                 );
@@ -595,7 +618,10 @@ impl Lowerer<'_> {
                 self.diags.push(
                     SpecError::new(
                         Code::MissingInput,
-                        format!("node `{node_name}` does not connect input port `{}` ({})", p.name, p.ty),
+                        format!(
+                            "node `{node_name}` does not connect input port `{}` ({})",
+                            p.name, p.ty
+                        ),
                     )
                     .at(self.nodes[i].name.span, "missing input")
                     .help(format!("add `inputs: {{ {}: <node> }}`", p.name)),
@@ -633,31 +659,39 @@ impl Lowerer<'_> {
                 (from, span, out_port, sels)
             }
             _ => {
-                self.diags.push(spec::type_error(r, "an input", "a node name or `{ from: node }`"));
+                self.diags.push(spec::type_error(
+                    r,
+                    "an input",
+                    "a node name or `{ from: node }`",
+                ));
                 return None;
             }
         };
         let Some(&from) = self.node_index.get(&from_text) else {
-            let names: Vec<&str> = self.node_index.keys().map(String::as_str).collect();
-            let mut names = names;
-            names.sort();
+            let names = self.node_names();
             self.diags.push(
-                SpecError::new(Code::MissingNode, format!("input refers to unknown node `{from_text}`"))
-                    .at(from_span, "no node with this name")
-                    .did_you_mean(&from_text, names),
+                SpecError::new(
+                    Code::MissingNode,
+                    format!("input refers to unknown node `{from_text}`"),
+                )
+                .at(from_span, "no node with this name")
+                .did_you_mean(&from_text, names),
             );
             return None;
         };
         let up_kind = self.nodes[from].kind.clone()?;
         let outs = up_kind.outputs();
         let out = match &out_port {
-            Some(p) => match outs.iter().find(|o| &o.name == p) {
+            Some(p) => match outs.iter().find(|o| o.name == p.as_str()) {
                 Some(o) => o.clone(),
                 None => {
                     self.diags.push(
                         SpecError::new(
                             Code::UnknownPort,
-                            format!("node `{from_text}` (kind `{}`) has no output port `{p}`", up_kind.kind()),
+                            format!(
+                                "node `{from_text}` (kind `{}`) has no output port `{p}`",
+                                up_kind.kind()
+                            ),
                         )
                         .at(from_span, "unknown output port")
                         .did_you_mean(p, outs.iter().map(|o| o.name)),
@@ -669,8 +703,11 @@ impl Lowerer<'_> {
                 Some(o) => o.clone(),
                 None => {
                     self.diags.push(
-                        SpecError::new(Code::UnknownPort, format!("node `{from_text}` has no outputs"))
-                            .at(from_span, "nothing to read"),
+                        SpecError::new(
+                            Code::UnknownPort,
+                            format!("node `{from_text}` has no outputs"),
+                        )
+                        .at(from_span, "nothing to read"),
                     );
                     return None;
                 }
@@ -687,7 +724,10 @@ impl Lowerer<'_> {
                     ),
                 )
                 .at(from_span, format!("produces `{}`", out.ty))
-                .also(self.nodes[from].name.span, format!("`{from_text}` is a `{}` node", up_kind.kind()))
+                .also(
+                    self.nodes[from].name.span,
+                    format!("`{from_text}` is a `{}` node", up_kind.kind()),
+                )
                 .help(format!("connect a node whose output is `{}`", port.ty)),
             );
             return None;
@@ -695,7 +735,11 @@ impl Lowerer<'_> {
         let mut selectors = BTreeMap::new();
         for (k, v) in sel_entries {
             if !self.nodes[from].dims.iter().any(|(d, _)| *d == k.text) {
-                let dims: Vec<&str> = self.nodes[from].dims.iter().map(|(d, _)| d.as_str()).collect();
+                let dims: Vec<&str> = self.nodes[from]
+                    .dims
+                    .iter()
+                    .map(|(d, _)| d.as_str())
+                    .collect();
                 self.diags.push(
                     SpecError::new(
                         Code::UnknownField,
@@ -780,7 +824,7 @@ impl Lowerer<'_> {
             if let Some((node, _)) = o.key.split_once('.')
                 && !self.node_index.contains_key(node)
             {
-                let names: Vec<&str> = self.node_index.keys().map(String::as_str).collect();
+                let names = self.node_names();
                 self.diags.push(
                     SpecError::new(
                         Code::BadOverride,
@@ -807,8 +851,7 @@ impl Lowerer<'_> {
             Ok(order) => Some(order.into_iter().map(|n| n.index()).collect()),
             Err(_) => {
                 for scc in petgraph::algo::tarjan_scc(&g) {
-                    let is_cycle = scc.len() > 1
-                        || g.contains_edge(scc[0], scc[0]);
+                    let is_cycle = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
                     if !is_cycle {
                         continue;
                     }
@@ -823,14 +866,20 @@ impl Lowerer<'_> {
                         Code::Cycle,
                         format!("cycle between nodes {}", names.join(", ")),
                     )
-                    .at(self.nodes[first].name.span, "this node depends on itself through its inputs")
+                    .at(
+                        self.nodes[first].name.span,
+                        "this node depends on itself through its inputs",
+                    )
                     .help("a pipeline is a DAG: remove one of these inputs");
                     for &m in &members {
                         for inp in &self.nodes[m].inputs {
                             if members.contains(&inp.from) {
                                 e = e.also(
                                     inp.span,
-                                    format!("`{}` reads `{}`", self.nodes[m].name.text, self.nodes[inp.from].name.text),
+                                    format!(
+                                        "`{}` reads `{}`",
+                                        self.nodes[m].name.text, self.nodes[inp.from].name.text
+                                    ),
                                 );
                             }
                         }
@@ -852,8 +901,11 @@ impl Lowerer<'_> {
                 Ok(Value::Array(items)) if !items.is_empty() => items,
                 Ok(_) => {
                     self.diags.push(
-                        SpecError::new(Code::BadValue, format!("sweep `{}` needs a non-empty list of values", k.text))
-                            .at(v.span, "expected a list like `[0.05, 0.1]`"),
+                        SpecError::new(
+                            Code::BadValue,
+                            format!("sweep `{}` needs a non-empty list of values", k.text),
+                        )
+                        .at(v.span, "expected a list like `[0.05, 0.1]`"),
                     );
                     continue;
                 }
@@ -875,7 +927,11 @@ impl Lowerer<'_> {
                             self.diags.push(
                                 SpecError::new(
                                     Code::UnknownSweepParam,
-                                    format!("sweep over `{}`: kind `{}` has no param `{p}`", k.text, self.nodes[ni].kind.as_ref().unwrap().kind()),
+                                    format!(
+                                        "sweep over `{}`: kind `{}` has no param `{p}`",
+                                        k.text,
+                                        self.nodes[ni].kind.as_ref().unwrap().kind()
+                                    ),
                                 )
                                 .at(k.span, "no such param")
                                 .did_you_mean(p, names),
@@ -885,11 +941,14 @@ impl Lowerer<'_> {
                         (Some(ni), p.to_string())
                     }
                     None => {
-                        let names: Vec<&str> = self.node_index.keys().map(String::as_str).collect();
+                        let names = self.node_names();
                         self.diags.push(
-                            SpecError::new(Code::UnknownSweepParam, format!("sweep over `{}`: no node named `{n}`", k.text))
-                                .at(k.span, "no such node")
-                                .did_you_mean(n, names),
+                            SpecError::new(
+                                Code::UnknownSweepParam,
+                                format!("sweep over `{}`: no node named `{n}`", k.text),
+                            )
+                            .at(k.span, "no such node")
+                            .did_you_mean(n, names),
                         );
                         continue;
                     }
@@ -912,6 +971,7 @@ impl Lowerer<'_> {
             };
             sweep.axes.push(SweepAxis {
                 key: k.text.clone(),
+                span: v.span,
                 node,
                 param,
                 dim: String::new(),
@@ -922,7 +982,11 @@ impl Lowerer<'_> {
         let names: Vec<String> = sweep.axes.iter().map(|a| a.param.clone()).collect();
         for a in &mut sweep.axes {
             let clash = names.iter().filter(|n| **n == a.param).count() > 1;
-            a.dim = if clash { a.key.clone() } else { a.param.clone() };
+            a.dim = if clash {
+                a.key.clone()
+            } else {
+                a.param.clone()
+            };
         }
         let mut total: usize = 1;
         for a in &sweep.axes {
@@ -930,8 +994,11 @@ impl Lowerer<'_> {
         }
         if total > 10_000 {
             self.diags.push(
-                SpecError::new(Code::TooManySteps, format!("the sweep has {total} grid points, more than 10000"))
-                    .at(raw.sweep[0].0.span, "this grid"),
+                SpecError::new(
+                    Code::TooManySteps,
+                    format!("the sweep has {total} grid points, more than 10000"),
+                )
+                .at(raw.sweep[0].0.span, "this grid"),
             );
         }
         sweep
@@ -965,7 +1032,7 @@ impl Lowerer<'_> {
         let mut steps: Vec<Step> = Vec::new();
         let mut by_id: HashMap<String, usize> = HashMap::new();
         // (point, node, partition) -> step, where point is reduced to the axes that matter.
-        let mut index: HashMap<(usize, Vec<(usize, usize)>, Vec<DimValue>), usize> = HashMap::new();
+        let mut index: StepIndex = HashMap::new();
         let points = grid_points(sweep);
         let mut param_cache: HashMap<(usize, String), Result<Value, ()>> = HashMap::new();
         for point in &points {
@@ -973,7 +1040,8 @@ impl Lowerer<'_> {
                 let Some(kind) = self.nodes[n].kind.clone() else {
                     continue;
                 };
-                let axes: Vec<(usize, usize)> = influences[n].iter().map(|&a| (a, point[a])).collect();
+                let axes: Vec<(usize, usize)> =
+                    influences[n].iter().map(|&a| (a, point[a])).collect();
                 for partition in partitions(&self.nodes[n].dims) {
                     let ikey = (n, axes.clone(), partition.clone());
                     if index.contains_key(&ikey) {
@@ -981,9 +1049,12 @@ impl Lowerer<'_> {
                     }
                     if steps.len() >= MAX_STEPS {
                         self.diags.push(
-                            SpecError::new(Code::TooManySteps, format!("the spec expands to more than {MAX_STEPS} steps"))
-                                .at(self.nodes[n].name.span, "while expanding this node")
-                                .help("check the ranges in `for_each` and `sweep`"),
+                            SpecError::new(
+                                Code::TooManySteps,
+                                format!("the spec expands to more than {MAX_STEPS} steps"),
+                            )
+                            .at(self.nodes[n].name.span, "while expanding this node")
+                            .help("check the ranges in `for_each` and `sweep`"),
                         );
                         return (steps, by_id);
                     }
@@ -995,7 +1066,9 @@ impl Lowerer<'_> {
                         .collect();
                     let sweep_vals: BTreeMap<String, Value> = axes
                         .iter()
-                        .map(|&(a, vi)| (sweep.axes[a].dim.clone(), sweep.axes[a].values[vi].clone()))
+                        .map(|&(a, vi)| {
+                            (sweep.axes[a].dim.clone(), sweep.axes[a].values[vi].clone())
+                        })
                         .collect();
                     let id = step_id(&self.nodes[n].name.text, &dims, &sweep_vals);
                     let params = self.step_params(n, &kind, &dims, sweep, &axes, &mut param_cache);
@@ -1041,7 +1114,10 @@ impl Lowerer<'_> {
             .collect();
         for &(a, vi) in axes {
             if sweep.axes[a].node.is_none() {
-                ctx.insert(sweep.axes[a].param.clone(), sweep.axes[a].values[vi].clone());
+                ctx.insert(
+                    sweep.axes[a].param.clone(),
+                    sweep.axes[a].values[vi].clone(),
+                );
             }
         }
         for (d, v) in dims {
@@ -1062,9 +1138,17 @@ impl Lowerer<'_> {
         }
         for &(a, vi) in axes {
             if sweep.axes[a].node == Some(n) {
-                obj.insert(sweep.axes[a].param.clone(), sweep.axes[a].values[vi].clone());
+                obj.insert(
+                    sweep.axes[a].param.clone(),
+                    sweep.axes[a].values[vi].clone(),
+                );
             }
         }
+        let swept: Vec<(String, Span)> = axes
+            .iter()
+            .filter(|(a, _)| sweep.axes[*a].node == Some(n))
+            .map(|(a, _)| (sweep.axes[*a].param.clone(), sweep.axes[*a].span))
+            .collect();
         let raw = Value::Object(obj);
         let cache_key = (n, raw.to_string());
         if let Some(hit) = cache.get(&cache_key) {
@@ -1075,15 +1159,30 @@ impl Lowerer<'_> {
             Err(errors) => {
                 for e in errors {
                     let first = e.path.split(['.', '[']).next().unwrap_or("");
-                    let key = self.nodes[n].params.iter().find(|(k, _)| k.text == first).map(|(k, _)| k.clone());
-                    let span = key.as_ref().map(|k| k.span).unwrap_or(self.nodes[n].params_span);
+                    let key = self.nodes[n]
+                        .params
+                        .iter()
+                        .find(|(k, _)| k.text == first)
+                        .map(|(k, _)| k.clone());
+                    let span = swept
+                        .iter()
+                        .find(|(p, _)| p == first)
+                        .map(|(_, s)| *s)
+                        .or(key.as_ref().map(|k| k.span))
+                        .unwrap_or(self.nodes[n].params_span);
                     let err = if e.unknown {
                         SpecError::new(Code::UnknownParam, e.message)
                             .at(span, "unknown param")
                             .did_you_mean(&e.path, kind.param_names())
                     } else {
-                        let what = if e.path.is_empty() { String::new() } else { format!("param `{}`: ", e.path) };
-                        let code = if e.message.starts_with("invalid type") || e.message.starts_with("invalid value") {
+                        let what = if e.path.is_empty() {
+                            String::new()
+                        } else {
+                            format!("param `{}`: ", e.path)
+                        };
+                        let code = if e.message.starts_with("invalid type")
+                            || e.message.starts_with("invalid value")
+                        {
                             Code::ParamType
                         } else {
                             Code::InvalidParam
@@ -1105,7 +1204,7 @@ impl Lowerer<'_> {
         dims: &BTreeMap<String, DimValue>,
         axes: &[(usize, usize)],
         influences: &[BTreeSet<usize>],
-        index: &HashMap<(usize, Vec<(usize, usize)>, Vec<DimValue>), usize>,
+        index: &StepIndex,
     ) -> Option<BTreeMap<String, Vec<InputEdge>>> {
         let mut out: BTreeMap<String, Vec<InputEdge>> = BTreeMap::new();
         let mut ok = true;
@@ -1132,8 +1231,14 @@ impl Lowerer<'_> {
                         Some(v) => vec![v.clone()],
                         None => {
                             self.diags.push(
-                                SpecError::new(Code::BadValue, format!("`{d}: same` but node `{}` is not partitioned by `{d}`", self.nodes[n].name.text))
-                                    .at(span, "nothing to match"),
+                                SpecError::new(
+                                    Code::BadValue,
+                                    format!(
+                                        "`{d}: same` but node `{}` is not partitioned by `{d}`",
+                                        self.nodes[n].name.text
+                                    ),
+                                )
+                                .at(span, "nothing to match"),
                             );
                             ok = false;
                             continue;
@@ -1141,7 +1246,9 @@ impl Lowerer<'_> {
                     },
                     Selector::Absolute(v) => v,
                     Selector::Relative(offsets) => match dims.get(d) {
-                        Some(DimValue::Int(base)) => offsets.iter().map(|o| DimValue::Int(base + o)).collect(),
+                        Some(DimValue::Int(base)) => {
+                            offsets.iter().map(|o| DimValue::Int(base + o)).collect()
+                        }
                         _ => {
                             self.diags.push(
                                 SpecError::new(
@@ -1166,9 +1273,13 @@ impl Lowerer<'_> {
             let mut edges = Vec::new();
             for combo in cartesian(&per_dim) {
                 match index.get(&(inp.from, up_axes.clone(), combo.clone())) {
-                    Some(&s) => edges.push(InputEdge { step: s, port: inp.out_port.clone() }),
+                    Some(&s) => edges.push(InputEdge {
+                        step: s,
+                        port: inp.out_port.clone(),
+                    }),
                     None => {
-                        let wanted: BTreeMap<String, DimValue> = up_dims.iter().cloned().zip(combo.iter().cloned()).collect();
+                        let wanted: BTreeMap<String, DimValue> =
+                            up_dims.iter().cloned().zip(combo.iter().cloned()).collect();
                         let missing = step_id(&up_name, &wanted, &BTreeMap::new());
                         let have: Vec<String> = up_dims
                             .iter()
@@ -1233,17 +1344,27 @@ fn describe_values(v: &[DimValue]) -> String {
         }
         _ => format!(
             "[{}]",
-            v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            v.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
 
 /// Format a step id: `node[dim=value,...]`, all dims (partition and sweep) sorted by name.
-pub fn step_id(node: &str, dims: &BTreeMap<String, DimValue>, sweep: &BTreeMap<String, Value>) -> String {
+pub fn step_id(
+    node: &str,
+    dims: &BTreeMap<String, DimValue>,
+    sweep: &BTreeMap<String, Value>,
+) -> String {
     if dims.is_empty() && sweep.is_empty() {
         return node.to_string();
     }
-    let mut parts: Vec<(String, String)> = dims.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+    let mut parts: Vec<(String, String)> = dims
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
     for (k, v) in sweep {
         let text = match v {
             Value::String(s) => s.clone(),
@@ -1257,7 +1378,11 @@ pub fn step_id(node: &str, dims: &BTreeMap<String, DimValue>, sweep: &BTreeMap<S
 }
 
 fn grid_points(sweep: &Sweep) -> Vec<Vec<usize>> {
-    let ranges: Vec<Vec<usize>> = sweep.axes.iter().map(|a| (0..a.values.len()).collect()).collect();
+    let ranges: Vec<Vec<usize>> = sweep
+        .axes
+        .iter()
+        .map(|a| (0..a.values.len()).collect())
+        .collect();
     cartesian(&ranges)
 }
 
@@ -1332,7 +1457,12 @@ fn substitute(v: &Value, ctx: &BTreeMap<String, Value>) -> Result<Value, String>
             out.push_str(rest);
             Value::String(out)
         }
-        Value::Array(items) => Value::Array(items.iter().map(|i| substitute(i, ctx)).collect::<Result<_, _>>()?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| substitute(i, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(m) => {
             let mut o = serde_json::Map::new();
             for (k, i) in m {
@@ -1355,8 +1485,14 @@ mod tests {
         let mut sweep = BTreeMap::new();
         sweep.insert("sad".to_string(), Value::from(0.95));
         sweep.insert("ed".to_string(), Value::from(0.1));
-        assert_eq!(step_id("migrate", &dims, &sweep), "migrate[ed=0.1,sad=0.95,year=2019]");
-        assert_eq!(step_id("train", &BTreeMap::new(), &BTreeMap::new()), "train");
+        assert_eq!(
+            step_id("migrate", &dims, &sweep),
+            "migrate[ed=0.1,sad=0.95,year=2019]"
+        );
+        assert_eq!(
+            step_id("train", &BTreeMap::new(), &BTreeMap::new()),
+            "train"
+        );
     }
 
     #[test]
@@ -1364,12 +1500,18 @@ mod tests {
         let mut ctx = BTreeMap::new();
         ctx.insert("ref_year".to_string(), Value::from(2020));
         ctx.insert("year".to_string(), Value::from(2019));
-        assert_eq!(substitute(&Value::from("${ref_year}"), &ctx).unwrap(), Value::from(2020));
+        assert_eq!(
+            substitute(&Value::from("${ref_year}"), &ctx).unwrap(),
+            Value::from(2020)
+        );
         assert_eq!(
             substitute(&Value::from("data/${year}/x.tif"), &ctx).unwrap(),
             Value::from("data/2019/x.tif")
         );
-        assert_eq!(substitute(&Value::from("${nope}"), &ctx).unwrap_err(), "nope");
+        assert_eq!(
+            substitute(&Value::from("${nope}"), &ctx).unwrap_err(),
+            "nope"
+        );
     }
 
     #[test]

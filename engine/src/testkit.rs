@@ -106,7 +106,8 @@ impl Node for Combine {
         let mut values = Vec::new();
         for a in inputs.all("parts") {
             let bytes = std::fs::read(a.file("value.json")?)?;
-            let v: Value = serde_json::from_slice(&bytes).map_err(|e| NodeError::new(e.to_string()))?;
+            let v: Value =
+                serde_json::from_slice(&bytes).map_err(|e| NodeError::new(e.to_string()))?;
             values.push(v);
         }
         let out = if p.op == "sum" {
@@ -115,7 +116,11 @@ impl Node for Combine {
             Value::Array(values)
         };
         ctx.metric("parts", inputs.all("parts").len() as u64);
-        ctx.write_output("out", "value.json", &serde_json::to_vec(&out).expect("json"))?;
+        ctx.write_output(
+            "out",
+            "value.json",
+            &serde_json::to_vec(&out).expect("json"),
+        )?;
         ctx.set_meta("out", Value::Null)
     }
 }

@@ -14,15 +14,36 @@ use super::{Command, EXIT_FAILED, EXIT_OK, EXIT_USAGE, GraphFormat, SpecArgs, St
 
 pub fn dispatch(cmd: Command) -> i32 {
     match cmd {
-        Command::Run { spec, store, jobs, json, keep_going: _, fail_fast, verbose } => {
-            run(&spec, &store, jobs, json, !fail_fast, verbose)
-        }
-        Command::Plan { spec, store, json, verbose } => plan_cmd(&spec, &store, json, verbose),
+        Command::Run {
+            spec,
+            store,
+            jobs,
+            json,
+            keep_going: _,
+            fail_fast,
+            verbose,
+        } => run(&spec, &store, jobs, json, !fail_fast, verbose),
+        Command::Plan {
+            spec,
+            store,
+            json,
+            verbose,
+        } => plan_cmd(&spec, &store, json, verbose),
         Command::Explain { spec, step, store } => explain(&spec, &step, &store),
         Command::Validate { spec } => validate(&spec),
         Command::Graph { spec, format } => graph(&spec, format),
-        Command::Show { spec, step, store, json } => show(&spec, &step, &store, json),
-        Command::Gc { store, dry_run, keep_runs, max_size } => gc(&store, dry_run, keep_runs, max_size),
+        Command::Show {
+            spec,
+            step,
+            store,
+            json,
+        } => show(&spec, &step, &store, json),
+        Command::Gc {
+            store,
+            dry_run,
+            keep_runs,
+            max_size,
+        } => gc(&store, dry_run, keep_runs, max_size),
         Command::Verify { store } => verify(&store),
     }
 }
@@ -36,7 +57,10 @@ fn load(spec: &SpecArgs) -> Result<Plan, i32> {
         }
     };
     let registry: Registry = super::registry();
-    let opts = LowerOptions { registry: &registry, overrides: &overrides };
+    let opts = LowerOptions {
+        registry: &registry,
+        overrides: &overrides,
+    };
     plan::load(&spec.spec, &opts).map_err(|e| {
         output::eprint_diag(e);
         EXIT_USAGE
@@ -60,11 +84,26 @@ macro_rules! tri {
     };
 }
 
-fn run(spec: &SpecArgs, store_args: &StoreArgs, jobs: Option<usize>, json: bool, keep_going: bool, verbose: bool) -> i32 {
+fn run(
+    spec: &SpecArgs,
+    store_args: &StoreArgs,
+    jobs: Option<usize>,
+    json: bool,
+    keep_going: bool,
+    verbose: bool,
+) -> i32 {
     let plan = tri!(load(spec));
     let store = tri!(open_store(store_args, Some(&spec.spec)));
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let opts = RunOptions { jobs, keep_going, argv: std::env::args().collect() };
+    let jobs = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let opts = RunOptions {
+        jobs,
+        keep_going,
+        argv: std::env::args().collect(),
+    };
     let progress = Progress::new(verbose, false);
     let started = std::time::Instant::now();
     let report = match exec::run(&plan, &store, &opts, &progress) {
@@ -131,11 +170,16 @@ fn plan_cmd(spec: &SpecArgs, store_args: &StoreArgs, json: bool, verbose: bool) 
         .iter()
         .filter_map(|s| counts.get(s).map(|n| format!("{n} {s}")))
         .collect();
-    println!("plan `{}`: {} steps: {}", plan.name, outcomes.len(), summary.join(", "));
+    println!(
+        "plan `{}`: {} steps: {}",
+        plan.name,
+        outcomes.len(),
+        summary.join(", ")
+    );
     EXIT_OK
 }
 
-fn find_step<'a>(plan: &'a Plan, id: &str) -> Result<usize, i32> {
+fn find_step(plan: &Plan, id: &str) -> Result<usize, i32> {
     match plan.by_id.get(id) {
         Some(&i) => Ok(i),
         None => {
@@ -143,7 +187,10 @@ fn find_step<'a>(plan: &'a Plan, id: &str) -> Result<usize, i32> {
             let hint = lulc_engine::diag::closest(id, ids.iter().copied())
                 .map(|c| format!(" (did you mean `{c}`?)"))
                 .unwrap_or_default();
-            eprintln!("error: no step `{id}` in `{}`{hint}", plan.spec_path.display());
+            eprintln!(
+                "error: no step `{id}` in `{}`{hint}",
+                plan.spec_path.display()
+            );
             Err(EXIT_USAGE)
         }
     }
@@ -163,12 +210,19 @@ fn explain(spec: &SpecArgs, id: &str, store_args: &StoreArgs) -> i32 {
     let o: &Outcome = &outcomes[i];
     let step = &plan.steps[i];
     println!("{}", output::status_line(&plan, o));
-    println!("node: {} (kind `{}` v{})", step.node, step.kind, step.version);
+    println!(
+        "node: {} (kind `{}` v{})",
+        step.node, step.kind, step.version
+    );
     match &o.key {
         Some(k) => println!("key: {k}"),
         None => println!("key: not yet known (an input is computed first)"),
     }
-    let deps: Vec<String> = plan.dependencies(i).into_iter().map(|d| plan.steps[d].id.clone()).collect();
+    let deps: Vec<String> = plan
+        .dependencies(i)
+        .into_iter()
+        .map(|d| plan.steps[d].id.clone())
+        .collect();
     if !deps.is_empty() {
         println!("reads: {}", deps.join(", "));
     }
@@ -185,7 +239,8 @@ fn explain(spec: &SpecArgs, id: &str, store_args: &StoreArgs) -> i32 {
 
 fn validate(spec: &SpecArgs) -> i32 {
     let plan = tri!(load(spec));
-    let nodes: std::collections::BTreeSet<&str> = plan.steps.iter().map(|s| s.node.as_str()).collect();
+    let nodes: std::collections::BTreeSet<&str> =
+        plan.steps.iter().map(|s| s.node.as_str()).collect();
     println!(
         "`{}` is valid: {} nodes, {} steps",
         spec.spec.display(),
@@ -203,7 +258,11 @@ fn graph(spec: &SpecArgs, format: GraphFormat) -> i32 {
             println!("  rankdir=LR;");
             println!("  node [shape=box, fontname=\"Helvetica\"];");
             for (i, s) in plan.steps.iter().enumerate() {
-                println!("  s{i} [label=\"{}\\n({})\"];", s.id.replace('"', "'"), s.kind);
+                println!(
+                    "  s{i} [label=\"{}\\n({})\"];",
+                    s.id.replace('"', "'"),
+                    s.kind
+                );
             }
             for e in plan.graph.edge_indices() {
                 let (a, b) = plan.graph.edge_endpoints(e).expect("edge");
@@ -238,13 +297,19 @@ fn show(spec: &SpecArgs, id: &str, store_args: &StoreArgs, json: bool) -> i32 {
     };
     let o = &outcomes[i];
     if o.status != Status::Fresh {
-        eprintln!("error: `{id}` has no up-to-date result: {}", output::status_line(&plan, o));
+        eprintln!(
+            "error: `{id}` has no up-to-date result: {}",
+            output::status_line(&plan, o)
+        );
         eprintln!("help: run `lulc run {}` first", spec.spec.display());
         return EXIT_FAILED;
     }
     let mut ports = serde_json::Map::new();
     for (port, d) in &o.outputs {
-        let manifest: Option<Manifest> = store.read_bytes(d).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let manifest: Option<Manifest> = store
+            .read_bytes(d)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         let Some(m) = manifest else {
             eprintln!("error: manifest {d} of output `{port}` is unreadable; run `lulc verify`");
             return EXIT_FAILED;
@@ -256,7 +321,10 @@ fn show(spec: &SpecArgs, id: &str, store_args: &StoreArgs, json: bool) -> i32 {
                 (name.clone(), json!({ "digest": fd.to_string(), "path": store.blob_path(fd).display().to_string() }))
             })
             .collect();
-        ports.insert(port.clone(), json!({ "digest": d.to_string(), "type": m.ty, "files": files, "meta": m.meta }));
+        ports.insert(
+            port.clone(),
+            json!({ "digest": d.to_string(), "type": m.ty, "files": files, "meta": m.meta }),
+        );
     }
     if json {
         let doc = json!({ "id": id, "key": o.key, "outputs": ports });
@@ -265,7 +333,11 @@ fn show(spec: &SpecArgs, id: &str, store_args: &StoreArgs, json: bool) -> i32 {
     }
     println!("{id}  (key {})", o.key.as_deref().unwrap_or("?"));
     for (port, v) in &ports {
-        println!("  {port}: {} {}", v["type"].as_str().unwrap_or(""), v["digest"].as_str().unwrap_or(""));
+        println!(
+            "  {port}: {} {}",
+            v["type"].as_str().unwrap_or(""),
+            v["digest"].as_str().unwrap_or("")
+        );
         if let Some(files) = v["files"].as_object() {
             for (name, f) in files {
                 println!("    {name}: {}", f["path"].as_str().unwrap_or(""));
@@ -293,7 +365,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
         None => (t, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| format!("`{s}` is not a size like `2G`"))?;
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like `2G`"))?;
     if n < 0.0 {
         return Err(format!("`{s}` is negative"));
     }
@@ -308,7 +383,11 @@ fn human(bytes: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<String>) -> i32 {
@@ -320,7 +399,11 @@ fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<
         }
     };
     let store = tri!(open_store(store_args, None));
-    match store.gc(&GcOptions { keep_runs, max_size, dry_run }) {
+    match store.gc(&GcOptions {
+        keep_runs,
+        max_size,
+        dry_run,
+    }) {
         Ok(r) => {
             let verb = if r.dry_run { "would remove" } else { "removed" };
             for s in &r.removed_steps {
@@ -347,7 +430,12 @@ fn verify(store_args: &StoreArgs) -> i32 {
     match store.verify() {
         Ok(r) => {
             for c in &r.corrupt {
-                println!("CORRUPT {} ({}) used by: {}", c.digest, c.path.display(), c.steps.join(", "));
+                println!(
+                    "CORRUPT {} ({}) used by: {}",
+                    c.digest,
+                    c.path.display(),
+                    c.steps.join(", ")
+                );
             }
             for c in &r.missing {
                 println!("MISSING {} used by: {}", c.digest, c.steps.join(", "));
@@ -358,7 +446,11 @@ fn verify(store_args: &StoreArgs) -> i32 {
                 r.corrupt.len(),
                 r.missing.len()
             );
-            if r.corrupt.is_empty() && r.missing.is_empty() { EXIT_OK } else { EXIT_FAILED }
+            if r.corrupt.is_empty() && r.missing.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            }
         }
         Err(e) => {
             output::eprint_diag(e);

@@ -16,7 +16,11 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "lulc", version, about = "Declarative, content-hashed dataflow for land-use/land-cover mapping")]
+#[command(
+    name = "lulc",
+    version,
+    about = "Declarative, content-hashed dataflow for land-use/land-cover mapping"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

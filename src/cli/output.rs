@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lulc_engine::exec::{Outcome, Status};
 use lulc_engine::Plan;
+use lulc_engine::exec::{Outcome, Status};
 use miette::{Diagnostic, LabeledSpan, SourceSpan};
 use serde_json::{Value, json};
 
@@ -14,9 +14,14 @@ use serde_json::{Value, json};
 pub fn install_miette_hook() {
     let tty = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = miette::set_hook(Box::new(move |_| {
-        let mut h = miette::MietteHandlerOpts::new().width(100).terminal_links(false);
+        let mut h = miette::MietteHandlerOpts::new()
+            .width(100)
+            .terminal_links(false);
         if !tty {
-            h = h.color(false).unicode(true).graphical_theme(miette::GraphicalTheme::unicode_nocolor());
+            h = h
+                .color(false)
+                .unicode(true)
+                .graphical_theme(miette::GraphicalTheme::unicode_nocolor());
         }
         Box::new(h.build())
     }));
@@ -42,22 +47,29 @@ impl Diagnostic for StepFailed {
         Some(Box::new("run::step_failed"))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&*self.src)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(LabeledSpan::new_primary_with_span(
-            Some(format!("`{}` failed here", self.step)),
-            self.span,
-        ))))
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(
+                Some(format!("`{}` failed here", self.step)),
+                self.span,
+            ),
+        )))
     }
 }
 
 pub fn step_failed(plan: &Plan, o: &Outcome) -> StepFailed {
     let step = &plan.steps[o.step];
-    let err = o.error.clone().unwrap_or_else(|| lulc_engine::NodeError::new("unknown error"));
+    let err = o
+        .error
+        .clone()
+        .unwrap_or_else(|| lulc_engine::NodeError::new("unknown error"));
     StepFailed {
         step: step.id.clone(),
         message: err.message,
@@ -82,8 +94,11 @@ pub fn step_json(plan: &Plan, o: &Outcome) -> Value {
         (None, Status::Fresh | Status::Cached) => Value::Null,
         _ => Value::from(o.reason()),
     };
-    let outputs: serde_json::Map<String, Value> =
-        o.outputs.iter().map(|(k, d)| (k.clone(), Value::from(d.to_string()))).collect();
+    let outputs: serde_json::Map<String, Value> = o
+        .outputs
+        .iter()
+        .map(|(k, d)| (k.clone(), Value::from(d.to_string())))
+        .collect();
     json!({
         "id": s.id,
         "node": s.node,
@@ -129,14 +144,21 @@ impl Progress {
         let bar = if !quiet && std::io::stderr().is_terminal() {
             let b = ProgressBar::new(0);
             b.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+                )
+                .expect("valid template"),
             );
             Some(b)
         } else {
             None
         };
-        Progress { bar, verbose, quiet, lines: Mutex::new(()) }
+        Progress {
+            bar,
+            verbose,
+            quiet,
+            lines: Mutex::new(()),
+        }
     }
 
     fn line(&self, s: String) {

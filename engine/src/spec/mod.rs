@@ -73,9 +73,12 @@ pub fn read(doc: &Yaml, diags: &mut Diagnostics) -> RawSpec {
                 }
             }
             other => diags.push(
-                SpecError::new(Code::UnknownField, format!("unknown top-level field `{other}`"))
-                    .at(key.span, "not a spec field")
-                    .did_you_mean(other, TOP_FIELDS.iter().copied()),
+                SpecError::new(
+                    Code::UnknownField,
+                    format!("unknown top-level field `{other}`"),
+                )
+                .at(key.span, "not a spec field")
+                .did_you_mean(other, TOP_FIELDS.iter().copied()),
             ),
         }
     }

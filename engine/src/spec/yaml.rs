@@ -93,7 +93,7 @@ impl Yaml {
 
 /// Limits that keep a hostile spec (alias bombs, deep nesting, huge files) bounded.
 pub const MAX_SPEC_BYTES: usize = 4 << 20;
-pub const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 48;
 
 /// YAML syntax (or budget) error with its position.
 #[derive(Debug, Clone)]
@@ -103,7 +103,28 @@ pub struct YamlSyntaxError {
 }
 
 /// Parse YAML text into a spanned tree.
+///
+/// Deserialising a nested document recurses once per level through several serde frames; a
+/// hostile spec at the nesting limit would overflow a small thread stack, so parsing runs on a
+/// thread of its own with a generous stack.
 pub fn parse(src: &str) -> Result<Yaml, YamlSyntaxError> {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("yaml-parse".into())
+            .stack_size(64 << 20)
+            .spawn_scoped(s, || parse_on_this_thread(src))
+            .expect("spawn the YAML parser thread")
+            .join()
+            .unwrap_or_else(|_| {
+                Err(YamlSyntaxError {
+                    message: "the YAML parser failed on this document".into(),
+                    span: Span::default(),
+                })
+            })
+    })
+}
+
+fn parse_on_this_thread(src: &str) -> Result<Yaml, YamlSyntaxError> {
     if src.len() > MAX_SPEC_BYTES {
         return Err(YamlSyntaxError {
             message: format!(
@@ -113,11 +134,14 @@ pub fn parse(src: &str) -> Result<Yaml, YamlSyntaxError> {
             span: Span::new(0, 0),
         });
     }
+    // YAML 1.2 booleans only: `y`, `no`, `on` stay strings (no "Norway problem").
     let options = serde_saphyr::options! {
+        strict_booleans: true,
         budget: serde_saphyr::budget! {
             max_aliases: 1_000,
             max_anchors: 1_000,
             max_events: 1_000_000,
+            max_depth: MAX_DEPTH,
         },
     };
     let doc: Result<Option<Yaml>, _> = serde_saphyr::from_str_with_options(src, options);
@@ -133,16 +157,20 @@ pub fn parse(src: &str) -> Result<Yaml, YamlSyntaxError> {
         Err(e) => {
             let span = e
                 .location()
-                .map(|l| location_span(&l.span(), src))
+                .map(|l| location_span(&l, src))
                 .unwrap_or_default();
             // The first line of saphyr's message is the cause; the rest is its own rendering of
             // the snippet, which miette does better.
             let message = e.to_string();
-            let message = message
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .trim()
+            let first = message.lines().next().unwrap_or("invalid YAML").trim();
+            // "error: line 3 column 37: mismatched bracket" -> "mismatched bracket"; the position
+            // is shown by the label.
+            let message = first
+                .trim_start_matches("error: ")
+                .split_once(": ")
+                .filter(|(pos, _)| pos.starts_with("line "))
+                .map(|(_, rest)| rest)
+                .unwrap_or(first)
                 .to_string();
             Err(YamlSyntaxError { message, span })
         }
@@ -165,15 +193,34 @@ fn check_depth(y: &Yaml, depth: usize) -> Result<(), YamlSyntaxError> {
     }
 }
 
-fn location_span(s: &serde_saphyr::Span, src: &str) -> Span {
-    match (s.byte_offset(), s.byte_len()) {
-        (Some(o), Some(l)) => {
-            let o = (o as usize).min(src.len());
-            let l = (l as usize).min(src.len() - o);
-            Span::new(o, l)
+/// Byte span of an error location: saphyr's byte offsets when it has them, else line/column.
+fn location_span(l: &serde_saphyr::Location, src: &str) -> Span {
+    let s = l.span();
+    if let (Some(o), Some(len)) = (s.byte_offset(), s.byte_len()) {
+        let o = (o as usize).min(src.len());
+        let len = (len as usize).min(src.len() - o);
+        if o > 0 || len > 0 {
+            return Span::new(o, len);
         }
-        _ => Span::new(0, 0),
     }
+    let (line, col) = (l.line() as usize, l.column() as usize);
+    if line == 0 {
+        return Span::default();
+    }
+    let line_start: usize = src.split_inclusive('\n').take(line - 1).map(str::len).sum();
+    let line_text = src[line_start.min(src.len())..]
+        .lines()
+        .next()
+        .unwrap_or("");
+    let col_bytes: usize = line_text
+        .chars()
+        .take(col.saturating_sub(1))
+        .map(char::len_utf8)
+        .sum();
+    Span::new(
+        (line_start + col_bytes).min(src.len()),
+        1.min(src.len() - (line_start + col_bytes).min(src.len())),
+    )
 }
 
 impl<'de> Deserialize<'de> for Yaml {
@@ -309,7 +356,13 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_rejected() {
-        let src = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-        assert!(parse(&src).is_err());
+        for depth in [49, 200, 10_000] {
+            let src = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            assert!(parse(&src).is_err(), "depth {depth}");
+            let src = format!("{}1", "- ".repeat(depth));
+            assert!(parse(&src).is_err(), "block depth {depth}");
+        }
+        let ok = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        assert!(parse(&ok).is_ok());
     }
 }
