@@ -355,6 +355,24 @@ impl RunCtx {
         }
     }
 
+    /// Set the partition dims (tests), e.g. `[("year", DimValue::Int(2020))]`.
+    pub fn with_dims(mut self, dims: impl IntoIterator<Item = (String, DimValue)>) -> RunCtx {
+        self.dims = dims.into_iter().collect();
+        self
+    }
+
+    /// Set the directory relative spec paths resolve against (tests).
+    pub fn with_spec_dir(mut self, dir: &Path) -> RunCtx {
+        self.spec_dir = dir.to_path_buf();
+        self
+    }
+
+    /// Set the seed (tests).
+    pub fn with_seed(mut self, seed: u64) -> RunCtx {
+        self.seed = seed;
+        self
+    }
+
     pub fn step_id(&self) -> &str {
         &self.step_id
     }
