@@ -1,6 +1,9 @@
 //! lulc-nodes: the node kinds of the LULC method, artifact types, raster I/O (the only user of
 //! `gdal`), the CNN and the scene simulator.
 
+pub mod raster;
+pub mod vector;
+
 use std::sync::Arc;
 
 use lulc_engine::DynNode;
