@@ -7,9 +7,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Install what a fresh machine lacks (GDAL headers for the gdal crate, pkg-config, a C compiler).
 deps:
-	@if ! pkg-config --exists gdal 2>/dev/null || ! command -v cc >/dev/null; then \
+	@if ! pkg-config --exists gdal sqlite3 2>/dev/null || ! command -v cc >/dev/null; then \
 		echo "installing libgdal-dev, pkg-config, build-essential"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libgdal-dev gdal-bin pkg-config build-essential >/dev/null; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libgdal-dev libsqlite3-dev gdal-bin pkg-config build-essential >/dev/null; \
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from rustup.rs"; exit 1; }
 

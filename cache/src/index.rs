@@ -185,11 +185,8 @@ impl Store {
     pub fn lookup(&self, key: &str) -> Result<Option<StepRecord>> {
         self.read(|tx| {
             let raw = tx
-                .query_row(
-                    &format!("SELECT {STEP_COLUMNS} FROM steps WHERE key = ?1"),
-                    [key],
-                    RawStep::from_row,
-                )
+                .prepare_cached(&format!("SELECT {STEP_COLUMNS} FROM steps WHERE key = ?1"))?
+                .query_row([key], RawStep::from_row)
                 .optional()?;
             raw.map(|r| self.decode_step(r)).transpose()
         })
@@ -268,11 +265,8 @@ impl Store {
     pub fn latest_for(&self, scope: &str, step_id: &str) -> Result<Option<StepRecord>> {
         self.read(|tx| {
             let text: Option<String> = tx
-                .query_row(
-                    "SELECT record FROM latest WHERE scope = ?1 AND step_id = ?2",
-                    [scope, step_id],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT record FROM latest WHERE scope = ?1 AND step_id = ?2")?
+                .query_row([scope, step_id], |r| r.get(0))
                 .optional()?;
             text.map(|t| self.decode(&t, format!("latest record of `{step_id}` in `{scope}`")))
                 .transpose()

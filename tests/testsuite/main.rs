@@ -4,4 +4,5 @@
 mod diagnostics;
 mod failures;
 mod freshness;
+mod pipelines;
 mod support;

@@ -1,0 +1,72 @@
+//! Artifact types that flow between the domain nodes, and the layout of their files.
+//!
+//! An artifact is a set of files plus JSON metadata (the engine stores both; the metadata's
+//! serialisation is part of the artifact's digest, so it must be deterministic: no clock, no
+//! absolute paths, sorted maps). Port types are compared by name only: keep the names here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::raster::Grid;
+
+/// Dated rasters of one sensor on one grid (one partition: a year, a tile).
+pub const SCENES: &str = "Scenes";
+/// Season x band stack.
+pub const COMPOSITE: &str = "Composite";
+/// Season x feature stack with named features.
+pub const FEATURES: &str = "Features";
+/// Reference points: id, x, y, class, year.
+pub const POINTS: &str = "Points";
+/// Per point a T x F matrix + label.
+pub const SAMPLES: &str = "Samples";
+/// CNN weights + config + normalisation + class legend.
+pub const MODEL: &str = "Model";
+/// UInt8 class map with colour table.
+pub const MAP: &str = "Map";
+/// Confusion matrix, OA/UA/PA, area estimates.
+pub const ASSESSMENT: &str = "Assessment";
+/// A table (CSV + JSON).
+pub const TABLE: &str = "Table";
+/// Vector lines (roads).
+pub const LINES: &str = "Lines";
+
+/// Metadata of a `Scenes` artifact.
+///
+/// Each scene is one multi-band GeoTIFF file of the artifact (named by `SceneMeta::file`), on
+/// `grid`, with the bands listed in `SceneMeta::bands` in band order. Values are *physical*:
+/// - Sentinel-2 L2A: surface reflectance x 10000 as UInt16, with `BOA_ADD_OFFSET` already
+///   applied (so `value / 10000` is reflectance 0..1 for every processing baseline); nodata 0.
+///   The SCL band, when present, is the last band (same UInt16 type, nearest-resampled).
+/// - Sentinel-1 GRD: sigma0 in dB x 100 as Int16 (VV, VH); nodata -32768.
+/// - PALSAR-2 ScanSAR: gamma0 in dB x 100 as Int16 (HH, HV); nodata -32768.
+/// - DSM: metres as Float32; nodata NaN.
+///
+/// `scale` and `offset` turn stored values into physical ones: `physical = stored * scale + offset`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenesMeta {
+    /// `sentinel-2-l2a`, `sentinel-1-grd`, `alos-palsar2-scansar`, `dsm`.
+    pub sensor: String,
+    pub grid: Grid,
+    /// Sorted by date, then id.
+    pub scenes: Vec<SceneMeta>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SceneMeta {
+    pub id: String,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// File name inside the artifact.
+    pub file: String,
+    pub bands: Vec<String>,
+    /// Name of the quality band (e.g. `SCL`), if any.
+    pub qa_band: Option<String>,
+    pub scale: f64,
+    pub offset: f64,
+    pub nodata: f64,
+    /// Share of pixels with data (0..1), for "clearest scene" selection.
+    pub valid_fraction: f64,
+    /// Cloud cover from the catalog (percent), when known.
+    pub cloud_cover: Option<f64>,
+}
