@@ -45,7 +45,11 @@ fn engine_demo_runs_and_an_added_year_runs_only_its_branch() {
             .env("LULC_TEST_KINDS", "1")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     run(&[]);
@@ -60,9 +64,21 @@ fn engine_demo_runs_and_an_added_year_runs_only_its_branch() {
     ran.sort();
     // acquire 2024 (padding), composite 2023 and migrate 2023 per sweep point, and the steps
     // that gather every year (train, count) per sweep point.
-    let expected_new = ran.iter().filter(|id| id.contains("2023") || id.contains("2024")).count();
+    let expected_new = ran
+        .iter()
+        .filter(|id| id.contains("2023") || id.contains("2024"))
+        .count();
     assert_eq!(expected_new, 1 + 1 + 3, "{ran:?}");
-    assert!(ran.iter().all(|id| id.contains("2023") || id.contains("2024") || id.starts_with("train[") || id.starts_with("count[")), "{ran:?}");
+    assert!(
+        ran.iter().all(|id| id.contains("2023")
+            || id.contains("2024")
+            || id.starts_with("train[")
+            || id.starts_with("count[")),
+        "{ran:?}"
+    );
     assert!(ran.iter().any(|id| id == "composite[year=2023]"), "{ran:?}");
-    assert!(!ran.iter().any(|id| id == "composite[year=2022]"), "2022's inputs 2021..2023 all existed: {ran:?}");
+    assert!(
+        !ran.iter().any(|id| id == "composite[year=2022]"),
+        "2022's inputs 2021..2023 all existed: {ran:?}"
+    );
 }
