@@ -70,3 +70,55 @@ pub struct SceneMeta {
     /// Cloud cover from the catalog (percent), when known.
     pub cloud_cover: Option<f64>,
 }
+
+/// Metadata of a `Composite` artifact: one partition (a year, optionally a tile) of one sensor,
+/// six bi-monthly seasons.
+///
+/// Files: one GeoTIFF per season named `<season>.tif` (`S1.tif` .. `S6.tif`), Float32, on `grid`,
+/// bands = `bands` in order (physical units: reflectance 0..1 for Sentinel-2, dB for SAR, metres
+/// for a DSM) followed by one last band `valid_count` (number of valid observations used);
+/// nodata NaN (a pixel with no valid observation in the season is NaN in every band and 0 in
+/// `valid_count`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositeMeta {
+    pub sensor: String,
+    pub grid: Grid,
+    pub year: i64,
+    pub bands: Vec<String>,
+    pub seasons: Vec<SeasonMeta>,
+    /// `own` or `gap_fill` (or a custom policy name) and the statistic (`median`, ...).
+    pub window: String,
+    pub statistic: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeasonMeta {
+    /// `S1` .. `S6`.
+    pub name: String,
+    /// File name inside the artifact.
+    pub file: String,
+    /// Ids of the scenes that entered this season's composite, with their window weight.
+    pub scenes: Vec<(String, f64)>,
+    /// Share of pixels with no valid observation (0..1).
+    pub nodata_share: f64,
+}
+
+/// Metadata of a `Features` artifact: season x feature stack with named features.
+///
+/// Files: one GeoTIFF per season named `<season>.tif`, Float32, on `grid`, one band per feature
+/// in `features` order (static features such as DSM, slope or road distance repeated in every
+/// season); nodata NaN, never Inf.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesMeta {
+    pub grid: Grid,
+    pub year: i64,
+    /// Season names in order (`S1` .. `S6`).
+    pub seasons: Vec<String>,
+    /// Feature names in band order (`B02`, ..., `NDVI`, `VV_savg`, `DSM`, `road_dist`).
+    pub features: Vec<String>,
+    /// Season name -> file name inside the artifact.
+    pub files: Vec<(String, String)>,
+}
