@@ -2365,3 +2365,68 @@ mod tests {
         }
     }
 }
+
+// --- added for acquire ---
+// Reading small non-raster files (STAC JSON) through GDAL's virtual file systems, so that
+// `/vsicurl/`, `/vsicurl_streaming/`, `/vsis3/`, ... reach the network the same way raster
+// assets do (one HTTP stack, GDAL's proxy/auth config). The `gdal` crate has no safe wrapper for
+// `VSIIngestFile`, hence the one `unsafe` block of this module.
+
+/// A file that could not be read through GDAL's virtual file systems.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot read `{path}`: {detail}")]
+#[diagnostic(code(raster::vsi_read))]
+pub struct VsiReadError {
+    pub path: String,
+    pub detail: String,
+}
+
+/// The whole content of `path` (any GDAL path: a local file, `/vsicurl/https://...`,
+/// `/vsimem/...`), at most `max_bytes` long. Errors name the path and carry GDAL's message.
+#[allow(unsafe_code)]
+pub fn read_vsi_bytes(path: &str, max_bytes: u64) -> Result<Vec<u8>, VsiReadError> {
+    gdal_config_quiet();
+    let err = |detail: String| VsiReadError {
+        path: path.to_string(),
+        detail,
+    };
+    let c_path = std::ffi::CString::new(path)
+        .map_err(|_| err("the path contains a NUL byte".to_string()))?;
+    let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+    let mut buf: *mut u8 = std::ptr::null_mut();
+    let mut size: u64 = 0;
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call; `buf` and `size`
+    // are valid out-pointers. On success GDAL hands us a `VSIMalloc`ed buffer of `size` bytes
+    // (plus a NUL) that we copy and release with `VSIFree` exactly once; on failure we free
+    // whatever it may have left in `buf`. The last-error message is thread-local and is copied
+    // out before any other GDAL call.
+    unsafe {
+        gdal_sys::CPLErrorReset();
+        let ok = gdal_sys::VSIIngestFile(
+            std::ptr::null_mut(),
+            c_path.as_ptr(),
+            &mut buf,
+            &mut size,
+            max,
+        );
+        if ok == 0 || buf.is_null() {
+            let msg = gdal_sys::CPLGetLastErrorMsg();
+            let msg = if msg.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(msg).to_string_lossy().into_owned()
+            };
+            if !buf.is_null() {
+                gdal_sys::VSIFree(buf.cast());
+            }
+            return Err(err(if msg.trim().is_empty() {
+                "no such file, or it cannot be read".to_string()
+            } else {
+                msg
+            }));
+        }
+        let bytes = std::slice::from_raw_parts(buf, size as usize).to_vec();
+        gdal_sys::VSIFree(buf.cast());
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,4 @@
+//! Node kinds: one file each, opening with a `//!` doc (what it does, ports, params, a YAML
+//! snippet), then params, the implementation and its unit tests.
+
+pub mod acquire;
