@@ -21,8 +21,7 @@ demo: build
 	./scripts/demo.sh
 
 test: deps
-	$(CARGO) test --workspace --all-targets
-	$(CARGO) test --workspace --doc
+	./scripts/test.sh
 
 lint: deps
 	$(CARGO) fmt --all -- --check
