@@ -64,6 +64,8 @@ pub struct SceneMeta {
     pub qa_band: Option<String>,
     pub scale: f64,
     pub offset: f64,
+    /// NaN (float rasters) is written as JSON `null` and read back as NaN.
+    #[serde(with = "nan_as_null")]
     pub nodata: f64,
     /// Share of pixels with data (0..1), for "clearest scene" selection.
     pub valid_fraction: f64,
@@ -121,4 +123,50 @@ pub struct FeaturesMeta {
     pub features: Vec<String>,
     /// Season name -> file name inside the artifact.
     pub files: Vec<(String, String)>,
+}
+
+/// JSON has no NaN: store it as `null`.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_none()
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_nodata_round_trips_through_json() {
+        let scene = SceneMeta {
+            id: "dsm".into(),
+            date: "2020-01-01".into(),
+            file: "dsm.tif".into(),
+            bands: vec!["elevation".into()],
+            qa_band: None,
+            scale: 1.0,
+            offset: 0.0,
+            nodata: f64::NAN,
+            valid_fraction: 1.0,
+            cloud_cover: None,
+        };
+        let json = serde_json::to_string(&scene).unwrap();
+        assert!(json.contains("\"nodata\":null"), "{json}");
+        let back: SceneMeta = serde_json::from_str(&json).unwrap();
+        assert!(back.nodata.is_nan());
+        let mut s2 = scene.clone();
+        s2.nodata = 0.0;
+        let back: SceneMeta = serde_json::from_str(&serde_json::to_string(&s2).unwrap()).unwrap();
+        assert_eq!(back.nodata, 0.0);
+    }
 }

@@ -1,7 +1,10 @@
 //! lulc-nodes: the node kinds of the LULC method, artifact types, raster I/O (the only user of
 //! `gdal`), the CNN and the scene simulator.
 
+pub mod artifacts;
+pub mod kinds;
 pub mod raster;
+pub mod source;
 pub mod vector;
 
 use std::sync::Arc;
@@ -10,7 +13,7 @@ use lulc_engine::DynNode;
 
 /// Every node kind, sorted by kind name (a test checks the order and uniqueness).
 pub fn all() -> Vec<Arc<dyn DynNode>> {
-    vec![]
+    vec![lulc_engine::erase(kinds::acquire::Acquire)]
 }
 
 #[cfg(test)]
