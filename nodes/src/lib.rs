@@ -2,6 +2,7 @@
 //! `gdal`), the CNN and the scene simulator.
 
 pub mod artifacts;
+pub mod features;
 pub mod kinds;
 pub mod raster;
 pub mod source;
@@ -13,7 +14,11 @@ use lulc_engine::DynNode;
 
 /// Every node kind, sorted by kind name (a test checks the order and uniqueness).
 pub fn all() -> Vec<Arc<dyn DynNode>> {
-    vec![lulc_engine::erase(kinds::acquire::Acquire)]
+    vec![
+        lulc_engine::erase(kinds::acquire::Acquire),
+        lulc_engine::erase(kinds::index::Index),
+        lulc_engine::erase(kinds::stack::Stack),
+    ]
 }
 
 #[cfg(test)]

@@ -2,3 +2,5 @@
 //! snippet), then params, the implementation and its unit tests.
 
 pub mod acquire;
+pub mod index;
+pub mod stack;
