@@ -3,4 +3,5 @@
 
 pub mod acquire;
 pub mod index;
+pub mod simulate;
 pub mod stack;
