@@ -129,6 +129,20 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Write a simulated Viet Nam-like area (GeoTIFF scenes, a STAC catalog, vectors, truth).
+    Simulate {
+        /// Output folder (created; an earlier simulation there is replaced).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Width and height in 10 m pixels.
+        #[arg(long)]
+        size: Option<usize>,
+        /// Years to simulate, e.g. `2016..2023` (inclusive).
+        #[arg(long)]
+        years: Option<String>,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
