@@ -1,25 +1,22 @@
 #!/usr/bin/env bash
-# `make demo`: run the main job on the embedded default, then show what a change costs.
+# `make demo`: run the main job on the embedded default (a simulated area, no internet), then
+# show what a change costs and where the results are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LULC=./target/release/lulc
-SPEC=pipelines/engine-demo.yaml
+SPEC=pipelines/demo.yaml
 STORE=${LULC_STORE:-demo-out/store}
-export LULC_TEST_KINDS=1
-rm -rf "$STORE"
+mkdir -p demo-out
 echo "== lulc validate $SPEC"
 $LULC validate "$SPEC"
-echo "== lulc run $SPEC (first run: everything computes)"
+echo "== lulc run $SPEC   (simulate the area, acquire S2 / S1 / PALSAR-2 / DSM for every year)"
 $LULC run "$SPEC" --store "$STORE"
-echo "== lulc run $SPEC (again: everything cached)"
+echo "== lulc run $SPEC   (again: nothing changed, everything cached)"
 $LULC run "$SPEC" --store "$STORE"
-echo "== lulc plan $SPEC --set years=2017..2023 (an added year: only its branch and the gathering steps)"
+echo "== lulc plan $SPEC --set years=2017..2023   (an added year: only its steps)"
 $LULC plan "$SPEC" --store "$STORE" --set years=2017..2023
-echo "== lulc run $SPEC --set years=2017..2023"
-$LULC run "$SPEC" --store "$STORE" --set years=2017..2023
-echo "== lulc show $SPEC 'train[note=ed=0.10]'"
-$LULC show "$SPEC" 'train[note=ed=0.10]' --store "$STORE"
-echo "== lulc verify"
-$LULC verify --store "$STORE"
+echo "== lulc show $SPEC dsm"
+$LULC show "$SPEC" dsm --store "$STORE"
 echo
-echo "store: $STORE   (inspect with: $LULC explain $SPEC 'migrate[note=ed=0.10,year=2019]' --store $STORE)"
+echo "Results are in $STORE; list any step's files with: $LULC show $SPEC 's2[year=2020]' --store $STORE"
+echo "(open the GeoTIFF paths in QGIS; \`$LULC explain $SPEC 's2[year=2020]' --store $STORE\` shows why a step is fresh or dirty)"
