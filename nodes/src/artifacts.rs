@@ -28,6 +28,9 @@ pub const ASSESSMENT: &str = "Assessment";
 pub const TABLE: &str = "Table";
 /// Vector lines (roads).
 pub const LINES: &str = "Lines";
+/// A folder of files (a STAC catalog with its assets and vectors), keyed by relative path;
+/// written by `simulate`, read by `acquire` and `index`.
+pub const CATALOG: &str = "Catalog";
 
 /// Metadata of a `Scenes` artifact.
 ///

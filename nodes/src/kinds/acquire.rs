@@ -280,7 +280,7 @@ impl Node for Acquire {
     type Params = AcquireParams;
 
     fn inputs() -> Vec<Port> {
-        vec![Port::one("catalog", "Catalog").optional()]
+        vec![Port::one("catalog", crate::artifacts::CATALOG).optional()]
     }
 
     fn outputs() -> Vec<Port> {

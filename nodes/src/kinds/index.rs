@@ -230,7 +230,7 @@ impl Node for Index {
             Port::one("s1", COMPOSITE).optional(),
             Port::one("palsar", COMPOSITE).optional(),
             Port::one("dsm", SCENES).optional(),
-            Port::one("catalog", "Catalog").optional(),
+            Port::one("catalog", crate::artifacts::CATALOG).optional(),
         ]
     }
 

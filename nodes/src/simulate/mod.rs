@@ -63,8 +63,7 @@ use rng::Rng;
 use time::Day;
 use world::{CENTRE, CRS, World};
 
-/// Artifact type of a simulated STAC catalog (the `simulate` node's output).
-pub const CATALOG: &str = "Catalog";
+pub use crate::artifacts::CATALOG;
 
 /// Top-level entries `simulate` writes into its output folder (and may replace).
 pub const LAYOUT: [&str; 9] = [
