@@ -65,6 +65,12 @@ pub fn gdal_config_quiet() {
         // Only fails on interior NUL bytes, which these literals do not contain.
         let _ = gdal::config::set_config_option("GDAL_PAM_ENABLED", "NO");
         let _ = gdal::config::set_config_option("SPATIALITE_LOAD", "NO");
+        // GDAL's block cache defaults to 5 % of RAM (1.2 GB on a 24 GB machine) and fills up
+        // when a whole tile streams through it; our access is block-wise, so a bounded cache
+        // keeps peak memory bounded. The user's own GDAL_CACHEMAX wins.
+        if std::env::var_os("GDAL_CACHEMAX").is_none() {
+            let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "256");
+        }
         // GDAL still records the last error message for the calling thread, which is what the
         // `gdal` crate puts into its errors; we only stop the default handler's printing.
         gdal::config::set_error_handler(|_class, _number, _message| {});
