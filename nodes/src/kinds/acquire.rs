@@ -54,13 +54,13 @@
 //! warped and written in 256 x 256 blocks.
 //!
 //! ```yaml
-//! steps:
+//! nodes:
 //!   s2:
 //!     kind: acquire
-//!     over: { year: [2019, 2020, 2021] }
+//!     for_each: { year: { param: years, pad: 1 } }
 //!     params:
 //!       source: stac
-//!       catalog: https://planetarycomputer.microsoft.com/api/stac/v1
+//!       catalog: https://example.org/stac/v1
 //!       collection: sentinel-2-l2a
 //!       grid: { crs: "EPSG:32648", bbox: [600000, 1190000, 610000, 1200000], res: 10 }
 //!       max_cloud_cover: 60
