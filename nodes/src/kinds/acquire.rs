@@ -26,7 +26,8 @@
 //!   manifest), when it differs (e.g. `cop-dem-glo-30` for `dsm`).
 //! - `bands` [per collection]: S2 `B02 B03 B04 B05 B06 B07 B08 B8A B11 B12 SCL`; S1 `VV VH`;
 //!   PALSAR-2 `HH HV`; DSM `elevation`.
-//! - `grid` [the grid of the first scene's first 10 m band, or its first band when none is
+//! - `grid` [the grid declared by the `catalog` input's metadata (`simulate` declares its 10 m
+//!   grid), else the grid of the first scene's first 10 m band, or its first band when none is
 //!   10 m]: `{ crs: "EPSG:32648", bbox: [minx, miny, maxx, maxy], res: 10 }`, bbox in `crs`
 //!   units, origin at (minx, maxy). Its lon/lat footprint is the spatial search filter.
 //! - `months` [all]: months (1-12) of the year to keep.
@@ -276,7 +277,8 @@ impl AcquireParams {
 
 impl Node for Acquire {
     const KIND: &'static str = "acquire";
-    const VERSION: u32 = 1;
+    // 2: the default grid is the one a `Catalog` input declares.
+    const VERSION: u32 = 2;
     type Params = AcquireParams;
 
     fn inputs() -> Vec<Port> {
@@ -356,7 +358,8 @@ impl Node for Acquire {
                 g.to_grid()
                     .map_err(|e| NodeError::new(format!("`grid`: {e}")))
             })
-            .transpose()?;
+            .transpose()?
+            .or_else(|| catalog_grid(inputs));
         let query = SceneQuery {
             collection: p
                 .collection_id
@@ -564,6 +567,14 @@ fn lonlat_bbox(grid: &Grid) -> Result<Option<[f64; 4]>, NodeError> {
         fold(f64::max, f64::NEG_INFINITY, |p| p.x),
         fold(f64::max, f64::NEG_INFINITY, |p| p.y),
     ]))
+}
+
+/// The grid a connected `Catalog` artifact declares in its metadata (`meta.grid`, as the
+/// `simulate` node writes it), so that every sensor of one catalog lands on the same 10 m grid
+/// even when its own assets are 25 m or 30 m.
+fn catalog_grid(inputs: &Inputs) -> Option<Grid> {
+    let catalog = inputs.all("catalog").first()?;
+    serde_json::from_value(catalog.meta.get("grid")?.clone()).ok()
 }
 
 /// The grid of `item`'s first 10 m band (or first band).
@@ -1245,6 +1256,35 @@ mod tests {
             inputs,
         ));
         assert!(e.contains("`catalog` input"), "{e}");
+    }
+
+    #[test]
+    fn acquire_defaults_to_the_grid_the_catalog_input_declares() {
+        let dir = TempDir::new().unwrap();
+        let cat = dir.path().join("cat");
+        testkit::write_s2_catalog(&cat);
+        let files = testkit::catalog_as_blobs(&cat, &dir.path().join("blobs"));
+        // A coarser 20 m grid over the same area, declared by the catalog artifact.
+        let declared = utm48(20.0, 4, 4);
+        let art = ArtifactIn {
+            step_id: "simulate".into(),
+            dims: BTreeMap::new(),
+            ty: crate::artifacts::CATALOG.into(),
+            digest: "blake3:test".into(),
+            files,
+            meta: json!({ "grid": declared }),
+        };
+        let inputs = Inputs {
+            ports: BTreeMap::from([("catalog".to_string(), vec![art])]),
+        };
+        let r = run_with(
+            json!({"bands": ["B04", "SCL"]}),
+            dir.path(),
+            &[("year", DimValue::Int(2020))],
+            inputs,
+        )
+        .unwrap();
+        assert_eq!(r.meta().grid, declared);
     }
 
     #[test]
