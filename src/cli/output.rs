@@ -109,6 +109,7 @@ pub fn step_json(plan: &Plan, o: &Outcome) -> Value {
         "key": o.key,
         "duration_s": (o.duration_s * 1000.0).round() / 1000.0,
         "outputs": outputs,
+        "metrics": o.metrics,
         "warnings": o.warnings,
     })
 }
