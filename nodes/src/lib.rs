@@ -5,6 +5,7 @@ pub mod artifacts;
 pub mod features;
 pub mod kinds;
 pub mod raster;
+pub mod season;
 pub mod simulate;
 pub mod source;
 pub mod vector;
@@ -17,7 +18,9 @@ use lulc_engine::DynNode;
 pub fn all() -> Vec<Arc<dyn DynNode>> {
     vec![
         lulc_engine::erase(kinds::acquire::Acquire),
+        lulc_engine::erase(kinds::composite::Composite),
         lulc_engine::erase(kinds::index::Index),
+        lulc_engine::erase(kinds::mask::Mask),
         lulc_engine::erase(kinds::simulate::Simulate),
         lulc_engine::erase(kinds::stack::Stack),
     ]

@@ -2,6 +2,8 @@
 //! snippet), then params, the implementation and its unit tests.
 
 pub mod acquire;
+pub mod composite;
 pub mod index;
+pub mod mask;
 pub mod simulate;
 pub mod stack;
