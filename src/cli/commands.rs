@@ -465,21 +465,6 @@ fn verify(store_args: &StoreArgs) -> i32 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
-        assert_eq!(parse_size("1.5k").unwrap(), 1536);
-        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
-        assert!(parse_size("3X").is_err());
-        assert!(parse_size("abc").is_err());
-    }
-}
-
 fn simulate(
     out: std::path::PathBuf,
     seed: Option<u64>,
@@ -530,5 +515,20 @@ fn simulate(
             output::eprint_diag(e);
             EXIT_FAILED
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5k").unwrap(), 1536);
+        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
+        assert!(parse_size("3X").is_err());
+        assert!(parse_size("abc").is_err());
     }
 }
