@@ -2,9 +2,11 @@
 //! `gdal`), the CNN and the scene simulator.
 
 pub mod artifacts;
+pub mod classes;
 pub mod features;
 pub mod kinds;
 pub mod raster;
+pub mod samples;
 pub mod season;
 pub mod simulate;
 pub mod source;

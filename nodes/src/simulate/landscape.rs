@@ -30,44 +30,7 @@ pub const PLANTATION: u8 = 11;
 pub const MANGROVE: u8 = 12;
 pub const AQUACULTURE: u8 = 13;
 pub const SOLAR: u8 = 14;
-/// Number of classes (codes `1..=CLASS_COUNT`; 0 is nodata).
-pub const CLASS_COUNT: usize = 14;
-
-/// Class names by code - 1, as in domain.md.
-pub const CLASS_NAMES: [&str; CLASS_COUNT] = [
-    "Water",
-    "Urban/Built-up",
-    "Rice",
-    "Other crops",
-    "Grass/Shrub",
-    "Woody crops/Orchard",
-    "Barren",
-    "Evergreen broadleaf forest (EBF)",
-    "Evergreen needleleaf forest (ENF)",
-    "Deciduous forest",
-    "Plantation forest",
-    "Mangrove forest",
-    "Aquaculture",
-    "Solar panel",
-];
-
-/// Class colours by code - 1, as in domain.md.
-pub const CLASS_COLOURS: [[u8; 3]; CLASS_COUNT] = [
-    [0x1f, 0x4f, 0xd8],
-    [0xd7, 0x19, 0x1c],
-    [0xf6, 0xe8, 0x3e],
-    [0xf4, 0xa2, 0x59],
-    [0xb5, 0xd7, 0x7b],
-    [0xa6, 0x61, 0x1a],
-    [0xd9, 0xd9, 0xd9],
-    [0x00, 0x44, 0x1b],
-    [0x2b, 0x8c, 0x6e],
-    [0x7f, 0xbf, 0x3f],
-    [0xc2, 0xa5, 0xcf],
-    [0x01, 0x66, 0x5e],
-    [0x35, 0xb8, 0xe0],
-    [0x6a, 0x3d, 0x9a],
-];
+pub use crate::classes::{CLASS_COLOURS, CLASS_COUNT, CLASS_NAMES};
 
 /// The year the layout's dynamics count from (towns have their initial radius then).
 pub const BASE_YEAR: i32 = 2016;
