@@ -4,8 +4,11 @@
 //! serialisation is part of the artifact's digest, so it must be deterministic: no clock, no
 //! absolute paths, sorted maps). Port types are compared by name only: keep the names here.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use crate::classes::Legend;
 use crate::raster::Grid;
 
 /// Dated rasters of one sensor on one grid (one partition: a year, a tile).
@@ -126,6 +129,35 @@ pub struct FeaturesMeta {
     pub features: Vec<String>,
     /// Season name -> file name inside the artifact.
     pub files: Vec<(String, String)>,
+}
+
+/// Metadata of a `Map` artifact (written by `infer`).
+///
+/// Files: `map.tif` (UInt8, one band `class`, codes of `legend`, 0 = nodata, colour table and
+/// category names embedded), `map.qml` (QGIS paletted style beside it) and, when confidence is
+/// on, `confidence.tif` (Float32, max softmax probability 0..1, NaN where the map is nodata).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapMeta {
+    pub grid: Grid,
+    pub year: Option<i64>,
+    pub legend: Legend,
+    /// Pixels per class code (mapped areas; the strata weights of `assess`).
+    pub class_pixels: BTreeMap<u8, u64>,
+    pub nodata_pixels: u64,
+    /// Whether `confidence.tif` is present.
+    pub confidence: bool,
+}
+
+/// A confusion matrix of one train/validation split, as `train` records it in its `Model`
+/// metadata (`holdout`): `matrix[i][j]` = samples predicted as legend class `i` (map) whose
+/// reference is legend class `j`; indices follow the model's legend order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Holdout {
+    pub repeat: usize,
+    pub seed: u64,
+    pub matrix: Vec<Vec<u64>>,
 }
 
 /// JSON has no NaN: store it as `null`.
