@@ -2,8 +2,14 @@
 //! snippet), then params, the implementation and its unit tests.
 
 pub mod acquire;
+pub mod assess;
 pub mod composite;
 pub mod index;
+pub mod infer;
 pub mod mask;
+pub mod migrate;
+pub mod points;
+pub mod sample;
 pub mod simulate;
 pub mod stack;
+pub mod train;

@@ -1,0 +1,1 @@
+//! `assess` node kind (being written).

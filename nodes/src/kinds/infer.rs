@@ -1,0 +1,1 @@
+//! `infer` node kind (being written).

@@ -1,0 +1,1 @@
+//! `migrate` node kind (being written).

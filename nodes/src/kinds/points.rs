@@ -1,0 +1,1 @@
+//! `points` node kind (being written).

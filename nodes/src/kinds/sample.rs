@@ -1,0 +1,1 @@
+//! `sample` node kind (being written).

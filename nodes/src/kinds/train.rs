@@ -1,0 +1,1 @@
+//! `train` node kind (being written).
