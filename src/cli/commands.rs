@@ -45,6 +45,13 @@ pub fn dispatch(cmd: Command) -> i32 {
             max_size,
         } => gc(&store, dry_run, keep_runs, max_size),
         Command::Verify { store } => verify(&store),
+        Command::Results {
+            spec,
+            store,
+            node,
+            metric,
+            format,
+        } => super::results::results(&spec, &store, &node, &metric, format),
         Command::Simulate {
             out,
             seed,
@@ -54,7 +61,7 @@ pub fn dispatch(cmd: Command) -> i32 {
     }
 }
 
-fn load(spec: &SpecArgs) -> Result<Plan, i32> {
+pub(super) fn load(spec: &SpecArgs) -> Result<Plan, i32> {
     let overrides = match super::overrides(&spec.set) {
         Ok(o) => o,
         Err(e) => {
@@ -73,7 +80,7 @@ fn load(spec: &SpecArgs) -> Result<Plan, i32> {
     })
 }
 
-fn open_store(args: &StoreArgs, spec: Option<&Path>) -> Result<Store, i32> {
+pub(super) fn open_store(args: &StoreArgs, spec: Option<&Path>) -> Result<Store, i32> {
     let dir = super::store_dir(&args.store, spec);
     Store::open(&dir).map_err(|e| {
         output::eprint_diag(e);

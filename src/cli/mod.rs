@@ -5,6 +5,7 @@
 
 mod commands;
 mod output;
+mod results;
 
 use std::path::{Path, PathBuf};
 
@@ -110,6 +111,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Metrics recorded by the steps (nodata shares, samples kept, accuracies), from the store
+    /// without running anything: one row per step.
+    Results {
+        #[command(flatten)]
+        spec: SpecArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only the steps of this node (repeatable; in this order). Default: every step that
+        /// recorded metrics.
+        #[arg(long)]
+        node: Vec<String>,
+        /// Only these metrics (repeatable; `prefix*` matches a prefix).
+        #[arg(long)]
+        metric: Vec<String>,
+        #[arg(long, value_enum, default_value_t = ResultsFormat::Table)]
+        format: ResultsFormat,
+    },
     /// Delete what the last runs do not reach.
     Gc {
         #[command(flatten)]
@@ -143,6 +161,13 @@ pub enum Command {
         #[arg(long)]
         years: Option<String>,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ResultsFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

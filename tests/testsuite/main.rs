@@ -6,4 +6,5 @@ mod diagnostics;
 mod failures;
 mod freshness;
 mod pipelines;
+mod results;
 mod support;
