@@ -88,6 +88,7 @@ fn main() -> miette::Result<()> {
         jobs: 2,
         keep_going: true,
         argv: vec![],
+        allowed_paths: vec![],
     };
     let report = exec::run(&plan, &store, &opts, &Quiet)?;
     for o in &report.outcomes {

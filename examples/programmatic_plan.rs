@@ -56,6 +56,7 @@ fn main() -> miette::Result<()> {
             jobs: 2,
             keep_going: true,
             argv: vec![],
+            allowed_paths: vec![],
         },
         &Quiet,
     )?;

@@ -267,6 +267,9 @@ pub struct RunOptions {
     pub jobs: usize,
     pub keep_going: bool,
     pub argv: Vec<String>,
+    /// Directories outside the spec's directory that nodes may read (`lulc run --allow-path`).
+    /// A spec cannot grant this itself: paths in a spec are confined to its directory.
+    pub allowed_paths: Vec<PathBuf>,
 }
 
 /// Progress callbacks (the CLI draws bars or prints lines; tests collect).
@@ -335,7 +338,7 @@ pub fn run(
             let done_tx = done_tx.clone();
             scope.spawn(move || {
                 while let Ok((i, inputs)) = task_rx.recv() {
-                    let outcome = match execute(plan, store, i, inputs, obs) {
+                    let outcome = match execute(plan, store, i, inputs, obs, opts) {
                         Ok(o) => o,
                         Err(e) => {
                             let mut o = Outcome::new(i, Status::Failed);
@@ -451,6 +454,7 @@ fn execute(
     i: usize,
     inputs: BTreeMap<String, Vec<String>>,
     obs: &dyn Observer,
+    opts: &RunOptions,
 ) -> Result<Outcome, ExecError> {
     let step = &plan.steps[i];
     let first = decide(plan, store, i, Some(inputs.clone()), None)?;
@@ -467,7 +471,7 @@ fn execute(
     }
     obs.step_started(plan, i);
     let started = Instant::now();
-    let result = run_node(plan, store, step, &key, &inputs_copy);
+    let result = run_node(plan, store, step, &key, &inputs_copy, opts);
     o.duration_s = started.elapsed().as_secs_f64();
     match result {
         Ok((outputs, blobs, warnings, metrics)) => {
@@ -512,6 +516,7 @@ fn run_node(
     step: &Step,
     key: &str,
     digests: &BTreeMap<String, Vec<String>>,
+    opts: &RunOptions,
 ) -> Result<NodeResult, NodeError> {
     let inputs = load_inputs(plan, store, step, digests)?;
     let tmp_store = tmp_paths(store);
@@ -530,6 +535,7 @@ fn run_node(
         warnings: Vec::new(),
         metrics: serde_json::Map::new(),
         spec_dir: plan.spec_dir.clone(),
+        allowed_paths: opts.allowed_paths.clone(),
     };
     let node = plan.kind(step).clone();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {

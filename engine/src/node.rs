@@ -331,6 +331,7 @@ pub struct RunCtx {
     pub(crate) warnings: Vec<String>,
     pub(crate) metrics: serde_json::Map<String, Value>,
     pub(crate) spec_dir: PathBuf,
+    pub(crate) allowed_paths: Vec<PathBuf>,
 }
 
 impl RunCtx {
@@ -352,7 +353,14 @@ impl RunCtx {
             warnings: Vec::new(),
             metrics: serde_json::Map::new(),
             spec_dir: tmp_dir.to_path_buf(),
+            allowed_paths: Vec::new(),
         }
+    }
+
+    /// Allow reading from a directory outside the spec's (tests; `lulc run --allow-path`).
+    pub fn with_allowed_path(mut self, dir: &Path) -> RunCtx {
+        self.allowed_paths.push(dir.to_path_buf());
+        self
     }
 
     /// Set the partition dims (tests), e.g. `[("year", DimValue::Int(2020))]`.
@@ -414,6 +422,15 @@ impl RunCtx {
         }
     }
 
+    /// A path written in a spec (a catalog, a points file, a manifest), resolved against the
+    /// spec's directory and confined to it: after resolving `..` and symlinks it must lie inside
+    /// the spec's directory or a directory the user allowed with `lulc run --allow-path DIR`.
+    /// A spec cannot reach `/etc/passwd` or `~/.ssh` through `../..`, an absolute path or a
+    /// symlink. `param` names the param in the error.
+    pub fn input_path(&self, param: &str, p: &str) -> Result<PathBuf, NodeError> {
+        confine(&self.spec_dir, &self.allowed_paths, param, p)
+    }
+
     /// A fresh path (in the store's temp dir) where the node writes file `name` of output `port`.
     pub fn output_file(&mut self, port: &str, name: &str) -> Result<PathBuf, NodeError> {
         self.check_port(port)?;
@@ -467,5 +484,116 @@ impl RunCtx {
 
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+}
+
+/// See [`RunCtx::input_path`].
+pub fn confine(
+    spec_dir: &Path,
+    allowed: &[PathBuf],
+    param: &str,
+    p: &str,
+) -> Result<PathBuf, NodeError> {
+    let joined = if Path::new(p).is_absolute() {
+        PathBuf::from(p)
+    } else {
+        spec_dir.join(p)
+    };
+    let real = real_path(&joined);
+    let roots: Vec<PathBuf> = std::iter::once(spec_dir)
+        .chain(allowed.iter().map(PathBuf::as_path))
+        .map(real_path)
+        .collect();
+    if roots.iter().any(|r| real.starts_with(r)) {
+        return Ok(joined);
+    }
+    Err(NodeError::new(format!(
+        "param `{param}`: path `{p}` resolves to `{}`, outside the spec's directory `{}`",
+        real.display(),
+        roots[0].display()
+    ))
+    .with_help(format!(
+        "paths in a spec stay inside its directory (no `..`, absolute paths or symlinks leading \
+         out); to read from `{}` on purpose, run with `--allow-path {}`",
+        real.parent().unwrap_or(&real).display(),
+        real.parent().unwrap_or(&real).display()
+    )))
+}
+
+/// The path with symlinks and `..` resolved: the longest existing ancestor canonicalised, the
+/// rest normalised lexically (a `..` in a part that does not exist yet pops a component).
+fn real_path(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    let base = loop {
+        if let Ok(c) = existing.canonicalize() {
+            break c;
+        }
+        match (existing.components().next_back(), existing.parent()) {
+            (Some(last), Some(parent)) => {
+                rest.push(last.as_os_str().to_os_string());
+                existing = parent.to_path_buf();
+            }
+            _ => break PathBuf::from("/"),
+        }
+    };
+    let mut out = base;
+    for part in rest.iter().rev() {
+        match part.to_str() {
+            Some("..") => {
+                out.pop();
+            }
+            Some(".") => {}
+            _ => out.push(part),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod confine_tests {
+    use super::*;
+
+    #[test]
+    fn spec_paths_stay_in_the_spec_dir_unless_allowed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = tmp.path().join("project");
+        let other = tmp.path().join("elsewhere");
+        std::fs::create_dir_all(spec.join("data")).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("secret.txt"), "x").unwrap();
+        let ok = |p: &str| confine(&spec, &[], "path", p);
+        assert_eq!(ok("data/a.tif").unwrap(), spec.join("data/a.tif"));
+        assert!(ok("data/../data/new/b.tif").is_ok());
+        assert!(ok("not/yet/there.gpkg").is_ok());
+        let e = ok("../elsewhere/secret.txt").unwrap_err();
+        assert!(
+            e.to_string().contains("outside the spec's directory"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("param `path`"), "{e}");
+        assert!(ok("data/../../elsewhere/secret.txt").is_err());
+        assert!(ok("missing/../../elsewhere").is_err());
+        assert!(ok("/etc/passwd").is_err());
+        let abs = other.join("secret.txt");
+        assert!(ok(abs.to_str().unwrap()).is_err());
+        assert!(
+            confine(
+                &spec,
+                std::slice::from_ref(&other),
+                "path",
+                abs.to_str().unwrap()
+            )
+            .is_ok()
+        );
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&other, spec.join("link")).unwrap();
+            let e = ok("link/secret.txt").unwrap_err();
+            assert!(
+                e.help.as_deref().unwrap_or("").contains("--allow-path"),
+                "{e:?}"
+            );
+        }
     }
 }

@@ -22,7 +22,8 @@ pub fn dispatch(cmd: Command) -> i32 {
             keep_going: _,
             fail_fast,
             verbose,
-        } => run(&spec, &store, jobs, json, !fail_fast, verbose),
+            allow_path,
+        } => run(&spec, &store, jobs, json, !fail_fast, verbose, allow_path),
         Command::Plan {
             spec,
             store,
@@ -104,6 +105,7 @@ fn run(
     json: bool,
     keep_going: bool,
     verbose: bool,
+    allowed_paths: Vec<std::path::PathBuf>,
 ) -> i32 {
     let plan = tri!(load(spec));
     let store = tri!(open_store(store_args, Some(&spec.spec)));
@@ -116,6 +118,7 @@ fn run(
         jobs,
         keep_going,
         argv: std::env::args().collect(),
+        allowed_paths,
     };
     let progress = Progress::new(verbose, false);
     let started = std::time::Instant::now();

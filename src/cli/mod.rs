@@ -67,6 +67,10 @@ pub enum Command {
         /// Print every step, also cached ones.
         #[arg(long, short = 'v')]
         verbose: bool,
+        /// Let nodes read files under DIR although it is outside the spec's directory
+        /// (repeatable). Without it, paths in a spec cannot leave the spec's directory.
+        #[arg(long, value_name = "DIR")]
+        allow_path: Vec<std::path::PathBuf>,
     },
     /// Show what a run would do and why; runs nothing.
     Plan {

@@ -525,13 +525,15 @@ fn open_source(
     match p.source {
         SourceKind::Stac => {
             let loc = match Location::parse(catalog) {
-                Location::Path(path) => Location::Path(ctx.resolve(&path.to_string_lossy())),
+                Location::Path(path) => {
+                    Location::Path(ctx.input_path("catalog", &path.to_string_lossy())?)
+                }
                 other => other,
             };
             Ok(Box::new(StacSource::new(loc)))
         }
         SourceKind::Local => Ok(Box::new(
-            LocalSource::open(&ctx.resolve(catalog)).map_err(source_err)?,
+            LocalSource::open(&ctx.input_path("catalog", catalog)?).map_err(source_err)?,
         )),
     }
 }

@@ -810,7 +810,7 @@ fn road_distances(
     grid: &Grid,
 ) -> Result<(DistanceField, usize, usize), NodeError> {
     let path: PathBuf = match (&p.roads, catalog) {
-        (Some(r), _) => ctx.resolve(r),
+        (Some(r), _) => ctx.input_path("roads", r)?,
         (None, Some(cat)) => cat.files.get(&p.roads_file).cloned().ok_or_else(|| {
             NodeError::new(format!(
                 "the `catalog` input (from `{}`) has no file `{}`",
