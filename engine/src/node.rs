@@ -523,7 +523,14 @@ pub fn confine(
 /// The path with symlinks and `..` resolved: the longest existing ancestor canonicalised, the
 /// rest normalised lexically (a `..` in a part that does not exist yet pops a component).
 fn real_path(path: &Path) -> PathBuf {
-    let mut existing = path.to_path_buf();
+    // A spec given as `pipeline.yaml` has the directory `` (the working directory).
+    let mut existing = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/nonexistent"))
+            .join(path)
+    };
     let mut rest: Vec<std::ffi::OsString> = Vec::new();
     let base = loop {
         if let Ok(c) = existing.canonicalize() {
@@ -563,6 +570,10 @@ mod confine_tests {
         std::fs::create_dir_all(&other).unwrap();
         std::fs::write(other.join("secret.txt"), "x").unwrap();
         let ok = |p: &str| confine(&spec, &[], "path", p);
+        // A relative spec dir (the spec given as `pipeline.yaml`) is the working directory,
+        // never "everything".
+        assert!(confine(Path::new(""), &[], "path", "/etc/passwd").is_err());
+        assert!(confine(Path::new(""), &[], "path", "Cargo.toml").is_ok());
         assert_eq!(ok("data/a.tif").unwrap(), spec.join("data/a.tif"));
         assert!(ok("data/../data/new/b.tif").is_ok());
         assert!(ok("not/yet/there.gpkg").is_ok());

@@ -47,8 +47,9 @@ fn simulate_then_acquire_is_deterministic_and_cached() {
     simulate(sim.path());
     let a = Project::new(&spec(sim.path()));
     let b = Project::new(&spec(sim.path()));
-    let ra = a.run(&["--jobs", "1"]);
-    let rb = b.run(&["--jobs", "3"]);
+    let allow = sim.path().to_str().unwrap();
+    let ra = a.run(&["--jobs", "1", "--allow-path", allow]);
+    let rb = b.run(&["--jobs", "3", "--allow-path", allow]);
     ra.assert_ok();
     rb.assert_ok();
     assert_eq!(ra.steps_with("ran").len(), 3);
@@ -88,13 +89,53 @@ fn simulate_then_acquire_is_deterministic_and_cached() {
 
 #[test]
 fn missing_catalog_is_a_failed_step_naming_the_file() {
-    let p = Project::new(&spec(Path::new("/nonexistent/sim")));
+    let p = Project::new(&spec(Path::new("nonexistent/sim")));
     let r = p.run(&[]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains("/nonexistent/sim/catalog.json"),
+        r.stderr.contains("nonexistent/sim/catalog.json"),
         "{}",
         r.stderr
     );
     assert!(r.stderr.contains("run::step_failed"), "{}", r.stderr);
+}
+
+#[test]
+fn spec_paths_cannot_leave_the_spec_dir_unless_the_user_allows_it() {
+    let sim = tempfile::tempdir().unwrap();
+    simulate(sim.path());
+    // An absolute path elsewhere, `..` out of the project, and a symlink out of it: refused.
+    let p = Project::new(&spec(sim.path()));
+    let r = p.run(&[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("outside the spec's directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--allow-path"), "{}", r.stderr);
+    assert_eq!(r.steps_with("failed").len(), 3);
+    let rel = format!("../{}", sim.path().file_name().unwrap().to_str().unwrap());
+    let up = Project::new(&spec(Path::new(&rel)));
+    std::fs::create_dir_all(up.path()).unwrap();
+    let r = up.run(&[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("outside the spec's directory"),
+        "{}",
+        r.stderr
+    );
+    let link = Project::new(&spec(Path::new("data")));
+    std::os::unix::fs::symlink(sim.path(), link.path().join("data")).unwrap();
+    let r = link.run(&[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("outside the spec's directory"),
+        "{}",
+        r.stderr
+    );
+    // The person running the spec allows the directory: the same spec runs.
+    let r = link.run(&["--allow-path", sim.path().to_str().unwrap()]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran").len(), 3);
 }
