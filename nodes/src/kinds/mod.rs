@@ -10,6 +10,7 @@ pub mod mask;
 pub mod migrate;
 pub mod points;
 pub mod sample;
+pub mod samples_csv;
 pub mod simulate;
 pub mod stack;
 pub mod train;
