@@ -710,4 +710,92 @@ mod tests {
         let e = run(json!({}), &r, &other, dir.path()).err().unwrap();
         assert!(e.message.contains("no point id in both"), "{}", e.message);
     }
+
+    /// A stand-in for `stack`, so a plan can be lowered without the raster steps.
+    struct FakeFeatures;
+
+    #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct NoParams {}
+
+    impl Node for FakeFeatures {
+        const KIND: &'static str = "fake_features";
+        const VERSION: u32 = 1;
+        type Params = NoParams;
+        fn inputs() -> Vec<Port> {
+            vec![]
+        }
+        fn outputs() -> Vec<Port> {
+            vec![Port::one("features", crate::artifacts::FEATURES)]
+        }
+        fn run(&self, _: &mut RunCtx, _: &NoParams, _: &Inputs) -> Result<(), NodeError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn migrate_documented_wiring_lowers_to_one_reference_per_year() {
+        use lulc_engine::DimValue;
+        use lulc_engine::plan::{LowerOptions, lower};
+        let registry = lulc_engine::Registry::new(vec![
+            erase(FakeFeatures),
+            erase(crate::kinds::simulate::Simulate),
+            erase(crate::kinds::points::Points),
+            erase(crate::kinds::sample::Sample),
+            erase(Migrate),
+        ]);
+        let spec = r#"
+name: migration
+params: { years: 2019..2021 }
+nodes:
+  aoi: { kind: simulate }
+  stack: { kind: fake_features, for_each: { year: years } }
+  reference:
+    kind: points
+    inputs: { catalog: aoi }
+    params: { path: reference/points_2020.gpkg, year: 2020 }
+  samples:
+    kind: sample
+    for_each: { year: years }
+    inputs: { features: stack, points: reference }
+  migrate:
+    kind: migrate
+    for_each: { year: years }
+    inputs:
+      reference: { from: samples, year: 2020 }
+      target: samples
+    params: { ed: 0.1, sad: 0.95 }
+"#;
+        let plan = lower(
+            std::path::Path::new("migration.yaml"),
+            spec.to_string(),
+            &LowerOptions {
+                registry: &registry,
+                overrides: &[],
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let migrate: Vec<_> = plan.steps.iter().filter(|s| s.node == "migrate").collect();
+        assert_eq!(migrate.len(), 3);
+        for m in migrate {
+            let r = &plan.steps[m.inputs["reference"][0].step];
+            let t = &plan.steps[m.inputs["target"][0].step];
+            assert_eq!(r.node, "samples");
+            assert_eq!(r.dims["year"], DimValue::Int(2020));
+            assert_eq!(t.dims, m.dims);
+        }
+        // A threshold out of range is a spec error before anything runs.
+        let bad = spec.replace("sad: 0.95", "sad: 1.5");
+        let errs = lower(
+            std::path::Path::new("migration.yaml"),
+            bad,
+            &LowerOptions {
+                registry: &registry,
+                overrides: &[],
+            },
+        )
+        .err()
+        .expect("sad 1.5 must not lower");
+        assert!(format!("{errs:?}").contains("a cosine"), "{errs:?}");
+    }
 }
