@@ -588,6 +588,45 @@ mod tests {
     }
 
     #[test]
+    fn points_from_a_geopackage_blob_without_extension() {
+        let dir = TempDir::new().unwrap();
+        let pts = vec![
+            pf(2, 600_005.0, 1_199_995.0, json!({"class": 8, "year": 2020})),
+            pf(
+                1,
+                600_015.0,
+                1_199_985.0,
+                json!({"class": 12, "year": 2020}),
+            ),
+        ];
+        let gpkg = dir.path().join("r.gpkg");
+        write_points_gpkg(&gpkg, &pts, &utm()).unwrap();
+        let blob = dir.path().join("9f8e7d");
+        std::fs::rename(&gpkg, &blob).unwrap();
+        let catalog = ArtifactIn {
+            step_id: "aoi".into(),
+            dims: BTreeMap::new(),
+            ty: CATALOG.into(),
+            digest: "blake3:cat".into(),
+            files: BTreeMap::from([("reference/points_2020.gpkg".to_string(), blob)]),
+            meta: Value::Null,
+        };
+        let (_, set) = run_with(
+            json!({"path": "reference/points_2020.gpkg"}),
+            Some(catalog),
+            dir.path(),
+        )
+        .unwrap();
+        let got: Vec<(&str, u8)> = set
+            .points
+            .iter()
+            .map(|p| (p.id.as_str(), p.class))
+            .collect();
+        assert_eq!(got, [("1", 12), ("2", 8)]);
+        assert_eq!(set.year, Some(2020));
+    }
+
+    #[test]
     fn points_errors_name_the_file() {
         let dir = TempDir::new().unwrap();
         let e = err_of(run_with(json!({"path": "missing.gpkg"}), None, dir.path()));
