@@ -160,10 +160,23 @@ impl Diagnostic for SpecError {
 
 /// All errors of one spec, reported together.
 #[derive(Debug, thiserror::Error)]
-#[error("{} in `{}`", count(.errors.len()), .path)]
+#[error("{} in `{}`{}", count(.errors.len() + .omitted), .path, shown(.errors.len(), *.omitted))]
 pub struct SpecErrors {
     pub path: String,
     pub errors: Vec<SpecError>,
+    /// Errors found beyond [`MAX_ERRORS`], counted but not kept.
+    pub omitted: usize,
+}
+
+/// At most this many errors are kept and shown: a hostile spec can have one per line.
+pub const MAX_ERRORS: usize = 100;
+
+fn shown(kept: usize, omitted: usize) -> String {
+    if omitted == 0 {
+        String::new()
+    } else {
+        format!(" (the first {kept} shown)")
+    }
 }
 
 fn count(n: usize) -> String {
@@ -190,11 +203,16 @@ impl Diagnostic for SpecErrors {
 pub struct Diagnostics {
     errors: Vec<SpecError>,
     seen: std::collections::HashSet<(Code, String, Option<Span>)>,
+    omitted: usize,
 }
 
 impl Diagnostics {
     pub fn push(&mut self, e: SpecError) {
-        if self.seen.insert(e.dedup_key()) {
+        if self.errors.len() >= MAX_ERRORS {
+            if !self.seen.contains(&e.dedup_key()) {
+                self.omitted += 1;
+            }
+        } else if self.seen.insert(e.dedup_key()) {
             self.errors.push(e);
         }
     }
@@ -203,8 +221,14 @@ impl Diagnostics {
         self.errors.is_empty()
     }
 
+    /// Errors kept (at most [`MAX_ERRORS`]).
     pub fn len(&self) -> usize {
         self.errors.len()
+    }
+
+    /// True once [`MAX_ERRORS`] errors are kept: callers may stop looking for more.
+    pub fn is_full(&self) -> bool {
+        self.errors.len() >= MAX_ERRORS
     }
 
     pub fn into_report(self, path: &str, src: &SpecSource) -> SpecErrors {
@@ -219,34 +243,63 @@ impl Diagnostics {
         SpecErrors {
             path: path.to_string(),
             errors,
+            omitted: self.omitted,
         }
     }
 }
 
-/// Levenshtein distance, for "did you mean".
+/// Edit distance for "did you mean": Levenshtein plus the transposition of two adjacent
+/// characters as one edit (optimal string alignment), the commonest typo (`rwa` for `raw`).
 pub fn edit_distance(a: &str, b: &str) -> usize {
+    distance_within(a, b, usize::MAX).unwrap_or(usize::MAX)
+}
+
+/// [`edit_distance`] if it is at most `limit`; stops as soon as a whole row exceeds it (a name
+/// that starts differently is rejected after a few characters).
+fn distance_within(a: &str, b: &str, limit: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut prev2: Vec<usize> = vec![0; b.len() + 1];
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
+    for i in 0..a.len() {
         cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        for j in 0..b.len() {
+            let sub = prev[j] + usize::from(a[i] != b[j]);
+            let mut d = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && a[i] == b[j - 1] && a[i - 1] == b[j] {
+                d = d.min(prev2[j - 1] + 1);
+            }
+            cur[j + 1] = d;
         }
+        // Distances never shrink from one row to the next but one (a transposition reads two
+        // rows back), so two rows over the limit settle it.
+        if cur.iter().min().copied().unwrap_or(0) > limit
+            && prev.iter().min().copied().unwrap_or(0) > limit
+        {
+            return None;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
         std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|d| *d <= limit)
 }
+
+/// Longer names are not typos of anything a spec names (and would make "did you mean" slow).
+const MAX_SUGGEST_LEN: usize = 64;
 
 /// The candidate closest to `wrong`, if it is close enough to be a plausible typo.
 pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let len = wrong.chars().count();
+    if len > MAX_SUGGEST_LEN {
+        return None;
+    }
     let limit = if len <= 3 { 1 } else { (len / 3).max(2) };
     candidates
         .into_iter()
-        .map(|c| (edit_distance(wrong, c), c))
-        .filter(|(d, _)| *d <= limit)
+        // Cheap bound first: the distance is at least the difference in length.
+        .filter(|c| c.len().abs_diff(wrong.len()) <= limit * 4)
+        .filter_map(|c| distance_within(wrong, c, limit).map(|d| (d, c)))
         .min()
         .map(|(_, c)| c)
 }
@@ -269,6 +322,27 @@ mod tests {
             Some("composite")
         );
         assert_eq!(closest("zzzzzz", ["acquire", "composite"]), None);
+    }
+
+    #[test]
+    fn transpositions_are_one_edit() {
+        assert_eq!(edit_distance("rwa", "raw"), 1);
+        assert_eq!(edit_distance("medain", "median"), 1);
+        assert_eq!(closest("rwa", ["raw", "sum"]), Some("raw"));
+    }
+
+    #[test]
+    fn errors_are_capped() {
+        let mut d = Diagnostics::default();
+        for i in 0..MAX_ERRORS + 5 {
+            d.push(SpecError::new(Code::BadValue, format!("e{i}")).at(Span::new(i, 1), "x"));
+        }
+        assert!(d.is_full());
+        let src: SpecSource = Arc::new(NamedSource::new("s", String::new()));
+        let r = d.into_report("s", &src);
+        assert_eq!(r.errors.len(), MAX_ERRORS);
+        assert_eq!(r.omitted, 5);
+        assert_eq!(r.to_string(), "105 errors in `s` (the first 100 shown)");
     }
 
     #[test]

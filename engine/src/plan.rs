@@ -177,11 +177,37 @@ pub struct LowerOptions<'a> {
 
 /// Read and lower a spec file.
 pub fn load(path: &Path, opts: &LowerOptions) -> Result<Plan, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io {
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    lower(path, text, opts).map_err(LoadError::Spec)
+    lower_bytes(path, bytes, opts).map_err(LoadError::Spec)
+}
+
+/// Lower a spec given as bytes (what `load` reads): text that is not UTF-8 is a spec error
+/// pointing at the first bad byte, like any other.
+pub fn lower_bytes(path: &Path, bytes: Vec<u8>, opts: &LowerOptions) -> Result<Plan, SpecErrors> {
+    match String::from_utf8(bytes) {
+        Ok(text) => lower(path, text, opts),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bad = e.as_bytes()[at];
+            // The source shown is the lossy text: the same bytes up to `at`, then U+FFFD (3 bytes).
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let display = path.display().to_string();
+            let source: SpecSource = Arc::new(miette::NamedSource::new(display.clone(), text));
+            let mut diags = Diagnostics::default();
+            diags.push(
+                SpecError::new(
+                    Code::YamlSyntax,
+                    format!("the spec is not UTF-8 text: byte 0x{bad:02x} at offset {at}"),
+                )
+                .at(Span::new(at, 3), "not UTF-8")
+                .help("save the file as UTF-8 (Latin-1 and UTF-16 are not YAML specs)"),
+            );
+            Err(diags.into_report(&display, &source))
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -203,10 +229,16 @@ pub fn lower(path: &Path, text: String, opts: &LowerOptions) -> Result<Plan, Spe
     let doc = match yaml::parse(&text) {
         Ok(d) => d,
         Err(e) => {
-            diags.push(
-                SpecError::new(Code::YamlSyntax, format!("invalid YAML: {}", e.message))
+            let mut err = match e.limit {
+                Some(_) => SpecError::new(Code::YamlSyntax, e.message)
+                    .at(e.span, "the parser stopped here"),
+                None => SpecError::new(Code::YamlSyntax, format!("invalid YAML: {}", e.message))
                     .at(e.span, "here"),
-            );
+            };
+            if let Some(h) = e.help {
+                err = err.help(h);
+            }
+            diags.push(err);
             return Err(diags.into_report(&display, &source));
         }
     };
@@ -221,6 +253,7 @@ pub fn lower(path: &Path, text: String, opts: &LowerOptions) -> Result<Plan, Spe
         params: BTreeMap::new(),
         nodes: Vec::new(),
         node_index: HashMap::new(),
+        broken_params: BTreeSet::new(),
     };
     l.top_params(&raw, opts.overrides);
     l.declare_nodes(&raw, opts.overrides);
@@ -232,6 +265,11 @@ pub fn lower(path: &Path, text: String, opts: &LowerOptions) -> Result<Plan, Spe
     let Some(order) = order else {
         return Err(l.diags.into_report(&display, &source));
     };
+    // A grid or a partition product over the limits is not expanded at all: building it is what
+    // the limits are there to prevent.
+    if sweep.too_large || !l.check_expansion_size(&order, &sweep) {
+        return Err(l.diags.into_report(&display, &source));
+    }
     let (steps, by_id) = l.expand(&order, &sweep);
     if !l.diags.is_empty() {
         return Err(l.diags.into_report(&display, &source));
@@ -311,6 +349,10 @@ struct NodeDecl {
     env: Vec<String>,
     /// Names of top-level params this node's params refer to via `${name}`.
     refs: BTreeSet<String>,
+    /// `inputs:` was not a mapping (reported); its ports are not reported missing.
+    inputs_invalid: bool,
+    /// Param paths already reported for this node.
+    param_errors: BTreeSet<String>,
 }
 
 struct SweepAxis {
@@ -327,7 +369,15 @@ struct SweepAxis {
 #[derive(Default)]
 struct Sweep {
     axes: Vec<SweepAxis>,
+    /// The grid has more than [`MAX_GRID_POINTS`] points (reported; not expanded).
+    too_large: bool,
 }
+
+/// Above this many sweep grid points a spec is refused.
+pub const MAX_GRID_POINTS: usize = 10_000;
+
+/// Most values a `pad` or a relative selector (`-N..+M`) may add.
+pub const MAX_OFFSET: i64 = 1_000;
 
 struct Lowerer<'a> {
     reg: &'a Registry,
@@ -335,6 +385,8 @@ struct Lowerer<'a> {
     params: BTreeMap<String, TopParam>,
     nodes: Vec<NodeDecl>,
     node_index: HashMap<String, usize>,
+    /// Top-level params whose value is an error (reported once, not at every use).
+    broken_params: BTreeSet<String>,
 }
 
 impl Lowerer<'_> {
@@ -349,7 +401,10 @@ impl Lowerer<'_> {
                 Ok(value) => {
                     self.params.insert(k.text.clone(), TopParam { value });
                 }
-                Err(e) => self.diags.push(e),
+                Err(e) => {
+                    self.diags.push(e);
+                    self.broken_params.insert(k.text.clone());
+                }
             }
         }
         for o in overrides.iter().filter(|o| !o.key.contains('.')) {
@@ -399,6 +454,19 @@ impl Lowerer<'_> {
         for (pk, pv) in &n.params {
             match spec::to_value(pv) {
                 Ok(v) => {
+                    if let Some(text) = unclosed_ref(&v) {
+                        self.diags.push(
+                            SpecError::new(
+                                Code::UnknownReference,
+                                format!(
+                                    "param `{}`: `${{` without its closing `}}` in `{text}`",
+                                    pk.text
+                                ),
+                            )
+                            .at(pv.span, "unclosed reference")
+                            .help("write `${name}`, or `$` alone for a literal dollar"),
+                        );
+                    }
                     collect_refs(&v, &mut refs);
                     params.push((pk.clone(), v));
                 }
@@ -434,6 +502,8 @@ impl Lowerer<'_> {
             params_span: n.params_span.unwrap_or(n.name.span),
             env,
             refs,
+            inputs_invalid: n.inputs_invalid,
+            param_errors: BTreeSet::new(),
         }
     }
 
@@ -457,7 +527,20 @@ impl Lowerer<'_> {
                 for (k, ev) in entries {
                     match (k.key_text().as_str(), &ev.kind) {
                         ("param", YamlKind::Str(s)) => param = Some((s.clone(), ev.span)),
-                        ("pad", YamlKind::Int(i)) if *i >= 0 => pad = *i,
+                        ("pad", YamlKind::Int(i)) if (0..=MAX_OFFSET).contains(i) => pad = *i,
+                        ("pad", _) => {
+                            self.diags.push(
+                                SpecError::new(
+                                    Code::BadValue,
+                                    format!(
+                                        "`for_each.{dim}.pad` must be an integer in 0..{MAX_OFFSET}"
+                                    ),
+                                )
+                                .at(ev.span, "not a padding")
+                                .help("`pad: 1` adds one value before and one after the range"),
+                            );
+                            return None;
+                        }
                         (other, _) => {
                             self.diags.push(
                                 SpecError::new(
@@ -526,9 +609,30 @@ impl Lowerer<'_> {
                 .collect();
             match ints {
                 Some(ints) if !ints.is_empty() => {
-                    let lo = ints.iter().min().unwrap() - pad;
-                    let hi = ints.iter().max().unwrap() + pad;
-                    out = (lo..=hi).map(DimValue::Int).collect();
+                    let lo = ints.iter().min().unwrap().checked_sub(pad);
+                    let hi = ints.iter().max().unwrap().checked_add(pad);
+                    let fits = |lo: i64, hi: i64| {
+                        hi.checked_sub(lo)
+                            .is_some_and(|d| d < spec::MAX_RANGE_VALUES as i64)
+                    };
+                    match (lo, hi) {
+                        (Some(lo), Some(hi)) if fits(lo, hi) => {
+                            out = (lo..=hi).map(DimValue::Int).collect();
+                        }
+                        _ => {
+                            self.diags.push(
+                                SpecError::new(
+                                    Code::TooManySteps,
+                                    format!(
+                                        "padded `for_each.{dim}` spans more than {} values",
+                                        spec::MAX_RANGE_VALUES
+                                    ),
+                                )
+                                .at(v.span, "too wide"),
+                            );
+                            return None;
+                        }
+                    }
                 }
                 _ => {
                     self.diags.push(
@@ -559,15 +663,19 @@ impl Lowerer<'_> {
     }
 
     fn unknown_param_ref(&mut self, name: &str, span: Span) {
-        let names: Vec<&str> = self.params.keys().map(String::as_str).collect();
-        self.diags.push(
-            SpecError::new(
-                Code::UnknownReference,
-                format!("unknown top-level param `{name}`"),
-            )
-            .at(span, "not defined under `params:`")
-            .did_you_mean(name, names),
-        );
+        if self.broken_params.contains(name) {
+            return; // its own error is reported where it is defined
+        }
+        let mut e = SpecError::new(
+            Code::UnknownReference,
+            format!("unknown top-level param `{name}`"),
+        )
+        .at(span, "not defined under `params:`");
+        // Suggestions cost a pass over every name: not for errors past the ones shown.
+        if !self.diags.is_full() {
+            e = e.did_you_mean(name, self.params.keys().map(String::as_str));
+        }
+        self.diags.push(e);
     }
 
     fn resolve_inputs(&mut self, i: usize, raw: &[(Key, Yaml)]) -> Vec<InputDecl> {
@@ -614,7 +722,16 @@ impl Lowerer<'_> {
             }
         }
         for p in ports.iter().filter(|p| !p.optional) {
-            if !raw.iter().any(|(k, _)| k.text == p.name) {
+            // `part: x` for `parts: x` is reported once, as the unknown port it is; so is an
+            // `inputs:` that is not a mapping.
+            let misspelt = raw.iter().any(|(k, _)| {
+                !ports.iter().any(|q| q.name == k.text)
+                    && crate::diag::closest(&k.text, [p.name]).is_some()
+            });
+            if !raw.iter().any(|(k, _)| k.text == p.name)
+                && !misspelt
+                && !self.nodes[i].inputs_invalid
+            {
                 self.diags.push(
                     SpecError::new(
                         Code::MissingInput,
@@ -668,15 +785,15 @@ impl Lowerer<'_> {
             }
         };
         let Some(&from) = self.node_index.get(&from_text) else {
-            let names = self.node_names();
-            self.diags.push(
-                SpecError::new(
-                    Code::MissingNode,
-                    format!("input refers to unknown node `{from_text}`"),
-                )
-                .at(from_span, "no node with this name")
-                .did_you_mean(&from_text, names),
-            );
+            let mut e = SpecError::new(
+                Code::MissingNode,
+                format!("input refers to unknown node `{from_text}`"),
+            )
+            .at(from_span, "no node with this name");
+            if !self.diags.is_full() {
+                e = e.did_you_mean(&from_text, self.node_names());
+            }
+            self.diags.push(e);
             return None;
         };
         let up_kind = self.nodes[from].kind.clone()?;
@@ -740,14 +857,20 @@ impl Lowerer<'_> {
                     .iter()
                     .map(|(d, _)| d.as_str())
                     .collect();
-                self.diags.push(
-                    SpecError::new(
-                        Code::UnknownField,
-                        format!("node `{from_text}` is not partitioned by `{}`", k.text),
-                    )
-                    .at(k.span, "no such partition dim")
-                    .did_you_mean(&k.text, dims),
-                );
+                let e = SpecError::new(
+                    Code::UnknownField,
+                    format!("node `{from_text}` is not partitioned by `{}`", k.text),
+                )
+                .at(k.span, "no such partition dim");
+                let e = if dims.is_empty() {
+                    e.help(format!(
+                        "`{from_text}` has no `for_each`: it is one artifact, read it as `{}: {from_text}`",
+                        port.name
+                    ))
+                } else {
+                    e.did_you_mean(&k.text, dims)
+                };
+                self.diags.push(e);
                 continue;
             }
             if let Some(sel) = self.selector(&v) {
@@ -769,7 +892,13 @@ impl Lowerer<'_> {
             YamlKind::Str(s) if s == "all" => Some(Selector::All),
             YamlKind::Str(s) if s == "same" => Some(Selector::Same),
             YamlKind::Str(s) if s.starts_with('+') || s.starts_with('-') => {
-                let parse = |t: &str| t.trim().trim_start_matches('+').parse::<i64>().ok();
+                let parse = |t: &str| {
+                    t.trim()
+                        .trim_start_matches('+')
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|o| o.unsigned_abs() <= MAX_OFFSET as u64)
+                };
                 let offsets = match s.split_once("..") {
                     Some((a, b)) => match (parse(a), parse(b)) {
                         (Some(a), Some(b)) if a <= b => Some((a..=b).collect()),
@@ -782,7 +911,10 @@ impl Lowerer<'_> {
                     None => {
                         self.diags.push(
                             SpecError::new(Code::BadValue, format!("bad relative partition `{s}`"))
-                                .at(v.span, "expected e.g. `-1`, `+1` or `-1..+1`"),
+                                .at(v.span, "expected e.g. `-1`, `+1` or `-1..+1`")
+                                .help(format!(
+                                    "offsets are integers in -{MAX_OFFSET}..+{MAX_OFFSET}, the first not after the last"
+                                )),
                         );
                         None
                     }
@@ -857,10 +989,14 @@ impl Lowerer<'_> {
                     }
                     let mut members: Vec<usize> = scc.iter().map(|n| n.index()).collect();
                     members.sort();
-                    let names: Vec<String> = members
+                    let mut names: Vec<String> = members
                         .iter()
+                        .take(12)
                         .map(|&m| format!("`{}`", self.nodes[m].name.text))
                         .collect();
+                    if members.len() > 12 {
+                        names.push(format!("and {} more", members.len() - 12));
+                    }
                     let first = members[0];
                     let mut e = SpecError::new(
                         Code::Cycle,
@@ -871,9 +1007,13 @@ impl Lowerer<'_> {
                         "this node depends on itself through its inputs",
                     )
                     .help("a pipeline is a DAG: remove one of these inputs");
+                    let in_cycle: BTreeSet<usize> = members.iter().copied().collect();
+                    let mut labels = 0;
                     for &m in &members {
                         for inp in &self.nodes[m].inputs {
-                            if members.contains(&inp.from) {
+                            // A few edges show the loop; a ring of thousands would bury it.
+                            if in_cycle.contains(&inp.from) && labels < 12 {
+                                labels += 1;
                                 e = e.also(
                                     inp.span,
                                     format!(
@@ -941,29 +1081,29 @@ impl Lowerer<'_> {
                         (Some(ni), p.to_string())
                     }
                     None => {
-                        let names = self.node_names();
-                        self.diags.push(
-                            SpecError::new(
-                                Code::UnknownSweepParam,
-                                format!("sweep over `{}`: no node named `{n}`", k.text),
-                            )
-                            .at(k.span, "no such node")
-                            .did_you_mean(n, names),
-                        );
+                        let mut e = SpecError::new(
+                            Code::UnknownSweepParam,
+                            format!("sweep over `{}`: no node named `{n}`", k.text),
+                        )
+                        .at(k.span, "no such node");
+                        if !self.diags.is_full() {
+                            e = e.did_you_mean(n, self.node_names());
+                        }
+                        self.diags.push(e);
                         continue;
                     }
                 },
                 None => {
                     if !self.params.contains_key(&k.text) {
-                        let names: Vec<&str> = self.params.keys().map(String::as_str).collect();
-                        self.diags.push(
-                            SpecError::new(
-                                Code::UnknownSweepParam,
-                                format!("sweep over `{}`: no top-level param of that name", k.text),
-                            )
-                            .at(k.span, "not under `params:`")
-                            .did_you_mean(&k.text, names),
-                        );
+                        let mut e = SpecError::new(
+                            Code::UnknownSweepParam,
+                            format!("sweep over `{}`: no top-level param of that name", k.text),
+                        )
+                        .at(k.span, "not under `params:`");
+                        if !self.diags.is_full() {
+                            e = e.did_you_mean(&k.text, self.params.keys().map(String::as_str));
+                        }
+                        self.diags.push(e);
                         continue;
                     }
                     (None, k.text.clone())
@@ -992,14 +1132,24 @@ impl Lowerer<'_> {
         for a in &sweep.axes {
             total = total.saturating_mul(a.values.len());
         }
-        if total > 10_000 {
+        if total > MAX_GRID_POINTS {
+            let sizes: Vec<String> = sweep
+                .axes
+                .iter()
+                .map(|a| format!("{} ({})", a.key, a.values.len()))
+                .collect();
             self.diags.push(
                 SpecError::new(
                     Code::TooManySteps,
-                    format!("the sweep has {total} grid points, more than 10000"),
+                    format!(
+                        "the sweep has {total} grid points, more than {MAX_GRID_POINTS}: {}",
+                        sizes.join(" x ")
+                    ),
                 )
-                .at(raw.sweep[0].0.span, "this grid"),
+                .at(raw.sweep[0].0.span, "this grid")
+                .help("sweep fewer values, or run several specs with `--set`"),
             );
+            sweep.too_large = true;
         }
         sweep
     }
@@ -1025,6 +1175,48 @@ impl Lowerer<'_> {
             inf[n] = set;
         }
         inf
+    }
+
+    /// Count the steps before building them: a node's partitions times the grid points of the
+    /// sweep axes that reach it. False (and a diagnostic) above [`MAX_STEPS`].
+    fn check_expansion_size(&mut self, order: &[usize], sweep: &Sweep) -> bool {
+        let influences = self.influences(order, sweep);
+        let mut total: usize = 0;
+        for &n in order {
+            let parts = self.nodes[n]
+                .dims
+                .iter()
+                .fold(1usize, |acc, (_, v)| acc.saturating_mul(v.len()));
+            let points = influences[n].iter().fold(1usize, |acc, &a| {
+                acc.saturating_mul(sweep.axes[a].values.len())
+            });
+            total = total.saturating_add(parts.saturating_mul(points));
+            if total > MAX_STEPS {
+                let dims: Vec<String> = self.nodes[n]
+                    .dims
+                    .iter()
+                    .map(|(d, v)| format!("{d} ({})", v.len()))
+                    .collect();
+                let what = if dims.is_empty() {
+                    String::new()
+                } else {
+                    format!(": `for_each` {}", dims.join(" x "))
+                };
+                self.diags.push(
+                    SpecError::new(
+                        Code::TooManySteps,
+                        format!("the spec expands to more than {MAX_STEPS} steps"),
+                    )
+                    .at(
+                        self.nodes[n].name.span,
+                        format!("{} steps of this node{what}", parts.saturating_mul(points)),
+                    )
+                    .help("check the ranges in `for_each` and `sweep`"),
+                );
+                return false;
+            }
+        }
+        true
     }
 
     fn expand(&mut self, order: &[usize], sweep: &Sweep) -> (Vec<Step>, HashMap<String, usize>) {
@@ -1158,6 +1350,10 @@ impl Lowerer<'_> {
             Err(errors) => {
                 for e in errors {
                     let first = e.path.split(['.', '[']).next().unwrap_or("");
+                    // One error per node and param: a sweep of 30 bad values is one mistake.
+                    if !self.nodes[n].param_errors.insert(e.path.clone()) {
+                        continue;
+                    }
                     let key = self.nodes[n]
                         .params
                         .iter()
@@ -1186,7 +1382,14 @@ impl Lowerer<'_> {
                         } else {
                             Code::InvalidParam
                         };
-                        SpecError::new(code, format!("{what}{}", e.message)).at(span, "here")
+                        let err =
+                            SpecError::new(code, format!("{what}{}", e.message)).at(span, "here");
+                        match unknown_variant(&e.message) {
+                            Some((wrong, expected)) => {
+                                err.did_you_mean(wrong, expected.iter().copied())
+                            }
+                            None => err,
+                        }
                     };
                     self.diags.push(err);
                 }
@@ -1218,12 +1421,16 @@ impl Lowerer<'_> {
                 .collect();
             // Candidate values per upstream dim.
             let mut per_dim: Vec<Vec<DimValue>> = Vec::new();
+            // Whether the partitions read depend on the reading step's own partition (else one
+            // missing partition is one error for the node, not one per step).
+            let mut relative = false;
             for (d, values) in &up.dims {
                 let (sel, span) = match inp.selectors.get(d) {
                     Some((s, sp)) => (s.clone(), *sp),
                     None if dims.contains_key(d) => (Selector::Same, inp.span),
                     None => (Selector::All, inp.span),
                 };
+                relative |= matches!(sel, Selector::Same | Selector::Relative(_));
                 let chosen = match sel {
                     Selector::All => values.clone(),
                     Selector::Same => match dims.get(d) {
@@ -1245,9 +1452,11 @@ impl Lowerer<'_> {
                     },
                     Selector::Absolute(v) => v,
                     Selector::Relative(offsets) => match dims.get(d) {
-                        Some(DimValue::Int(base)) => {
-                            offsets.iter().map(|o| DimValue::Int(base + o)).collect()
-                        }
+                        Some(DimValue::Int(base)) => offsets
+                            .iter()
+                            .filter_map(|o| base.checked_add(*o))
+                            .map(DimValue::Int)
+                            .collect(),
                         _ => {
                             self.diags.push(
                                 SpecError::new(
@@ -1285,7 +1494,11 @@ impl Lowerer<'_> {
                             .zip(&up_values)
                             .map(|(d, v)| format!("{d} in {}", describe_values(v)))
                             .collect();
-                        let reader = step_id(&self.nodes[n].name.text, dims, &BTreeMap::new());
+                        let reader = if relative {
+                            step_id(&self.nodes[n].name.text, dims, &BTreeMap::new())
+                        } else {
+                            self.nodes[n].name.text.clone()
+                        };
                         let span = inp
                             .selectors
                             .values()
@@ -1406,6 +1619,40 @@ fn cartesian<T: Clone>(lists: &[Vec<T>]) -> Vec<Vec<T>> {
     out
 }
 
+/// `("medain", ["median", ...])` from serde's "unknown variant `medain`, expected one of
+/// `median`, ..." (or "expected `a` or `b`"), for a "did you mean".
+fn unknown_variant(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message.split_once("unknown variant `")?.1;
+    let (wrong, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest
+        .split_once("expected ")?
+        .1
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .collect();
+    (!expected.is_empty()).then_some((wrong, expected))
+}
+
+/// The first string holding a `${` that no `}` closes.
+fn unclosed_ref(v: &Value) -> Option<&str> {
+    match v {
+        Value::String(s) => {
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                match rest[start + 2..].find('}') {
+                    Some(end) => rest = &rest[start + 2 + end + 1..],
+                    None => return Some(s),
+                }
+            }
+            None
+        }
+        Value::Array(items) => items.iter().find_map(unclosed_ref),
+        Value::Object(m) => m.values().find_map(unclosed_ref),
+        _ => None,
+    }
+}
+
 fn collect_refs(v: &Value, out: &mut BTreeSet<String>) {
     match v {
         Value::String(s) => {
@@ -1521,6 +1768,19 @@ mod tests {
         let o = Override::parse("years=2017..2019").unwrap();
         assert_eq!(o.value, serde_json::json!([2017, 2018, 2019]));
         assert!(Override::parse("novalue").is_err());
+    }
+
+    #[test]
+    fn unknown_variants_are_parsed() {
+        assert_eq!(
+            unknown_variant("unknown variant `medain`, expected one of `median`, `mean`"),
+            Some(("medain", vec!["median", "mean"]))
+        );
+        assert_eq!(
+            unknown_variant("unknown variant `x`, expected `a` or `b`"),
+            Some(("x", vec!["a", "b"]))
+        );
+        assert_eq!(unknown_variant("invalid type: string"), None);
     }
 
     #[test]

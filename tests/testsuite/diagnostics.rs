@@ -6,14 +6,18 @@ use std::process::Command;
 
 use crate::support::bin;
 
-fn check_case(dir: &Path) -> Result<(), String> {
-    let out = Command::new(bin())
+fn validate(dir: &Path) -> std::process::Output {
+    Command::new(bin())
         .args(["validate", "pipeline.yaml"])
         .current_dir(dir)
         .env("LULC_TEST_KINDS", "1")
         .env("NO_COLOR", "1")
         .output()
-        .expect("run lulc");
+        .expect("run lulc")
+}
+
+fn check_case(dir: &Path) -> Result<(), String> {
+    let out = validate(dir);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
     if out.status.code() != Some(2) {
@@ -48,7 +52,7 @@ fn golden_diagnostics() {
         .filter(|p| p.is_dir())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 14, "the corpus shrank: {}", cases.len());
+    assert!(cases.len() >= 50, "the corpus shrank: {}", cases.len());
     let failures: Vec<String> = cases.iter().filter_map(|c| check_case(c).err()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -86,4 +90,87 @@ fn all_errors_are_reported_at_once() {
     ] {
         assert!(golden.contains(code), "missing {code} in\n{golden}");
     }
+}
+
+fn golden(case: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/ui")
+        .join(case)
+        .join("stderr");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+/// Hostile documents are stopped by the parser's budgets (what bounds time and memory), each
+/// saying which one: not by a timeout, not by a crash.
+#[test]
+fn hostile_yaml_is_stopped_by_a_budget() {
+    for (case, says) in [
+        ("alias_bomb", "expands to more than 250000 YAML values"),
+        ("deep_nesting", "nests deeper than 48 levels"),
+        ("deep_nesting_block", "nests deeper than 48 levels"),
+    ] {
+        let g = golden(case);
+        assert!(g.contains("spec::yaml_syntax"), "{case}:\n{g}");
+        assert!(g.contains(says), "{case}:\n{g}");
+        assert!(g.contains("the parser stopped here"), "{case}:\n{g}");
+        assert!(
+            g.contains("1 error in"),
+            "{case}: one error, then stop:\n{g}"
+        );
+    }
+}
+
+/// A 5 MiB spec (generated here rather than committed) is refused before it is parsed.
+#[test]
+fn huge_spec_is_refused_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("name: huge\nnodes:\n");
+    let mut i = 0;
+    while text.len() < 5 << 20 {
+        text.push_str(&format!(
+            "  n{i}: {{ kind: emit, params: {{ value: {i} }} }}\n"
+        ));
+        i += 1;
+    }
+    std::fs::write(dir.path().join("pipeline.yaml"), &text).unwrap();
+    let out = validate(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("spec::yaml_syntax"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the spec is {} bytes", text.len())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("more than the limit of 4194304 bytes"),
+        "{stderr}"
+    );
+}
+
+/// A spec of 20,000 nodes that all read a missing node (within the parser's budget of 250,000
+/// YAML values) is lowered without a quadratic "did you mean" over every name, and reports a
+/// bounded number of errors.
+#[test]
+fn large_spec_with_an_error_per_node_reports_the_first_hundred() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("name: large\nnodes:\n");
+    let mut i = 0;
+    while text.len() < 3 << 19 {
+        text.push_str(&format!(
+            "  node_{i}: {{ kind: combine, inputs: {{ parts: missing_{i} }} }}\n"
+        ));
+        i += 1;
+    }
+    std::fs::write(dir.path().join("pipeline.yaml"), &text).unwrap();
+    let out = validate(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{i} errors in `pipeline.yaml` (the first 100 shown)"
+        )),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    assert_eq!(stderr.matches("spec::missing_node").count(), 100);
 }

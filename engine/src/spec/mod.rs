@@ -39,6 +39,8 @@ pub struct RawNode {
     /// Span of the `params:` value (for errors about params as a whole).
     pub params_span: Option<Span>,
     pub env: Vec<Key>,
+    /// `inputs:` was there but not a mapping (reported).
+    pub inputs_invalid: bool,
 }
 
 const TOP_FIELDS: &[&str] = &["name", "description", "params", "sweep", "nodes"];
@@ -47,11 +49,21 @@ const NODE_FIELDS: &[&str] = &["kind", "for_each", "inputs", "params", "env", "d
 /// Read the document's shape. Errors go to `diags`; what could be read is returned.
 pub fn read(doc: &Yaml, diags: &mut Diagnostics) -> RawSpec {
     let mut spec = RawSpec::default();
+    if doc.kind == YamlKind::Null {
+        diags.push(
+            SpecError::new(Code::MissingField, "the spec is empty")
+                .at(doc.span, "no YAML here")
+                .help("a spec is a mapping with at least `nodes:`, e.g. `nodes: { a: { kind: simulate } }`"),
+        );
+        return spec;
+    }
+    duplicate_keys(doc, diags);
     let Some(top) = expect_map(doc, "the spec", diags) else {
         return spec;
     };
     let mut saw_nodes = false;
-    for (k, v) in top {
+    let mut nodes_typo = false;
+    for (k, v) in unique(top) {
         let key = key_of(k);
         match key.text.as_str() {
             "name" => match v.as_str() {
@@ -72,17 +84,21 @@ pub fn read(doc: &Yaml, diags: &mut Diagnostics) -> RawSpec {
                     spec.nodes.push(read_node(nk, nv, diags));
                 }
             }
-            other => diags.push(
-                SpecError::new(
-                    Code::UnknownField,
-                    format!("unknown top-level field `{other}`"),
+            other => {
+                nodes_typo |= crate::diag::closest(other, ["nodes"]).is_some();
+                diags.push(
+                    SpecError::new(
+                        Code::UnknownField,
+                        format!("unknown top-level field `{other}`"),
+                    )
+                    .at(key.span, "not a spec field")
+                    .did_you_mean(other, TOP_FIELDS.iter().copied()),
                 )
-                .at(key.span, "not a spec field")
-                .did_you_mean(other, TOP_FIELDS.iter().copied()),
-            ),
+            }
         }
     }
-    if !saw_nodes {
+    // `node:` for `nodes:` is reported once, as the typo it is.
+    if !saw_nodes && !nodes_typo {
         diags.push(
             SpecError::new(Code::MissingField, "the spec has no `nodes:` section")
                 .at(doc.span, "expected `nodes:` here")
@@ -101,11 +117,28 @@ fn read_node(name: Key, v: Yaml, diags: &mut Diagnostics) -> RawNode {
         params: Vec::new(),
         params_span: None,
         env: Vec::new(),
+        inputs_invalid: false,
     };
     let Some(fields) = expect_map(&v, &format!("node `{}`", name.text), diags) else {
         return node;
     };
-    for (k, fv) in fields {
+    let has_kind = fields.iter().any(|(k, _)| k.key_text() == "kind");
+    if !has_kind && NODE_FIELDS.contains(&name.text.as_str()) {
+        // `params:` two spaces too far left is read as a node named `params`.
+        diags.push(
+            SpecError::new(
+                Code::BadShape,
+                format!("`{}:` is at node level, so it is read as a node", name.text),
+            )
+            .at(name.span, "a node field, indented as a node")
+            .help(format!(
+                "indent `{}:` under the node it belongs to",
+                name.text
+            )),
+        );
+        return node;
+    }
+    for (k, fv) in unique(fields) {
         let key = key_of(k);
         match key.text.as_str() {
             "kind" => match fv.as_str() {
@@ -118,7 +151,10 @@ fn read_node(name: Key, v: Yaml, diags: &mut Diagnostics) -> RawNode {
                 None => diags.push(type_error(fv, "`kind`", "a node kind name")),
             },
             "for_each" => node.for_each = map_entries(fv, "`for_each`", diags),
-            "inputs" => node.inputs = map_entries(fv, "`inputs`", diags),
+            "inputs" => {
+                node.inputs_invalid = !matches!(fv.kind, YamlKind::Map(_) | YamlKind::Null);
+                node.inputs = map_entries(fv, "`inputs`", diags);
+            }
             "params" => {
                 node.params_span = Some(fv.span);
                 node.params = map_entries(fv, "`params`", diags);
@@ -148,7 +184,7 @@ fn read_node(name: Key, v: Yaml, diags: &mut Diagnostics) -> RawNode {
             ),
         }
     }
-    if node.kind.is_none() {
+    if !has_kind {
         diags.push(
             SpecError::new(
                 Code::MissingField,
@@ -178,24 +214,50 @@ fn expect_map<'a>(v: &'a Yaml, what: &str, diags: &mut Diagnostics) -> Option<&'
     }
 }
 
+/// The entries of a mapping, the first of each key only (duplicates are reported once, by
+/// [`duplicate_keys`]).
 fn map_entries(v: &Yaml, what: &str, diags: &mut Diagnostics) -> Vec<(Key, Yaml)> {
     let Some(m) = expect_map(v, what, diags) else {
         return Vec::new();
     };
-    let mut out: Vec<(Key, Yaml)> = Vec::with_capacity(m.len());
-    for (k, v) in m {
-        let key = key_of(k);
-        if let Some((prev, _)) = out.iter().find(|(p, _)| p.text == key.text) {
-            diags.push(
-                SpecError::new(Code::BadShape, format!("duplicate key `{}`", key.text))
-                    .at(key.span, "defined again here")
-                    .also(prev.span, "first defined here"),
-            );
-            continue;
+    unique(m).map(|(k, v)| (key_of(k), v.clone())).collect()
+}
+
+/// The entries of a mapping whose key did not appear before.
+fn unique(m: &[(Yaml, Yaml)]) -> impl Iterator<Item = &(Yaml, Yaml)> {
+    let mut seen = std::collections::HashSet::new();
+    m.iter().filter(move |(k, _)| seen.insert(k.key_text()))
+}
+
+/// Report every key that appears twice in one mapping, anywhere in the document (YAML forbids
+/// it; the parser hands them over so that both places can be underlined).
+fn duplicate_keys(doc: &Yaml, diags: &mut Diagnostics) {
+    let mut stack = vec![doc];
+    while let Some(y) = stack.pop() {
+        match &y.kind {
+            YamlKind::Seq(items) => stack.extend(items.iter()),
+            YamlKind::Map(entries) => {
+                let mut first: std::collections::HashMap<String, Span> =
+                    std::collections::HashMap::new();
+                for (k, v) in entries {
+                    let text = k.key_text();
+                    match first.get(&text) {
+                        Some(prev) => diags.push(
+                            SpecError::new(Code::BadShape, format!("duplicate key `{text}`"))
+                                .at(k.span, "defined again here")
+                                .also(*prev, "first defined here")
+                                .help("each key may appear once in a mapping; the first is used"),
+                        ),
+                        None => {
+                            first.insert(text, k.span);
+                        }
+                    }
+                    stack.push(v);
+                }
+            }
+            _ => {}
         }
-        out.push((key, v.clone()));
     }
-    out
 }
 
 pub fn type_error(v: &Yaml, what: &str, expected: &str) -> SpecError {
@@ -206,20 +268,52 @@ pub fn type_error(v: &Yaml, what: &str, expected: &str) -> SpecError {
     .at(v.span, format!("expected {expected}"))
 }
 
-/// `2017..2022` (inclusive) as a list of integers, if `s` is a range.
-pub fn parse_range(s: &str) -> Option<Result<Vec<i64>, String>> {
+/// Most values one `A..B` range may have (a typo like `2017..99999` should not become 80,000
+/// partitions).
+pub const MAX_RANGE_VALUES: usize = 10_000;
+
+/// `2017..2022` (inclusive) as a list of integers, if `s` is a range. Text made only of digits,
+/// signs and dots around a `..` (`2017..`, `2017...2022`, `2017.0..2019.0`) is a range gone
+/// wrong, an error rather than a string.
+///
+/// The error carries its code: `empty_partition` (end before start), `bad_value` (not a
+/// range of integers) or `too_many_steps` (more than [`MAX_RANGE_VALUES`]).
+pub fn parse_range(s: &str) -> Option<Result<Vec<i64>, (Code, String)>> {
     let (a, b) = s.split_once("..")?;
-    let a: i64 = a.trim().parse().ok()?;
-    let b: i64 = b.trim().parse().ok()?;
+    let (a_text, b_text) = (a.trim(), b.trim());
+    let (a, b) = match (a_text.parse::<i64>(), b_text.parse::<i64>()) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => {
+            let rangeish = s.chars().any(|c| c.is_ascii_digit())
+                && s.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '.' | '+' | '-' | ' '));
+            if !rangeish {
+                return None;
+            }
+            let why = if b_text.is_empty() {
+                "has no end"
+            } else if a_text.is_empty() {
+                "has no start"
+            } else {
+                "is not `START..END` with integer ends"
+            };
+            return Some(Err((
+                Code::BadValue,
+                format!("range `{s}` {why}: write e.g. `2017..2022` (both ends included)"),
+            )));
+        }
+    };
     if b < a {
-        return Some(Err(format!(
-            "range `{s}` is empty: its end {b} is before its start {a}"
+        return Some(Err((
+            Code::EmptyPartition,
+            format!("range `{s}` is empty: its end {b} is before its start {a}"),
         )));
     }
-    if b - a >= 100_000 {
-        return Some(Err(format!(
-            "range `{s}` has {} values, more than the limit of 100000",
-            b - a + 1
+    let count = (i128::from(b) - i128::from(a) + 1) as u128;
+    if count > MAX_RANGE_VALUES as u128 {
+        return Some(Err((
+            Code::TooManySteps,
+            format!("range `{s}` has {count} values, more than the limit of {MAX_RANGE_VALUES}"),
         )));
     }
     Some(Ok((a..=b).collect()))
@@ -243,8 +337,8 @@ pub fn to_value(y: &Yaml) -> Result<Value, SpecError> {
         }
         YamlKind::Str(s) => match parse_range(s) {
             Some(Ok(list)) => Value::from(list),
-            Some(Err(msg)) => {
-                return Err(SpecError::new(Code::EmptyPartition, msg).at(y.span, "this range"));
+            Some(Err((code, msg))) => {
+                return Err(SpecError::new(code, msg).at(y.span, "this range"));
             }
             None => Value::String(s.clone()),
         },
@@ -252,7 +346,10 @@ pub fn to_value(y: &Yaml) -> Result<Value, SpecError> {
         YamlKind::Map(entries) => {
             let mut m = serde_json::Map::new();
             for (k, v) in entries {
-                m.insert(k.key_text(), to_value(v)?);
+                // The first of duplicate keys, as everywhere else (they are reported).
+                if let serde_json::map::Entry::Vacant(slot) = m.entry(k.key_text()) {
+                    slot.insert(to_value(v)?);
+                }
             }
             Value::Object(m)
         }
@@ -269,6 +366,23 @@ mod tests {
         assert!(matches!(parse_range("2019..2017"), Some(Err(_))));
         assert_eq!(parse_range("abc"), None);
         assert_eq!(parse_range("a..b"), None);
+        assert_eq!(parse_range("../data/x.tif"), None);
+        assert_eq!(parse_range("-1..+1"), Some(Ok(vec![-1, 0, 1])));
+    }
+
+    #[test]
+    fn ranges_gone_wrong_are_errors() {
+        for s in ["2017..", "..2022", "2017...2022", "2017.0..2019.0"] {
+            assert!(matches!(parse_range(s), Some(Err(_))), "{s}");
+        }
+        // Regression (found while writing tests/ui/range_overflow): `b - a` overflowed.
+        let e = parse_range("-9223372036854775808..9223372036854775807")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.0, Code::TooManySteps);
+        assert!(e.1.contains("18446744073709551616 values"), "{e:?}");
+        assert!(matches!(parse_range("2017..99999"), Some(Err(_))));
+        assert_eq!(parse_range("1..10000").unwrap().unwrap().len(), 10_000);
     }
 
     #[test]
