@@ -254,6 +254,8 @@ pub fn lower(path: &Path, text: String, opts: &LowerOptions) -> Result<Plan, Spe
         nodes: Vec::new(),
         node_index: HashMap::new(),
         broken_params: BTreeSet::new(),
+        input_edges: 0,
+        expansion_stopped: false,
     };
     l.top_params(&raw, opts.overrides);
     l.declare_nodes(&raw, opts.overrides);
@@ -376,6 +378,10 @@ struct Sweep {
 /// Above this many sweep grid points a spec is refused.
 pub const MAX_GRID_POINTS: usize = 10_000;
 
+/// Above this many input edges (summed over steps) a spec is refused: 10,000 steps that each
+/// read `all` of 10,000 partitions would be 10^8 edges from a few lines of YAML.
+pub const MAX_INPUT_EDGES: usize = 4_000_000;
+
 /// Most values a `pad` or a relative selector (`-N..+M`) may add.
 pub const MAX_OFFSET: i64 = 1_000;
 
@@ -387,6 +393,9 @@ struct Lowerer<'a> {
     node_index: HashMap<String, usize>,
     /// Top-level params whose value is an error (reported once, not at every use).
     broken_params: BTreeSet<String>,
+    /// Input edges created so far (all steps), against [`MAX_INPUT_EDGES`].
+    input_edges: usize,
+    expansion_stopped: bool,
 }
 
 impl Lowerer<'_> {
@@ -1265,6 +1274,9 @@ impl Lowerer<'_> {
                     let id = step_id(&self.nodes[n].name.text, &dims, &sweep_vals);
                     let params = self.step_params(n, &kind, &dims, sweep, &axes, &mut param_cache);
                     let inputs = self.step_inputs(n, &dims, &axes, &influences, &index);
+                    if self.expansion_stopped {
+                        return (steps, by_id);
+                    }
                     let (Some(params), Some(inputs)) = (params, inputs) else {
                         continue;
                     };
@@ -1474,6 +1486,28 @@ impl Lowerer<'_> {
             }
             if !ok {
                 continue;
+            }
+            let reads = per_dim
+                .iter()
+                .fold(1usize, |acc, v| acc.saturating_mul(v.len()));
+            self.input_edges = self.input_edges.saturating_add(reads);
+            if self.input_edges > MAX_INPUT_EDGES {
+                self.diags.push(
+                    SpecError::new(
+                        Code::TooManySteps,
+                        format!("the steps of the spec read more than {MAX_INPUT_EDGES} inputs"),
+                    )
+                    .at(
+                        inp.span,
+                        format!(
+                            "each step of `{}` reads {reads} partitions here",
+                            self.nodes[n].name.text
+                        ),
+                    )
+                    .help("select fewer partitions (`year: same`, `-1..+1`) instead of `all`"),
+                );
+                self.expansion_stopped = true;
+                return None;
             }
             let up_name = up.name.text.clone();
             let up_dims: Vec<String> = up.dims.iter().map(|(d, _)| d.clone()).collect();
