@@ -1,1 +1,447 @@
-//! `train` node kind (being written).
+//! `train`: fit the CNN classifier (`domain.md`, "Classifier: the time-feature CNN") on labelled
+//! samples: a stratified train/validation split, per-feature standardisation learned on the
+//! training split, Adam on cross-entropy in mini-batches, early stopping on the validation loss
+//! (the best epoch's weights are kept). With `repeats: K` it trains K times on K random splits
+//! (seeds `seed`, `seed + 1`, ...) and records each split's validation confusion matrix; the
+//! stored weights are repeat 0's.
+//!
+//! Deterministic: the same samples and seed give byte-identical model files whatever `--jobs` or
+//! the number of threads (each repeat computes on one thread; repeats run side by side).
+//!
+//! ## Ports
+//! - in `samples` (`Samples`): per point a seasons x features matrix and a class code.
+//! - out `model` (`Model`, see [`crate::learn`] for the files and [`crate::learn::ModelMeta`]
+//!   for the metadata): `model.bpk` (burn record), `config.json`, `curve.csv`
+//!   (`epoch,train_loss,val_loss,val_acc` of repeat 0).
+//!
+//! ## Params (defaults in brackets)
+//! - `arch` [`timecnn`]: `timecnn` (input `[batch, 1, seasons, features]`; Conv2d 3x3 32 + BN +
+//!   ReLU; Conv2d 3x3 64 + BN + ReLU; Conv2d 3x3 64 + BN + ReLU, padding 1; flatten; Dropout;
+//!   Linear 256 + ReLU; Dropout; Linear classes) or `tempcnn` (Pelletier et al. 2019: features
+//!   as channels, time as the axis; 3 x [Conv1d 64, kernel 5, BN, ReLU, Dropout 0.2]; flatten;
+//!   Linear 256 + BN + ReLU + Dropout; Linear classes).
+//! - `epochs` [100]: at most this many epochs.
+//! - `batch_size` [256].
+//! - `lr` [0.001]: Adam's learning rate (betas 0.9, 0.999, epsilon 1e-8, as PyTorch).
+//! - `dropout` [0.5]: around the dense hidden layer.
+//! - `patience` [10]: stop after this many epochs without a lower validation loss.
+//! - `val_fraction` [0.2]: share of every class held out for validation (at least one sample
+//!   each side).
+//! - `repeats` [1]: number of random splits trained (the `holdout` matrices; `assess` can report
+//!   their spread).
+//! - `seed` [the step's seed]: base seed of splits, initial weights, epoch order and dropout.
+//! - `legend` [the 14 classes]: the classes the model predicts, a list of
+//!   `{code, name, colour}`; a sample whose label is not in it fails the step.
+//!
+//! Fails, with a message, on: no samples, NaN in a feature, a label outside the legend, a class
+//! with a single sample (a stratified split needs two).
+//!
+//! Metrics: `val_acc` (mean over repeats), `epochs` (repeat 0), `best_epoch`, `n_train`, `n_val`.
+//!
+//! ```yaml
+//! nodes:
+//!   model:
+//!     kind: train
+//!     inputs: { samples: samples }
+//!     params: { arch: timecnn, epochs: 100, repeats: 5 }
+//! ```
+
+use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
+use rayon::prelude::*;
+
+use crate::artifacts::{Holdout, MODEL, SAMPLES};
+use crate::classes::Legend;
+use crate::learn::fit::{self, Data, Fitted};
+use crate::learn::{CONFIG_FILE, CURVE_FILE, Dims, ModelMeta, TrainConfig, WEIGHTS_FILE};
+use crate::samples::Samples;
+
+pub struct Train;
+
+impl Node for Train {
+    const KIND: &'static str = "train";
+    const VERSION: u32 = 1;
+    type Params = TrainConfig;
+
+    fn inputs() -> Vec<Port> {
+        vec![Port::one("samples", SAMPLES)]
+    }
+
+    fn outputs() -> Vec<Port> {
+        vec![Port::one("model", MODEL)]
+    }
+
+    fn summary() -> &'static str {
+        "train the CNN (timecnn or tempcnn) on samples, with early stopping and holdout matrices"
+    }
+
+    fn check(p: &TrainConfig) -> Result<(), Vec<(String, String)>> {
+        let errs = p.problems();
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    fn run(&self, ctx: &mut RunCtx, p: &TrainConfig, inputs: &Inputs) -> Result<(), NodeError> {
+        let art = inputs.one("samples")?;
+        let samples = Samples::read(art)?;
+        let legend = p.legend.clone().unwrap_or_default();
+        let labels = check_samples(&samples, &legend, &art.step_id)?;
+        let dims = Dims {
+            seasons: samples.seasons.len(),
+            features: samples.features.len(),
+            classes: legend.len(),
+        };
+        let data = Data {
+            rows: &samples.data,
+            labels: &labels,
+            dims,
+        };
+        let base = p.seed.unwrap_or_else(|| ctx.seed());
+        let fitted: Vec<Fitted> = (0..p.repeats)
+            .into_par_iter()
+            .map(|k| fit::fit(&data, p, base.wrapping_add(k as u64)))
+            .collect::<Result<_, String>>()
+            .map_err(NodeError::new)?;
+        let first = &fitted[0];
+        let meta = ModelMeta {
+            arch: p.arch,
+            config: p.clone(),
+            seed: base,
+            year: samples.year,
+            label_year: samples.label_year,
+            seasons: samples.seasons.clone(),
+            features: samples.features.clone(),
+            legend,
+            mean: first.standardiser.mean.clone(),
+            sd: first.standardiser.sd.clone(),
+            n_train: first.n_train,
+            n_val: first.n_val,
+            epochs_run: first.curve.len(),
+            best_epoch: first.best_epoch,
+            val_acc: fitted.iter().map(|f| f.val_acc).collect(),
+            holdout: fitted
+                .iter()
+                .enumerate()
+                .map(|(k, f)| Holdout {
+                    repeat: k,
+                    seed: f.seed,
+                    matrix: f.confusion.clone(),
+                })
+                .collect(),
+        };
+        let mut curve = String::from("epoch,train_loss,val_loss,val_acc\n");
+        for e in &first.curve {
+            curve.push_str(&format!(
+                "{},{},{},{}\n",
+                e.epoch, e.train_loss, e.val_loss, e.val_acc
+            ));
+        }
+        let epochs = first.curve.len();
+        let mean_acc = meta.val_acc.iter().sum::<f64>() / meta.val_acc.len() as f64;
+        let net = fitted.into_iter().next().expect("repeats >= 1").net;
+        let weights = crate::learn::to_bytes(net).map_err(NodeError::new)?;
+        ctx.write_output("model", WEIGHTS_FILE, &weights)?;
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| NodeError::new(e.to_string()))?;
+        ctx.write_output("model", CONFIG_FILE, &json)?;
+        ctx.write_output("model", CURVE_FILE, curve.as_bytes())?;
+        ctx.metric("val_acc", mean_acc);
+        ctx.metric("epochs", epochs as u64);
+        ctx.metric("best_epoch", meta.best_epoch as u64);
+        ctx.metric("n_train", meta.n_train as u64);
+        ctx.metric("n_val", meta.n_val as u64);
+        ctx.set_meta(
+            "model",
+            serde_json::to_value(&meta).map_err(|e| NodeError::new(e.to_string()))?,
+        )
+    }
+}
+
+/// Legend index of every sample's label, after the checks: samples present, no NaN, labels in
+/// the legend, at least two samples per class.
+fn check_samples(s: &Samples, legend: &Legend, step: &str) -> Result<Vec<usize>, NodeError> {
+    if s.is_empty() {
+        return Err(NodeError::new(format!(
+            "the samples from `{step}` are empty: nothing to train on"
+        )));
+    }
+    if s.features.is_empty() || s.seasons.is_empty() {
+        return Err(NodeError::new(format!(
+            "the samples from `{step}` have {} seasons and {} features",
+            s.seasons.len(),
+            s.features.len()
+        )));
+    }
+    let f = s.features.len();
+    let nan: Vec<usize> = (0..s.len())
+        .filter(|&i| s.row(i).iter().any(|v| !v.is_finite()))
+        .collect();
+    if let Some(&i) = nan.first() {
+        let k = s.row(i).iter().position(|v| !v.is_finite()).expect("found");
+        return Err(NodeError::new(format!(
+            "{} sample(s) from `{step}` have NaN or infinite features, the first `{}` in \
+             feature `{}` of season `{}`",
+            nan.len(),
+            s.points[i].id,
+            s.features[k % f],
+            s.seasons[k / f]
+        ))
+        .with_help("samples must come from pixels with data in every season and feature"));
+    }
+    let counts = s.class_counts();
+    let unknown: Vec<String> = counts
+        .iter()
+        .filter(|(c, _)| legend.index_of(**c).is_none())
+        .map(|(c, n)| format!("class {c} ({n} samples)"))
+        .collect();
+    if !unknown.is_empty() {
+        let codes: Vec<String> = legend.0.iter().map(|c| c.code.to_string()).collect();
+        return Err(NodeError::new(format!(
+            "labels not in the model's legend: {}",
+            unknown.join(", ")
+        ))
+        .with_help(format!(
+            "the legend has codes {}; set `legend` or fix the labels",
+            codes.join(", ")
+        )));
+    }
+    let single: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| **n < 2)
+        .map(|(c, _)| format!("{c} ({})", legend.name(*c)))
+        .collect();
+    if !single.is_empty() {
+        return Err(NodeError::new(format!(
+            "class(es) with a single sample: {}; the stratified train/validation split needs \
+             at least two per class",
+            single.join(", ")
+        )));
+    }
+    Ok(s.points
+        .iter()
+        .map(|p| legend.index_of(p.class).expect("checked"))
+        .collect())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::samples::Point;
+    use crate::simulate::rng::Rng;
+    use lulc_engine::{ArtifactIn, erase};
+    use serde_json::{Value, json};
+
+    pub(crate) const SEASONS: [&str; 3] = ["S1", "S2", "S3"];
+    pub(crate) const FEATURES: [&str; 4] = ["NDVI", "VV", "VH", "DSM"];
+
+    /// Value of feature `f` in season `s` for class `code` (legend codes 1..=5): separable.
+    pub(crate) fn signal(code: u8, s: usize, f: usize) -> f32 {
+        let k = usize::from(code - 1);
+        let hi = if k == s * FEATURES.len() + f {
+            3.0
+        } else {
+            0.0
+        };
+        50.0 * f as f32 + 10.0 * hi
+    }
+
+    /// `n` samples of classes 1..=5, separable, with noise.
+    pub(crate) fn samples(n: usize, seed: u64) -> Samples {
+        let mut rng = Rng::new(&[seed]);
+        let mut points = Vec::new();
+        let mut data = Vec::new();
+        for i in 0..n {
+            let code = (i % 5) as u8 + 1;
+            points.push(Point {
+                id: format!("p{i:05}"),
+                x: i as f64,
+                y: 0.0,
+                class: code,
+            });
+            for s in 0..SEASONS.len() {
+                for f in 0..FEATURES.len() {
+                    data.push(signal(code, s, f) + rng.normal() as f32 * 3.0);
+                }
+            }
+        }
+        Samples {
+            year: Some(2020),
+            label_year: Some(2020),
+            crs: None,
+            seasons: SEASONS.iter().map(|s| s.to_string()).collect(),
+            features: FEATURES.iter().map(|s| s.to_string()).collect(),
+            points,
+            data,
+        }
+    }
+
+    pub(crate) fn samples_art(s: Samples, dir: &Path) -> ArtifactIn {
+        let out = tempfile::Builder::new().tempdir_in(dir).unwrap().keep();
+        let mut ctx = RunCtx::for_test("sample", vec![Port::one("samples", SAMPLES)], &out);
+        s.write(&mut ctx, "samples").unwrap();
+        let o = &ctx.outputs()["samples"];
+        ArtifactIn {
+            step_id: "sample[year=2020]".into(),
+            dims: BTreeMap::new(),
+            ty: SAMPLES.into(),
+            digest: "blake3:samples".into(),
+            files: o.files.clone(),
+            meta: o.meta.clone(),
+        }
+    }
+
+    pub(crate) fn run(params: Value, art: &ArtifactIn, dir: &Path) -> Result<RunCtx, NodeError> {
+        let node = erase(Train);
+        let params = node
+            .check_params(&params)
+            .map_err(|e| NodeError::new(e[0].message.clone()))?;
+        let out = tempfile::Builder::new().tempdir_in(dir).unwrap().keep();
+        let mut ctx = RunCtx::for_test("train", Train::outputs(), &out).with_seed(11);
+        let inputs = Inputs {
+            ports: BTreeMap::from([("samples".to_string(), vec![art.clone()])]),
+        };
+        node.run(&mut ctx, &params, &inputs)?;
+        Ok(ctx)
+    }
+
+    fn err_of(r: Result<RunCtx, NodeError>) -> String {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => format!("{} | help: {}", e.message, e.help.unwrap_or_default()),
+        }
+    }
+
+    fn files(ctx: &RunCtx) -> BTreeMap<String, Vec<u8>> {
+        ctx.outputs()["model"]
+            .files
+            .iter()
+            .map(|(k, p)| (k.clone(), std::fs::read(p).unwrap()))
+            .collect()
+    }
+
+    fn small() -> Value {
+        json!({"epochs": 8, "batch_size": 32, "patience": 4})
+    }
+
+    #[test]
+    fn train_writes_a_model_with_its_metadata_and_reaches_high_accuracy() {
+        let dir = tempfile::tempdir().unwrap();
+        let art = samples_art(samples(250, 1), dir.path());
+        let ctx = run(small(), &art, dir.path()).unwrap();
+        let out = &ctx.outputs()["model"];
+        let meta: ModelMeta = serde_json::from_value(out.meta.clone()).unwrap();
+        assert!(meta.val_acc[0] > 0.9, "{:?}", meta.val_acc);
+        assert_eq!(meta.features, FEATURES);
+        assert_eq!(meta.seasons, SEASONS);
+        assert_eq!(meta.legend, Legend::default());
+        assert_eq!((meta.n_train, meta.n_val), (200, 50));
+        assert_eq!(meta.seed, 11);
+        assert_eq!(meta.holdout.len(), 1);
+        assert_eq!(meta.holdout[0].matrix.len(), 14);
+        let total: u64 = meta.holdout[0].matrix.iter().flatten().sum();
+        assert_eq!(total, 50);
+        // Standardisation stored: the training split's per-feature mean is near the signal's.
+        assert_eq!(meta.mean.len(), 4);
+        assert!((meta.mean[1] - 50.0).abs() < 5.0, "{:?}", meta.mean);
+        assert!(meta.sd.iter().all(|s| *s > 0.0));
+        let f = files(&ctx);
+        let curve = String::from_utf8(f[CURVE_FILE].clone()).unwrap();
+        assert!(
+            curve.starts_with("epoch,train_loss,val_loss,val_acc\n1,"),
+            "{curve}"
+        );
+        assert_eq!(curve.lines().count(), meta.epochs_run + 1);
+        let back: ModelMeta = serde_json::from_slice(&f[CONFIG_FILE]).unwrap();
+        assert_eq!(back, meta);
+        assert!(f[WEIGHTS_FILE].len() > 10_000);
+    }
+
+    #[test]
+    fn train_is_bit_identical_twice_and_whatever_the_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let art = samples_art(samples(120, 2), dir.path());
+        let params = json!({"epochs": 3, "batch_size": 16, "repeats": 2, "arch": "tempcnn"});
+        let in_pool = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let ctx = pool.install(|| run(params.clone(), &art, dir.path()).unwrap());
+            (files(&ctx), ctx.outputs()["model"].meta.clone())
+        };
+        let a = in_pool(1);
+        let b = in_pool(1);
+        let c = in_pool(3);
+        assert!(a == b, "two runs differ");
+        assert!(a == c, "1 and 3 threads differ");
+        // Repeats: one matrix per split, seeds base + k.
+        let meta: ModelMeta = serde_json::from_value(a.1).unwrap();
+        let seeds: Vec<u64> = meta.holdout.iter().map(|h| h.seed).collect();
+        assert_eq!(seeds, vec![11, 12]);
+        for h in &meta.holdout {
+            assert_eq!(h.matrix.iter().flatten().sum::<u64>(), meta.n_val as u64);
+        }
+        // Another seed, other weights.
+        let ctx = run(
+            json!({"epochs": 3, "batch_size": 16, "arch": "tempcnn", "seed": 5}),
+            &art,
+            dir.path(),
+        )
+        .unwrap();
+        assert_ne!(files(&ctx)[WEIGHTS_FILE], a.0[WEIGHTS_FILE]);
+    }
+
+    #[test]
+    fn train_errors_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut empty = samples(0, 1);
+        empty.points.clear();
+        let e = err_of(run(small(), &samples_art(empty, dir.path()), dir.path()));
+        assert!(e.contains("empty: nothing to train on"), "{e}");
+
+        let mut one = samples(20, 1);
+        one.points[19].class = 9;
+        let e = err_of(run(small(), &samples_art(one, dir.path()), dir.path()));
+        assert!(
+            e.contains("single sample: 9 (Evergreen needleleaf forest (ENF))"),
+            "{e}"
+        );
+
+        let mut nan = samples(20, 1);
+        let id = nan.points[3].id.clone();
+        nan.data[3 * 12 + 5] = f32::NAN;
+        let e = err_of(run(small(), &samples_art(nan, dir.path()), dir.path()));
+        assert!(
+            e.contains("1 sample(s) from `sample[year=2020]` have NaN"),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("`{id}` in feature `VV` of season `S2`")),
+            "{e}"
+        );
+
+        let mut unknown = samples(20, 1);
+        unknown.points[0].class = 20;
+        unknown.points[5].class = 20;
+        let e = err_of(run(small(), &samples_art(unknown, dir.path()), dir.path()));
+        assert!(
+            e.contains("labels not in the model's legend: class 20 (2 samples)"),
+            "{e}"
+        );
+
+        let node = erase(Train);
+        for bad in [
+            json!({"val_fraction": 0.0}),
+            json!({"arch": "resnet"}),
+            json!({"epochs": 0}),
+            json!({"legend": [{"code": 0, "name": "x", "colour": "#000000"}]}),
+            json!({"learning_rate": 0.1}),
+        ] {
+            assert!(node.check_params(&bad).is_err(), "{bad}");
+        }
+        let canon = node.check_params(&json!({})).unwrap();
+        assert_eq!(canon["arch"], "timecnn");
+        assert_eq!(canon["batch_size"], 256);
+        assert_eq!(canon["patience"], 10);
+    }
+}
