@@ -33,8 +33,9 @@
 //! - `legend` [the 14 classes]: the classes the model predicts, a list of
 //!   `{code, name, colour}`; a sample whose label is not in it fails the step.
 //!
-//! Fails, with a message, on: no samples, NaN in a feature, a label outside the legend, a class
-//! with a single sample (a stratified split needs two).
+//! Fails, with a message, on: no samples, NaN in a feature, a label outside the legend. A class
+//! with a single sample (migration can keep just one) trains without a validation sample, with
+//! a warning.
 //!
 //! Metrics: `val_acc` (mean over repeats), `epochs` (repeat 0), `best_epoch`, `n_train`, `n_val`.
 //!
@@ -84,6 +85,18 @@ impl Node for Train {
         let samples = Samples::read(art)?;
         let legend = p.legend.clone().unwrap_or_default();
         let labels = check_samples(&samples, &legend, &art.step_id)?;
+        let single: Vec<String> = samples
+            .class_counts()
+            .iter()
+            .filter(|(_, n)| **n < 2)
+            .map(|(c, _)| format!("{c} ({})", legend.name(*c)))
+            .collect();
+        if !single.is_empty() {
+            ctx.warn(format!(
+                "class(es) with a single sample, trained on without a validation sample: {}",
+                single.join(", ")
+            ));
+        }
         let dims = Dims {
             seasons: samples.seasons.len(),
             features: samples.features.len(),
@@ -155,7 +168,7 @@ impl Node for Train {
 }
 
 /// Legend index of every sample's label, after the checks: samples present, no NaN, labels in
-/// the legend, at least two samples per class.
+/// the legend.
 fn check_samples(s: &Samples, legend: &Legend, step: &str) -> Result<Vec<usize>, NodeError> {
     if s.is_empty() {
         return Err(NodeError::new(format!(
@@ -200,18 +213,6 @@ fn check_samples(s: &Samples, legend: &Legend, step: &str) -> Result<Vec<usize>,
         .with_help(format!(
             "the legend has codes {}; set `legend` or fix the labels",
             codes.join(", ")
-        )));
-    }
-    let single: Vec<String> = counts
-        .iter()
-        .filter(|(_, n)| **n < 2)
-        .map(|(c, _)| format!("{c} ({})", legend.name(*c)))
-        .collect();
-    if !single.is_empty() {
-        return Err(NodeError::new(format!(
-            "class(es) with a single sample: {}; the stratified train/validation split needs \
-             at least two per class",
-            single.join(", ")
         )));
     }
     Ok(s.points
@@ -401,11 +402,15 @@ pub(crate) mod tests {
 
         let mut one = samples(20, 1);
         one.points[19].class = 9;
-        let e = err_of(run(small(), &samples_art(one, dir.path()), dir.path()));
+        let ctx = run(small(), &samples_art(one, dir.path()), dir.path()).unwrap();
+        let w = ctx.warnings().join("\n");
         assert!(
-            e.contains("single sample: 9 (Evergreen needleleaf forest (ENF))"),
-            "{e}"
+            w.contains("single sample, trained on without a validation sample: 9 (Evergreen"),
+            "{w}"
         );
+        let meta: ModelMeta = serde_json::from_value(ctx.outputs()["model"].meta.clone()).unwrap();
+        // Classes 1-4: 4 samples, 1 held out; class 5: 3, 1 held out; class 9: 1, trains only.
+        assert_eq!((meta.n_train, meta.n_val), (15, 5));
 
         let mut nan = samples(20, 1);
         let id = nan.points[3].id.clone();

@@ -55,8 +55,8 @@ const SALT_INIT: u64 = 0x696e_6974;
 const SALT_TRAIN: u64 = 0x0074_7261_696e;
 
 /// Stratified split: per class (in legend order), a shuffled `round(n * val_fraction)` rows
-/// (at least 1, at most n - 1) go to validation. Classes need at least two rows (the caller
-/// checks). Both halves are returned sorted.
+/// (at least 1, at most n - 1) go to validation; a class with a single row trains only (the
+/// caller warns). Both halves are returned sorted.
 pub fn split(
     labels: &[usize],
     classes: usize,
@@ -75,8 +75,11 @@ pub fn split(
         }
         shuffle(&mut idx, &mut rng);
         let n = idx.len();
-        let n_val =
-            ((n as f64 * val_fraction).round() as usize).clamp(1, n.saturating_sub(1).max(1));
+        let n_val = if n < 2 {
+            0
+        } else {
+            ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1)
+        };
         val.extend_from_slice(&idx[..n_val]);
         train.extend_from_slice(&idx[n_val..]);
     }
