@@ -53,6 +53,12 @@ pub fn dispatch(cmd: Command) -> i32 {
             metric,
             format,
         } => super::results::results(&spec, &store, &node, &metric, format),
+        Command::Export {
+            spec,
+            targets,
+            out,
+            store,
+        } => super::export::export(&spec, &targets, &out, &store),
         Command::Simulate {
             out,
             seed,

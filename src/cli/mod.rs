@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 1 a step failed, 2 invalid spec or usage.
 
 mod commands;
+mod export;
 mod output;
 mod results;
 
@@ -131,6 +132,20 @@ pub enum Command {
         metric: Vec<String>,
         #[arg(long, value_enum, default_value_t = ResultsFormat::Table)]
         format: ResultsFormat,
+    },
+    /// Copy the up-to-date outputs of steps out of the store: `OUT/<node>/<partition>/<file>`
+    /// (e.g. `OUT/map/year=2020/map.tif` beside its QGIS style `map.qml`). Runs nothing.
+    Export {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Step ids (`map[year=2020]`) or node names (all their steps).
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// Destination folder (created).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Delete what the last runs do not reach.
     Gc {

@@ -60,3 +60,56 @@ fn results_lists_recorded_metrics_per_step_without_running() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("no node `windw`"), "{}", bad.stderr);
 }
+
+#[test]
+fn export_copies_fresh_outputs_under_readable_names() {
+    let p = Project::new(YEARLY);
+    // Nothing run yet: no result to export, exit 1, and the step is named.
+    let early = p.lulc(&["export", "pipeline.yaml", "all", "--out", "out"]);
+    assert_eq!(early.code, 1, "{}", early.stderr);
+    assert!(early.stderr.contains("all"), "{}", early.stderr);
+    p.run(&[]).assert_ok();
+    let ex = p.lulc(&[
+        "export",
+        "pipeline.yaml",
+        "window[year=2019]",
+        "all",
+        "--out",
+        "out",
+    ]);
+    ex.assert_ok();
+    let files: Vec<&str> = ex.stdout.lines().collect();
+    assert!(!files.is_empty(), "{}", ex.stdout);
+    // Every exported file is a byte copy of the store's blob that `show --json` names.
+    for (step, dir) in [
+        ("window[year=2019]", "out/window/year=2019"),
+        ("all", "out/all"),
+    ] {
+        let show = p.lulc(&["show", "pipeline.yaml", step, "--json"]);
+        show.assert_ok();
+        let doc = show.json();
+        let outputs = doc["outputs"].as_object().unwrap();
+        assert_eq!(outputs.len(), 1);
+        for f in outputs.values().next().unwrap()["files"]
+            .as_object()
+            .unwrap()
+        {
+            let (name, info) = f;
+            let copy = p.path().join(dir).join(name);
+            assert!(files.iter().any(|l| l.ends_with(&format!("{dir}/{name}"))));
+            let blob = std::fs::read(info["path"].as_str().unwrap()).unwrap();
+            assert_eq!(std::fs::read(&copy).unwrap(), blob, "{}", copy.display());
+            // The copy is the user's: writable.
+            assert!(!std::fs::metadata(&copy).unwrap().permissions().readonly());
+        }
+    }
+    // Only what was asked for.
+    assert!(!p.path().join("out/window/year=2018").exists());
+    let bad = p.lulc(&["export", "pipeline.yaml", "windw", "--out", "out"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("did you mean `window`"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -1,0 +1,174 @@
+//! `lulc export SPEC TARGET... --out DIR`: copy the up-to-date outputs of steps out of the store
+//! under readable names, for QGIS and colleagues: `DIR/<node>/<partition>/<file>`, e.g.
+//! `maps/map/year=2020/map.tif` beside its `map.qml` (QGIS applies a `.qml` with the layer's
+//! base name). A TARGET is a step id (`map[year=2020]`) or a node name (all its steps). Runs
+//! nothing; steps without an up-to-date result are named and make the exit code 1.
+
+use std::path::{Path, PathBuf};
+
+use lulc_engine::Plan;
+use lulc_engine::exec::{self, Manifest, Status};
+
+use super::commands::{load, open_store};
+use super::output;
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, SpecArgs, StoreArgs};
+
+/// Steps named by `targets` (step ids or node names), in plan order, or the unknown target.
+fn select(plan: &Plan, targets: &[String]) -> Result<Vec<usize>, String> {
+    let mut picked = vec![false; plan.steps.len()];
+    for t in targets {
+        if let Some(&i) = plan.by_id.get(t.as_str()) {
+            picked[i] = true;
+            continue;
+        }
+        let mut any = false;
+        for (i, s) in plan.steps.iter().enumerate() {
+            if s.node == *t {
+                picked[i] = true;
+                any = true;
+            }
+        }
+        if !any {
+            let names = plan
+                .steps
+                .iter()
+                .map(|s| s.node.as_str())
+                .chain(plan.steps.iter().map(|s| s.id.as_str()));
+            let hint = lulc_engine::diag::closest(t, names)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(format!("no step or node `{t}`{hint}"));
+        }
+    }
+    Ok((0..picked.len()).filter(|&i| picked[i]).collect())
+}
+
+/// `map[year=2020]` -> `map/year=2020`; `dsm` -> `dsm`. Separators and other characters a file
+/// name cannot hold become `_`.
+fn step_dir(id: &str) -> PathBuf {
+    let clean = |s: &str| -> String {
+        if s.is_empty() || s == "." || s == ".." {
+            return "_".to_string();
+        }
+        s.chars()
+            .map(|c| match c {
+                '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' => '_',
+                c => c,
+            })
+            .collect()
+    };
+    match id.split_once('[') {
+        Some((node, rest)) => {
+            Path::new(&clean(node)).join(clean(rest.strip_suffix(']').unwrap_or(rest)))
+        }
+        None => PathBuf::from(clean(id)),
+    }
+}
+
+/// Copy `from` to `to` through a temporary name (a reader never sees half a file); the copy is
+/// the user's, writable, unlike the store's blobs.
+fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = to.with_extension("lulc-export-tmp");
+    std::fs::copy(from, &tmp)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    }
+    std::fs::rename(&tmp, to)
+}
+
+pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &StoreArgs) -> i32 {
+    let plan = match load(spec) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let steps = match select(&plan, targets) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e} in `{}`", plan.spec_path.display());
+            return EXIT_USAGE;
+        }
+    };
+    let store = match open_store(store_args, Some(&spec.spec)) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let outcomes = match exec::plan_status(&plan, &store) {
+        Ok(o) => o,
+        Err(e) => {
+            output::eprint_diag(e);
+            return EXIT_FAILED;
+        }
+    };
+    let mut missing = Vec::new();
+    let mut copied = 0usize;
+    for i in steps {
+        let step = &plan.steps[i];
+        let o = &outcomes[i];
+        if o.status != Status::Fresh {
+            missing.push(output::status_line(&plan, o));
+            continue;
+        }
+        let many_ports = o.outputs.len() > 1;
+        for (port, d) in &o.outputs {
+            let manifest: Option<Manifest> = store
+                .read_bytes(d)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let Some(m) = manifest else {
+                eprintln!(
+                    "error: manifest {d} of `{}` output `{port}` is unreadable; run `lulc verify`",
+                    step.id
+                );
+                return EXIT_FAILED;
+            };
+            let mut dir = out.join(step_dir(&step.id));
+            if many_ports {
+                dir.push(port);
+            }
+            for (name, fd) in &m.files {
+                let to = dir.join(name);
+                if let Err(e) = copy_file(&store.blob_path(fd), &to) {
+                    eprintln!("error: cannot write `{}`: {e}", to.display());
+                    return EXIT_FAILED;
+                }
+                println!("{}", to.display());
+                copied += 1;
+            }
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "error: {} step(s) have no up-to-date result:",
+            missing.len()
+        );
+        for m in &missing {
+            eprintln!("  {m}");
+        }
+        eprintln!("help: run `lulc run {}` first", spec.spec.display());
+        return EXIT_FAILED;
+    }
+    eprintln!("{copied} file(s) exported to {}", out.display());
+    EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_dirs_are_readable_and_stay_inside_the_output() {
+        assert_eq!(step_dir("map[year=2020]"), Path::new("map/year=2020"));
+        assert_eq!(step_dir("dsm"), Path::new("dsm"));
+        assert_eq!(
+            step_dir("s2[year=2020,tile=48PWS]"),
+            Path::new("s2/year=2020,tile=48PWS")
+        );
+        assert_eq!(step_dir("m[k=a/../b]"), Path::new("m/k=a_.._b"));
+        assert_eq!(step_dir("..[..]"), Path::new("_/_"));
+    }
+}
