@@ -9,7 +9,8 @@ STORE=${LULC_STORE:-demo-out/store}
 mkdir -p demo-out
 echo "== lulc validate $SPEC"
 $LULC validate "$SPEC"
-echo "== lulc run $SPEC   (simulate the area; acquire S2 / S1 / PALSAR-2 / DSM; mask, composite, features)"
+echo "== lulc run $SPEC   (simulate the area; acquire S2 / S1 / PALSAR-2 / DSM; mask, composite,"
+echo "   features; sample the 2020 reference points, migrate their labels to every year, train, map, assess)"
 $LULC run "$SPEC" --store "$STORE"
 echo "== lulc run $SPEC   (again: nothing changed, everything cached)"
 $LULC run "$SPEC" --store "$STORE"
@@ -18,8 +19,15 @@ $LULC plan "$SPEC" --store "$STORE" --set years=2017..2023
 echo "== lulc results $SPEC: share of pixels without a valid observation per season,"
 echo "   the normal approach (own months only) vs the seed's gap-filling window"
 $LULC results "$SPEC" --store "$STORE" --node composite_own --node composite --metric 'nodata_share_*'
-echo "== lulc show $SPEC 'stack[year=2020]'"
-$LULC show "$SPEC" 'stack[year=2020]' --store "$STORE"
+echo "== lulc results $SPEC: reference labels of 2020 kept in each year by migration (ED/SAD)"
+$LULC results "$SPEC" --store "$STORE" --node migrated --metric 'kept*' --metric dropped
+echo "== lulc results $SPEC: accuracy on each year's independent validation points,"
+echo "   with migrated labels (accuracy) vs the 2020 labels as they are (accuracy_unmigrated)"
+$LULC results "$SPEC" --store "$STORE" --node accuracy --node accuracy_unmigrated --metric 'oa*' --metric n_points
+echo "== lulc export $SPEC map accuracy --out demo-out/results   (copies out of the store)"
+$LULC export "$SPEC" map accuracy --out demo-out/results --store "$STORE" >/dev/null
 echo
-echo "Results are in $STORE; list any step's files with: $LULC show $SPEC 'composite[year=2020]' --store $STORE"
-echo "(open the GeoTIFF paths in QGIS; \`$LULC explain $SPEC 's2[year=2020]' --store $STORE\` shows why a step is fresh or dirty)"
+echo "Maps: demo-out/results/map/year=YYYY/map.tif (UInt8, colour table; map.qml beside it styles"
+echo "      it in QGIS), confidence.tif (max softmax)"
+echo "Accuracy: demo-out/results/accuracy/year=YYYY/assessment.md, assessment.json, confusion.png"
+echo "\`$LULC explain $SPEC 's2[year=2020]' --store $STORE\` shows why a step is fresh or dirty."
