@@ -224,8 +224,27 @@ pub fn store_dir(arg: &Option<PathBuf>, spec: Option<&Path>) -> PathBuf {
     }
 }
 
+/// `lulc plan ... | head`: when the reader closes the pipe, `println!` panics with "Broken
+/// pipe"; end quietly with 141 (128 + SIGPIPE, what a shell reports for other tools) instead.
+fn quiet_on_closed_pipe() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        previous(info);
+    }));
+}
+
 pub fn main() -> i32 {
     output::install_miette_hook();
+    quiet_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
