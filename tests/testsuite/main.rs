@@ -6,5 +6,6 @@ mod diagnostics;
 mod failures;
 mod freshness;
 mod pipelines;
+mod reliability;
 mod results;
 mod support;
