@@ -24,10 +24,14 @@ $LULC results "$SPEC" --store "$STORE" --node migrated --metric 'kept*' --metric
 echo "== lulc results $SPEC: accuracy on each year's independent validation points,"
 echo "   with migrated labels (accuracy) vs the 2020 labels as they are (accuracy_unmigrated)"
 $LULC results "$SPEC" --store "$STORE" --node accuracy --node accuracy_unmigrated --metric 'oa*' --metric n_points
-echo "== lulc export $SPEC map accuracy --out demo-out/results   (copies out of the store)"
-$LULC export "$SPEC" map accuracy --out demo-out/results --store "$STORE" >/dev/null
+echo "== lulc results $SPEC --node change: pixels that changed class at least once, 2017-2022"
+$LULC results "$SPEC" --store "$STORE" --node change
+echo "== lulc export $SPEC map accuracy change --out demo-out/results   (copies out of the store)"
+$LULC export "$SPEC" map accuracy change --out demo-out/results --store "$STORE" >/dev/null
 echo
 echo "Maps: demo-out/results/map/year=YYYY/map.tif (UInt8, colour table; map.qml beside it styles"
 echo "      it in QGIS), confidence.tif (max softmax)"
 echo "Accuracy: demo-out/results/accuracy/year=YYYY/assessment.md, assessment.json, confusion.png"
+echo "Change: demo-out/results/change/ frequency.tif (times each pixel changed class), areas.csv and"
+echo "        areas.png (class area per year), transitions.csv (2017 -> 2022, km²)"
 echo "\`$LULC explain $SPEC 's2[year=2020]' --store $STORE\` shows why a step is fresh or dirty."

@@ -485,6 +485,11 @@ impl RunCtx {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
+
+    /// Metrics recorded so far (for unit tests of nodes).
+    pub fn metrics(&self) -> &serde_json::Map<String, Value> {
+        &self.metrics
+    }
 }
 
 /// See [`RunCtx::input_path`].

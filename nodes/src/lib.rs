@@ -7,6 +7,7 @@ pub mod classes;
 pub mod features;
 pub mod kinds;
 pub mod learn;
+pub mod plot;
 pub mod raster;
 pub mod samples;
 pub mod season;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Arc<dyn DynNode>> {
     vec![
         lulc_engine::erase(kinds::acquire::Acquire),
         lulc_engine::erase(kinds::assess::Assess),
+        lulc_engine::erase(kinds::change::Change),
         lulc_engine::erase(kinds::composite::Composite),
         lulc_engine::erase(kinds::index::Index),
         lulc_engine::erase(kinds::infer::Infer),

@@ -62,7 +62,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::OnceLock;
 
 use lulc_engine::{ArtifactIn, Inputs, Node, NodeError, Port, RunCtx};
 use serde::{Deserialize, Serialize};
@@ -70,6 +69,7 @@ use serde::{Deserialize, Serialize};
 use crate::accuracy::{self, AreaWeighted, Confusion, MeanSd, Metrics, RepeatSummary};
 use crate::artifacts::{ASSESSMENT, Holdout, MAP, MODEL, MapMeta, POINTS};
 use crate::classes::Legend;
+use crate::plot::{FONT_FAMILY, encode_png, register_font};
 use crate::raster::{Grid, RasterError, RasterReader, TILE, Window, crs_equivalent, crs_label};
 use crate::samples::{Point, PointSet};
 use crate::vector::{PointFeature, reproject_points};
@@ -487,7 +487,7 @@ fn read_map_meta(art: &ArtifactIn) -> Result<MapMeta, NodeError> {
 
 /// Area of one pixel in km2, for a projected CRS (in metres); `None` for a geographic one or
 /// none at all.
-fn pixel_km2(grid: &Grid) -> Option<f64> {
+pub(crate) fn pixel_km2(grid: &Grid) -> Option<f64> {
     let wkt = grid.crs_wkt.trim_start();
     let geographic = ["GEOGCS", "GEOGCRS", "GEODCRS", "GEOGRAPHICCRS", "GEOCCS"]
         .iter()
@@ -889,26 +889,6 @@ fn markdown(r: &Report) -> String {
 // PNG heatmap
 // ---------------------------------------------------------------------------------------------
 
-/// The bundled font (DejaVu Sans, Bitstream Vera licence: `nodes/assets/DejaVuSans-LICENSE.txt`).
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-/// Registered under a name of our own, so that nothing else in the process can replace it.
-const FONT_FAMILY: &str = "lulc-dejavu-sans";
-
-fn register_font() -> Result<(), NodeError> {
-    static DONE: OnceLock<bool> = OnceLock::new();
-    let ok = *DONE.get_or_init(|| {
-        plotters::style::register_font(FONT_FAMILY, plotters::style::FontStyle::Normal, FONT_BYTES)
-            .is_ok()
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(NodeError::new(
-            "the bundled font DejaVuSans.ttf does not load",
-        ))
-    }
-}
-
 fn draw_err(e: impl std::fmt::Display) -> NodeError {
     NodeError::new(format!("cannot draw `{CONFUSION_PNG}`: {e}"))
 }
@@ -918,7 +898,7 @@ fn confusion_png(t: &ConfusionTable, legend: &Legend) -> Result<Vec<u8>, NodeErr
     use plotters::prelude::*;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-    register_font()?;
+    register_font().map_err(NodeError::new)?;
     let k = t.codes.len();
     let font = |size: f64| FontDesc::new(FontFamily::Name(FONT_FAMILY), size, FontStyle::Normal);
     let label_font = font(13.0);
@@ -1041,22 +1021,7 @@ fn confusion_png(t: &ConfusionTable, legend: &Legend) -> Result<Vec<u8>, NodeErr
         root.present().map_err(draw_err)?;
     }
     encode_png(&rgb, w, h)
-}
-
-fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, NodeError> {
-    let err =
-        |e: png::EncodingError| NodeError::new(format!("cannot encode `{CONFUSION_PNG}`: {e}"));
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Best);
-        let mut writer = enc.write_header().map_err(err)?;
-        writer.write_image_data(rgb).map_err(err)?;
-        writer.finish().map_err(err)?;
-    }
-    Ok(out)
+        .map_err(|e| NodeError::new(format!("cannot encode `{CONFUSION_PNG}`: {e}")))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod acquire;
 pub mod assess;
+pub mod change;
 pub mod composite;
 pub mod index;
 pub mod infer;
