@@ -34,4 +34,7 @@ echo "      it in QGIS), confidence.tif (max softmax)"
 echo "Accuracy: demo-out/results/accuracy/year=YYYY/assessment.md, assessment.json, confusion.png"
 echo "Change: demo-out/results/change/ frequency.tif (times each pixel changed class), areas.csv and"
 echo "        areas.png (class area per year), transitions.csv (2017 -> 2022, km²)"
+echo "== lulc report $SPEC --out demo-out/report"
+$LULC report "$SPEC" --out demo-out/report --store "$STORE" >/dev/null
+echo "Report: demo-out/report/index.html (one page, opens offline)"
 echo "\`$LULC explain $SPEC 's2[year=2020]' --store $STORE\` shows why a step is fresh or dirty."

@@ -59,6 +59,7 @@ pub fn dispatch(cmd: Command) -> i32 {
             out,
             store,
         } => super::export::export(&spec, &targets, &out, &store),
+        Command::Report { spec, out, store } => super::report::report(&spec, &out, &store),
         Command::Simulate {
             out,
             seed,

@@ -6,6 +6,7 @@
 mod commands;
 mod export;
 mod output;
+mod report;
 mod results;
 
 use std::path::{Path, PathBuf};
@@ -141,6 +142,17 @@ pub enum Command {
         /// Step ids (`map[year=2020]`) or node names (all their steps).
         #[arg(required = true)]
         targets: Vec<String>,
+        /// Destination folder (created).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// One self-contained HTML page of a spec's results (graph, steps and timing, accuracy,
+    /// figures, map previews; images inlined): `OUT/index.html`. Runs nothing.
+    Report {
+        #[command(flatten)]
+        spec: SpecArgs,
         /// Destination folder (created).
         #[arg(long)]
         out: std::path::PathBuf,

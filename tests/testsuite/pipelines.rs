@@ -140,6 +140,7 @@ fn demo_chain_runs_end_to_end_and_is_identical_whatever_jobs() {
         assert!(overall > 0.6 && overall <= 1.0, "{y}: {m}");
         assert!(m["n_points"].as_u64().unwrap() > 100, "{y}: {m}");
     }
+    report_shows_the_figures(&spec, a.path());
     // The map is a real UInt8 GeoTIFF with a colour table (read back with GDAL's gdalinfo when
     // present, else the TIFF magic).
     let show = Command::new(bin())
@@ -163,4 +164,63 @@ fn demo_chain_runs_end_to_end_and_is_identical_whatever_jobs() {
             "{text}"
         );
     }
+}
+
+/// `lulc report` on the demo chain's store: one HTML file with the graph, the accuracy table,
+/// map previews and figures inlined; rendered by headless Chromium (when installed, as in CI),
+/// the screenshot shows the maps' colours.
+fn report_shows_the_figures(spec: &Path, store: &Path) {
+    let out = tempfile::tempdir().unwrap();
+    let r = Command::new(bin())
+        .args(["report", spec.to_str().unwrap(), "--out"])
+        .arg(out.path())
+        .args(["--set", "size=64", "--set", "years=2020..2021", "--store"])
+        .arg(store)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let page = out.path().join("index.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<svg"), "no pipeline graph");
+    assert!(html.contains("accuracy[year=2021]"), "no accuracy table");
+    // 4 map previews (map, map_unmigrated x 2 years), 4 confusion matrices, 1 areas plot.
+    assert_eq!(html.matches("<img src=\"data:image/png;base64,").count(), 9);
+    assert!(
+        html.contains("step <code>change</code>"),
+        "figure without provenance"
+    );
+    assert!(!html.contains("src=\"http"), "the page must open offline");
+    let Some(chromium) = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+    else {
+        eprintln!("chromium not installed: the page was checked, not rendered");
+        return;
+    };
+    let shot = out.path().join("shot.png");
+    let status = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1280,2400")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(shot.exists(), "{}", String::from_utf8_lossy(&status.stderr));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = info.color_type.samples();
+    // The rice colour of the legend fills large parts of the simulated area's maps.
+    let [r, g, b] = lulc_nodes::classes::Legend::default().rgb(3);
+    let rice = buf[..info.buffer_size()]
+        .chunks(px)
+        .filter(|p| p[0] == r && p[1] == g && p[2] == b)
+        .count();
+    assert!(rice > 2000, "the rendered page shows {rice} rice pixels");
 }

@@ -1,0 +1,389 @@
+//! `lulc report SPEC --out DIR`: one self-contained HTML page (`DIR/index.html`, every image
+//! inlined as a data URI, no script, opens offline) of what the store holds for a spec: the
+//! pipeline graph (SVG), every step with its status, compute time and key, the accuracy of every
+//! `assess` step, the figures the steps drew (confusion matrices, class areas) and a preview of
+//! every map with its legend. Each figure names the step and key it comes from. Runs nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use base64::Engine as _;
+use lulc_cache::{Digest, Store};
+use lulc_engine::Plan;
+use lulc_engine::exec::{self, Manifest, Outcome, Status};
+use lulc_nodes::raster::{RasterReader, Window};
+use serde_json::Value;
+
+use super::commands::{load, open_store};
+use super::output;
+use super::{EXIT_FAILED, EXIT_OK, SpecArgs, StoreArgs};
+
+/// Longest side of a map preview, in pixels.
+const PREVIEW_PX: usize = 512;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn data_uri(mime: &str, bytes: &[u8]) -> String {
+    format!(
+        "data:{mime};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// The node-level graph as SVG: nodes in columns by their longest path from a source.
+fn graph_svg(plan: &Plan) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    let mut kind: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in &plan.steps {
+        if !kind.contains_key(s.node.as_str()) {
+            names.push(&s.node);
+            kind.insert(&s.node, &s.kind);
+        }
+    }
+    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for e in plan.graph.edge_indices() {
+        let (a, b) = plan.graph.edge_endpoints(e).expect("edge");
+        let (a, b) = (plan.graph[a], plan.graph[b]);
+        let (na, nb) = (
+            index[plan.steps[a].node.as_str()],
+            index[plan.steps[b].node.as_str()],
+        );
+        if na != nb {
+            edges.insert((na, nb));
+        }
+    }
+    // Longest-path layers (the node graph is acyclic: the step graph is).
+    let mut layer = vec![0usize; names.len()];
+    for _ in 0..names.len() {
+        let mut changed = false;
+        for &(a, b) in &edges {
+            if layer[b] < layer[a] + 1 {
+                layer[b] = layer[a] + 1;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let (bw, bh, gx, gy) = (150, 40, 40, 14);
+    let mut row_in_layer: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut pos = vec![(0, 0); names.len()];
+    for i in 0..names.len() {
+        let r = row_in_layer.entry(layer[i]).or_insert(0);
+        pos[i] = (10 + layer[i] * (bw + gx), 10 + *r * (bh + gy));
+        *r += 1;
+    }
+    let width = pos.iter().map(|p| p.0 + bw + 10).max().unwrap_or(100);
+    let height = pos.iter().map(|p| p.1 + bh + 10).max().unwrap_or(60);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\
+         <defs><marker id=\"a\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" \
+         orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#777\"/></marker></defs>"
+    );
+    for &(a, b) in &edges {
+        let (x1, y1) = (pos[a].0 + bw, pos[a].1 + bh / 2);
+        let (x2, y2) = (pos[b].0, pos[b].1 + bh / 2);
+        let _ = write!(
+            svg,
+            "<line x1=\"{x1}\" y1=\"{y1}\" x2=\"{x2}\" y2=\"{y2}\" stroke=\"#999\" \
+             marker-end=\"url(#a)\"/>"
+        );
+    }
+    for (i, n) in names.iter().enumerate() {
+        let (x, y) = pos[i];
+        let _ = write!(
+            svg,
+            "<rect x=\"{x}\" y=\"{y}\" width=\"{bw}\" height=\"{bh}\" rx=\"5\" fill=\"#eef3fb\" \
+             stroke=\"#4a6fa5\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" \
+             font-weight=\"bold\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" \
+             fill=\"#555\">{}</text>",
+            x + bw / 2,
+            y + 17,
+            esc(n),
+            x + bw / 2,
+            y + 32,
+            esc(kind[n])
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A PNG preview of a classified map (UInt8 with a colour table), at most
+/// [`PREVIEW_PX`] on its longest side, read row block by row block.
+fn map_preview(path: &Path) -> Result<Vec<u8>, String> {
+    let r = RasterReader::open(path).map_err(|e| e.to_string())?;
+    let g = r.grid().clone();
+    let step = g.width.max(g.height).div_ceil(PREVIEW_PX).max(1);
+    let (w, h) = (g.width.div_ceil(step), g.height.div_ceil(step));
+    let mut colours = [[255u8, 255, 255]; 256];
+    for (code, [cr, cg, cb, ca]) in r.color_table(1).map_err(|e| e.to_string())? {
+        if ca > 0 {
+            colours[usize::from(code)] = [cr, cg, cb];
+        }
+    }
+    let mut rgb = vec![255u8; w * h * 3];
+    for (oy, y) in (0..g.height).step_by(step).enumerate() {
+        let row = r
+            .read_window_u8(1, &Window::new(0, y, g.width, 1))
+            .map_err(|e| e.to_string())?;
+        for (ox, x) in (0..g.width).step_by(step).enumerate() {
+            rgb[(oy * w + ox) * 3..(oy * w + ox) * 3 + 3]
+                .copy_from_slice(&colours[usize::from(row[x])]);
+        }
+    }
+    lulc_nodes::plot::encode_png(&rgb, w as u32, h as u32)
+}
+
+fn manifest(store: &Store, d: &Digest) -> Option<Manifest> {
+    store
+        .read_bytes(d)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+fn metric_text(v: &Value) -> String {
+    match v {
+        Value::Number(n) if n.is_f64() => format!("{:.4}", n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Fresh => "fresh",
+        Status::Dirty => "dirty",
+        Status::New => "new",
+        Status::Maybe => "maybe",
+        _ => "other",
+    }
+}
+
+fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>lulc report: {name}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}\
+         table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;\
+         padding:2px 6px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
+         figure{{display:inline-block;margin:0 1em 1em 0;vertical-align:top}}\
+         figcaption{{font-size:12px;color:#555}}code{{font-size:12px}}</style></head><body>\
+         <h1>lulc report: {name}</h1><p>Spec <code>{spec}</code>, store <code>{store}</code>. \
+         Every figure names the step and the key of the result it shows.</p>",
+        name = esc(&plan.name),
+        spec = esc(&plan.spec_path.display().to_string()),
+        store = esc(&store.root().display().to_string()),
+    );
+    h.push_str("<h2 id=\"graph\">Pipeline</h2>");
+    h.push_str("<div style=\"overflow-x:auto\">");
+    h.push_str(&graph_svg(plan));
+    h.push_str("</div>");
+    h.push_str(
+        "<p><a href=\"#accuracy\">Accuracy</a> · <a href=\"#maps\">Maps</a> · \
+                <a href=\"#figures\">Figures</a> · <a href=\"#steps\">Steps and timing</a></p>",
+    );
+    let mut steps = String::new();
+
+    // Steps: status, compute time (of the stored result), key.
+    let _ = write!(
+        steps,
+        "<h2 id=\"steps\">Steps ({})</h2><table><tr><th>step</th><th>kind</th><th>status</th>\
+         <th>compute s</th><th>key</th></tr>",
+        plan.steps.len()
+    );
+    let mut total = 0.0;
+    for (s, o) in plan.steps.iter().zip(outcomes) {
+        let secs = o
+            .key
+            .as_deref()
+            .filter(|_| o.status == Status::Fresh)
+            .and_then(|k| store.lookup(k).ok().flatten())
+            .map(|r| r.duration_s);
+        total += secs.unwrap_or(0.0);
+        let _ = write!(
+            steps,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&s.id),
+            esc(&s.kind),
+            status_name(o.status),
+            secs.map(|t| format!("{t:.2}")).unwrap_or_default(),
+            o.key
+                .as_deref()
+                .map(|k| &k[..k.len().min(16)])
+                .unwrap_or("")
+        );
+    }
+    let _ = write!(
+        steps,
+        "</table><p>Compute time of the stored results, summed: {total:.1} s.</p>"
+    );
+
+    // Accuracy of every assess step.
+    let assess: Vec<usize> = (0..plan.steps.len())
+        .filter(|&i| plan.steps[i].kind == "assess" && outcomes[i].status == Status::Fresh)
+        .collect();
+    if !assess.is_empty() {
+        let cols = ["oa", "oa_area", "oa_mean", "oa_sd", "n_points", "n_dropped"];
+        h.push_str("<h2 id=\"accuracy\">Accuracy</h2><table><tr><th>step</th>");
+        for c in cols {
+            let _ = write!(h, "<th>{c}</th>");
+        }
+        h.push_str("<th>key</th></tr>");
+        for &i in &assess {
+            let m = &outcomes[i].metrics;
+            let _ = write!(h, "<tr><td>{}</td>", esc(&plan.steps[i].id));
+            for c in cols {
+                let _ = write!(
+                    h,
+                    "<td>{}</td>",
+                    m.get(c).map(metric_text).unwrap_or_default()
+                );
+            }
+            let key = outcomes[i].key.as_deref().unwrap_or("");
+            let _ = write!(
+                h,
+                "<td><code>{}</code></td></tr>",
+                &key[..key.len().min(16)]
+            );
+        }
+        h.push_str("</table>");
+    }
+
+    // Figures the steps drew, and map previews.
+    let mut figures = String::new();
+    let mut maps = String::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        let o = &outcomes[i];
+        if o.status != Status::Fresh {
+            continue;
+        }
+        let key = o.key.as_deref().unwrap_or("");
+        for d in o.outputs.values() {
+            let Some(m) = manifest(store, d) else {
+                continue;
+            };
+            for (name, fd) in &m.files {
+                let path = store.blob_path(fd);
+                let caption = format!(
+                    "<figcaption>{} — <code>{}</code>, step <code>{}</code>, key <code>{}</code>\
+                     </figcaption>",
+                    esc(name),
+                    esc(&s.kind),
+                    esc(&s.id),
+                    &key[..key.len().min(16)]
+                );
+                if name.ends_with(".png") {
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        let _ = write!(
+                            figures,
+                            "<figure><img src=\"{}\" alt=\"{}\" style=\"max-width:560px\">{caption}\
+                             </figure>",
+                            data_uri("image/png", &bytes),
+                            esc(&format!("{} {}", s.id, name))
+                        );
+                    }
+                } else if name == "map.tif"
+                    && let Ok(png) = map_preview(&path)
+                {
+                    let _ = write!(
+                        maps,
+                        "<figure><img src=\"{}\" alt=\"{}\" width=\"256\" \
+                         style=\"image-rendering:pixelated\">{caption}</figure>",
+                        data_uri("image/png", &png),
+                        esc(&format!("{} map", s.id))
+                    );
+                }
+            }
+        }
+    }
+    if !maps.is_empty() {
+        h.push_str("<h2 id=\"maps\">Maps</h2>");
+        h.push_str(&legend_html(plan, store, outcomes));
+        h.push_str(&maps);
+    }
+    if !figures.is_empty() {
+        h.push_str("<h2 id=\"figures\">Figures</h2>");
+        h.push_str(&figures);
+    }
+    h.push_str(&steps);
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// The legend of the first map: a colour swatch and name per class.
+fn legend_html(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
+    for (i, s) in plan.steps.iter().enumerate() {
+        if s.kind != "infer" || outcomes[i].status != Status::Fresh {
+            continue;
+        }
+        for d in outcomes[i].outputs.values() {
+            let Some(m) = manifest(store, d) else {
+                continue;
+            };
+            let Some(legend) = m.meta.get("legend").and_then(Value::as_array) else {
+                continue;
+            };
+            let mut h = String::from("<p>");
+            for c in legend {
+                let _ = write!(
+                    h,
+                    "<span style=\"display:inline-block;margin-right:1em\"><span style=\"\
+                     display:inline-block;width:12px;height:12px;background:{};\
+                     border:1px solid #999\"></span> {} ({})</span>",
+                    esc(c.get("colour").and_then(Value::as_str).unwrap_or("#fff")),
+                    esc(c.get("name").and_then(Value::as_str).unwrap_or("")),
+                    c.get("code").map(Value::to_string).unwrap_or_default()
+                );
+            }
+            h.push_str("</p>");
+            return h;
+        }
+    }
+    String::new()
+}
+
+pub fn report(spec: &SpecArgs, out: &Path, store_args: &StoreArgs) -> i32 {
+    let plan = match load(spec) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let store = match open_store(store_args, Some(&spec.spec)) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let outcomes = match exec::plan_status(&plan, &store) {
+        Ok(o) => o,
+        Err(e) => {
+            output::eprint_diag(e);
+            return EXIT_FAILED;
+        }
+    };
+    let html = page(&plan, &store, &outcomes);
+    let path = out.join("index.html");
+    if let Err(e) = std::fs::create_dir_all(out).and_then(|_| std::fs::write(&path, html)) {
+        eprintln!("error: cannot write `{}`: {e}", path.display());
+        return EXIT_FAILED;
+    }
+    let fresh = outcomes
+        .iter()
+        .filter(|o| o.status == Status::Fresh)
+        .count();
+    println!("{}", path.display());
+    eprintln!(
+        "report of {fresh} of {} steps with results written to {}",
+        plan.steps.len(),
+        path.display()
+    );
+    EXIT_OK
+}
