@@ -260,6 +260,11 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
         h.push_str("</table>");
     }
 
+    if let Some(svg) = sweep_figure(plan, outcomes) {
+        h.push_str("<h2 id=\"sweep\">Sweep</h2>");
+        h.push_str(&svg);
+    }
+
     // Figures the steps drew, and map previews.
     let mut figures = String::new();
     let mut maps = String::new();
@@ -319,6 +324,209 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
     h.push_str(&steps);
     h.push_str("</body></html>\n");
     h
+}
+
+/// Mean OA of the `assess` steps per sweep point: a heatmap over a two-key sweep (the seed's
+/// "accuracy by ED and SAD"), bars over a one-key sweep (a feature-set ablation); `None`
+/// without a sweep or without assessed points.
+fn sweep_figure(plan: &Plan, outcomes: &[Outcome]) -> Option<String> {
+    let keys: Vec<&String> = plan.sweep.keys().collect();
+    if keys.is_empty() || keys.len() > 2 {
+        return None;
+    }
+    let label = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut sum: BTreeMap<Vec<String>, (f64, usize)> = BTreeMap::new();
+    for (s, o) in plan.steps.iter().zip(outcomes) {
+        if s.kind != "assess" || o.status != Status::Fresh {
+            continue;
+        }
+        let Some(oa) = o.metrics.get("oa").and_then(Value::as_f64) else {
+            continue;
+        };
+        let Some(point) = keys
+            .iter()
+            .map(|k| s.sweep.get(*k).map(label))
+            .collect::<Option<Vec<String>>>()
+        else {
+            continue;
+        };
+        let e = sum.entry(point).or_insert((0.0, 0));
+        e.0 += oa;
+        e.1 += 1;
+    }
+    if sum.is_empty() {
+        return None;
+    }
+    let values: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| plan.sweep[*k].iter().map(label).collect())
+        .collect();
+    let cell = |point: Vec<String>| sum.get(&point).map(|(t, n)| t / *n as f64);
+    let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    Some(if keys.len() == 2 {
+        heatmap_svg(&keys, &values[0], &values[1], |a, b| {
+            cell(vec![a.to_string(), b.to_string()])
+        })
+    } else {
+        bars_svg(&keys[0], &values[0], |a| cell(vec![a.to_string()]))
+    })
+}
+
+/// OA (mean over the assessed years) over a grid: rows = values of `keys[0]`, columns = values
+/// of `keys[1]`; darker = higher, the value written in each cell.
+fn heatmap_svg(
+    keys: &[String],
+    rows: &[String],
+    cols: &[String],
+    oa: impl Fn(&str, &str) -> Option<f64>,
+) -> String {
+    let (cw, ch, left, top) = (90, 36, 110, 60);
+    let all: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| cols.iter().filter_map(|c| oa(r, c)))
+        .collect();
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (w, h) = (left + cw * cols.len() + 20, top + ch * rows.len() + 20);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+         font-family=\"sans-serif\" font-size=\"12\"><text x=\"4\" y=\"16\" \
+         font-size=\"14\">Overall accuracy (mean over years) by {} (rows) and {} (columns)\
+         </text>",
+        esc(&keys[0]),
+        esc(&keys[1])
+    );
+    for (j, c) in cols.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}={}</text>",
+            left + cw * j + cw / 2,
+            top - 8,
+            esc(&keys[1]),
+            esc(c)
+        );
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + ch * i;
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}={}</text>",
+            left - 8,
+            y + ch / 2 + 4,
+            esc(&keys[0]),
+            esc(r)
+        );
+        for (j, c) in cols.iter().enumerate() {
+            let x = left + cw * j;
+            let (fill, text, ink) = match oa(r, c) {
+                Some(v) => {
+                    let t = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
+                    let mix = |to: f64| (255.0 - (255.0 - to) * (0.15 + 0.85 * t)).round() as u8;
+                    let ink = if t > 0.55 { "#fff" } else { "#000" };
+                    (
+                        format!("#{:02x}{:02x}{:02x}", mix(8.0), mix(69.0), mix(148.0)),
+                        format!("{:.1} %", v * 100.0),
+                        ink,
+                    )
+                }
+                None => ("#eeeeee".to_string(), "–".to_string(), "#000"),
+            };
+            let _ = write!(
+                svg,
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{cw}\" height=\"{ch}\" fill=\"{fill}\" \
+                 stroke=\"#fff\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" \
+                 fill=\"{ink}\">{text}</text>",
+                x + cw / 2,
+                y + ch / 2 + 4
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// OA (mean over the assessed years) per value of one swept key, as bars.
+fn bars_svg(key: &str, values: &[String], oa: impl Fn(&str) -> Option<f64>) -> String {
+    let (bw, gap, left, top, plot_h) = (70, 20, 50, 40, 200);
+    let w = left + (bw + gap) * values.len() + 20;
+    let h = top + plot_h + 40;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+         font-family=\"sans-serif\" font-size=\"12\"><text x=\"4\" y=\"16\" \
+         font-size=\"14\">Overall accuracy (mean over years) by {}</text>\
+         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#000\"/>",
+        esc(key),
+        top + plot_h,
+        w - 10,
+        top + plot_h
+    );
+    for (i, v) in values.iter().enumerate() {
+        let x = left + (bw + gap) * i;
+        if let Some(a) = oa(v) {
+            let bh = (a.clamp(0.0, 1.0) * plot_h as f64).round() as usize;
+            let _ = write!(
+                svg,
+                "<rect x=\"{x}\" y=\"{}\" width=\"{bw}\" height=\"{bh}\" fill=\"#4a6fa5\"/>\
+                 <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{:.1} %</text>",
+                top + plot_h - bh,
+                x + bw / 2,
+                top + plot_h - bh - 4,
+                a * 100.0
+            );
+        }
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x + bw / 2,
+            top + plot_h + 16,
+            esc(v)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heatmap_has_a_cell_per_grid_point_with_its_value() {
+        let keys = ["ed".to_string(), "sad".to_string()];
+        let rows = ["0.05".to_string(), "0.1".to_string()];
+        let cols = ["0.9".to_string(), "0.95".to_string(), "0.98".to_string()];
+        let svg = heatmap_svg(&keys, &rows, &cols, |a, b| match (a, b) {
+            ("0.1", "0.98") => None,
+            ("0.05", "0.9") => Some(0.9),
+            _ => Some(0.92),
+        });
+        assert_eq!(svg.matches("<rect").count(), 6);
+        assert!(
+            svg.contains(">90.0 %<") && svg.contains(">92.0 %<"),
+            "{svg}"
+        );
+        assert!(svg.contains(">–<"), "a missing point is shown as such");
+        assert!(svg.contains("ed=0.05") && svg.contains("sad=0.98"));
+        // The lowest value is the lightest cell, the highest the darkest.
+        assert!(svg.contains("fill=\"#dae3ef\""), "{svg}");
+        assert!(svg.contains("fill=\"#084594\""), "{svg}");
+    }
+
+    #[test]
+    fn bars_have_heights_proportional_to_oa() {
+        let values = ["s2".to_string(), "all".to_string()];
+        let svg = bars_svg("stack.features", &values, |v| {
+            Some(if v == "s2" { 0.5 } else { 0.9 })
+        });
+        assert!(
+            svg.contains("height=\"100\"") && svg.contains("height=\"180\""),
+            "{svg}"
+        );
+        assert!(svg.contains(">50.0 %<") && svg.contains(">90.0 %<"));
+    }
 }
 
 /// The legend of the first map: a colour swatch and name per class.
