@@ -489,46 +489,6 @@ fn bars_svg(key: &str, values: &[String], oa: impl Fn(&str) -> Option<f64>) -> S
     svg
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn heatmap_has_a_cell_per_grid_point_with_its_value() {
-        let keys = ["ed".to_string(), "sad".to_string()];
-        let rows = ["0.05".to_string(), "0.1".to_string()];
-        let cols = ["0.9".to_string(), "0.95".to_string(), "0.98".to_string()];
-        let svg = heatmap_svg(&keys, &rows, &cols, |a, b| match (a, b) {
-            ("0.1", "0.98") => None,
-            ("0.05", "0.9") => Some(0.9),
-            _ => Some(0.92),
-        });
-        assert_eq!(svg.matches("<rect").count(), 6);
-        assert!(
-            svg.contains(">90.0 %<") && svg.contains(">92.0 %<"),
-            "{svg}"
-        );
-        assert!(svg.contains(">–<"), "a missing point is shown as such");
-        assert!(svg.contains("ed=0.05") && svg.contains("sad=0.98"));
-        // The lowest value is the lightest cell, the highest the darkest.
-        assert!(svg.contains("fill=\"#dae3ef\""), "{svg}");
-        assert!(svg.contains("fill=\"#084594\""), "{svg}");
-    }
-
-    #[test]
-    fn bars_have_heights_proportional_to_oa() {
-        let values = ["s2".to_string(), "all".to_string()];
-        let svg = bars_svg("stack.features", &values, |v| {
-            Some(if v == "s2" { 0.5 } else { 0.9 })
-        });
-        assert!(
-            svg.contains("height=\"100\"") && svg.contains("height=\"180\""),
-            "{svg}"
-        );
-        assert!(svg.contains(">50.0 %<") && svg.contains(">90.0 %<"));
-    }
-}
-
 /// The legend of the first map: a colour swatch and name per class.
 fn legend_html(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
     for (i, s) in plan.steps.iter().enumerate() {
@@ -594,4 +554,44 @@ pub fn report(spec: &SpecArgs, out: &Path, store_args: &StoreArgs) -> i32 {
         path.display()
     );
     EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heatmap_has_a_cell_per_grid_point_with_its_value() {
+        let keys = ["ed".to_string(), "sad".to_string()];
+        let rows = ["0.05".to_string(), "0.1".to_string()];
+        let cols = ["0.9".to_string(), "0.95".to_string(), "0.98".to_string()];
+        let svg = heatmap_svg(&keys, &rows, &cols, |a, b| match (a, b) {
+            ("0.1", "0.98") => None,
+            ("0.05", "0.9") => Some(0.9),
+            _ => Some(0.92),
+        });
+        assert_eq!(svg.matches("<rect").count(), 6);
+        assert!(
+            svg.contains(">90.0 %<") && svg.contains(">92.0 %<"),
+            "{svg}"
+        );
+        assert!(svg.contains(">–<"), "a missing point is shown as such");
+        assert!(svg.contains("ed=0.05") && svg.contains("sad=0.98"));
+        // The lowest value is the lightest cell, the highest the darkest.
+        assert!(svg.contains("fill=\"#dae3ef\""), "{svg}");
+        assert!(svg.contains("fill=\"#084594\""), "{svg}");
+    }
+
+    #[test]
+    fn bars_have_heights_proportional_to_oa() {
+        let values = ["s2".to_string(), "all".to_string()];
+        let svg = bars_svg("stack.features", &values, |v| {
+            Some(if v == "s2" { 0.5 } else { 0.9 })
+        });
+        assert!(
+            svg.contains("height=\"100\"") && svg.contains("height=\"180\""),
+            "{svg}"
+        );
+        assert!(svg.contains(">50.0 %<") && svg.contains(">90.0 %<"));
+    }
 }
