@@ -390,7 +390,11 @@ fn heatmap_svg(
         .collect();
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let (w, h) = (left + cw * cols.len() + 20, top + ch * rows.len() + 20);
+    let title_px = (58 + keys[0].len() + keys[1].len()) * 8;
+    let (w, h) = (
+        (left + cw * cols.len() + 20).max(title_px),
+        top + ch * rows.len() + 20,
+    );
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
          font-family=\"sans-serif\" font-size=\"12\"><text x=\"4\" y=\"16\" \
@@ -451,7 +455,7 @@ fn heatmap_svg(
 /// OA (mean over the assessed years) per value of one swept key, as bars.
 fn bars_svg(key: &str, values: &[String], oa: impl Fn(&str) -> Option<f64>) -> String {
     let (bw, gap, left, top, plot_h) = (70, 20, 50, 40, 200);
-    let w = left + (bw + gap) * values.len() + 20;
+    let w = (left + (bw + gap) * values.len() + 20).max((40 + key.len()) * 8);
     let h = top + plot_h + 40;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
