@@ -1,5 +1,6 @@
 //! `lulc export SPEC TARGET... --out DIR`: copy the up-to-date outputs of steps out of the store
-//! under readable names, for QGIS and colleagues: `DIR/<node>/<partition>/<file>`, e.g.
+//! under readable names, for QGIS and colleagues: `DIR/<node>/<partition>/<file>` (with a
+//! `<port>/` level for steps of several outputs, e.g. `migrate`), e.g.
 //! `maps/map/year=2020/map.tif` beside its `map.qml` (QGIS applies a `.qml` with the layer's
 //! base name). A TARGET is a step id (`map[year=2020]`) or a node name (all its steps). Runs
 //! nothing; steps without an up-to-date result are named and make the exit code 1.
@@ -63,6 +64,15 @@ fn step_dir(id: &str) -> PathBuf {
         }
         None => PathBuf::from(clean(id)),
     }
+}
+
+/// A single ordinary path component (no `/`, `..`, root or prefix).
+fn plain_name(name: &str) -> bool {
+    let mut c = Path::new(name).components();
+    matches!(
+        (c.next(), c.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    )
 }
 
 /// Copy `from` to `to` through a temporary name (a reader never sees half a file); the copy is
@@ -131,6 +141,16 @@ pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &Stor
                 dir.push(port);
             }
             for (name, fd) in &m.files {
+                // A file name from a manifest is one plain component: a node kind cannot
+                // make export write outside `--out`.
+                if !plain_name(name) || (many_ports && !plain_name(port)) {
+                    eprintln!(
+                        "error: `{}` output `{port}` names a file `{name}` that is not a plain \
+                         file name; not exported",
+                        step.id
+                    );
+                    return EXIT_FAILED;
+                }
                 let to = dir.join(name);
                 if let Err(e) = copy_file(&store.blob_path(fd), &to) {
                     eprintln!("error: cannot write `{}`: {e}", to.display());
@@ -170,5 +190,13 @@ mod tests {
         );
         assert_eq!(step_dir("m[k=a/../b]"), Path::new("m/k=a_.._b"));
         assert_eq!(step_dir("..[..]"), Path::new("_/_"));
+    }
+
+    #[test]
+    fn only_plain_file_names_are_exported() {
+        assert!(plain_name("map.tif"));
+        for bad in ["../x", "/etc/passwd", "a/b", "..", ".", ""] {
+            assert!(!plain_name(bad), "{bad}");
+        }
     }
 }

@@ -135,7 +135,8 @@ pub enum Command {
         format: ResultsFormat,
     },
     /// Copy the up-to-date outputs of steps out of the store: `OUT/<node>/<partition>/<file>`
-    /// (e.g. `OUT/map/year=2020/map.tif` beside its QGIS style `map.qml`). Runs nothing.
+    /// (e.g. `OUT/map/year=2020/map.tif` beside its QGIS style `map.qml`; steps of several
+    /// outputs get a `<port>/` folder level). Runs nothing.
     Export {
         #[command(flatten)]
         spec: SpecArgs,

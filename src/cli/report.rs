@@ -154,8 +154,8 @@ fn manifest(store: &Store, d: &Digest) -> Option<Manifest> {
 fn metric_text(v: &Value) -> String {
     match v {
         Value::Number(n) if n.is_f64() => format!("{:.4}", n.as_f64().unwrap_or(0.0)),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => esc(s),
+        other => esc(&other.to_string()),
     }
 }
 
@@ -189,10 +189,7 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
     h.push_str("<div style=\"overflow-x:auto\">");
     h.push_str(&graph_svg(plan));
     h.push_str("</div>");
-    h.push_str(
-        "<p><a href=\"#accuracy\">Accuracy</a> · <a href=\"#maps\">Maps</a> · \
-                <a href=\"#figures\">Figures</a> · <a href=\"#steps\">Steps and timing</a></p>",
-    );
+    h.push_str("<!--nav-->");
     let mut steps = String::new();
 
     // Steps: status, compute time (of the stored result), key.
@@ -323,7 +320,18 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
     }
     h.push_str(&steps);
     h.push_str("</body></html>\n");
-    h
+    let nav: Vec<String> = [
+        ("accuracy", "Accuracy"),
+        ("sweep", "Sweep"),
+        ("maps", "Maps"),
+        ("figures", "Figures"),
+        ("steps", "Steps and timing"),
+    ]
+    .iter()
+    .filter(|(id, _)| h.contains(&format!("<h2 id=\"{id}\">")))
+    .map(|(id, title)| format!("<a href=\"#{id}\">{title}</a>"))
+    .collect();
+    h.replacen("<!--nav-->", &format!("<p>{}</p>", nav.join(" · ")), 1)
 }
 
 /// Mean OA of the `assess` steps per sweep point: a heatmap over a two-key sweep (the seed's
@@ -493,6 +501,20 @@ fn bars_svg(key: &str, values: &[String], oa: impl Fn(&str) -> Option<f64>) -> S
     svg
 }
 
+/// A `#rrggbb` colour as is; anything else (it comes from a spec param) a neutral grey.
+fn safe_colour(c: Option<&str>) -> &str {
+    match c {
+        Some(c)
+            if c.len() == 7
+                && c.starts_with('#')
+                && c[1..].chars().all(|d| d.is_ascii_hexdigit()) =>
+        {
+            c
+        }
+        _ => "#cccccc",
+    }
+}
+
 /// The legend of the first map: a colour swatch and name per class.
 fn legend_html(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
     for (i, s) in plan.steps.iter().enumerate() {
@@ -513,7 +535,7 @@ fn legend_html(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
                     "<span style=\"display:inline-block;margin-right:1em\"><span style=\"\
                      display:inline-block;width:12px;height:12px;background:{};\
                      border:1px solid #999\"></span> {} ({})</span>",
-                    esc(c.get("colour").and_then(Value::as_str).unwrap_or("#fff")),
+                    safe_colour(c.get("colour").and_then(Value::as_str)),
                     esc(c.get("name").and_then(Value::as_str).unwrap_or("")),
                     c.get("code").map(Value::to_string).unwrap_or_default()
                 );
@@ -584,6 +606,15 @@ mod tests {
         // The lowest value is the lightest cell, the highest the darkest.
         assert!(svg.contains("fill=\"#dae3ef\""), "{svg}");
         assert!(svg.contains("fill=\"#084594\""), "{svg}");
+    }
+
+    #[test]
+    fn legend_colours_from_a_spec_are_checked() {
+        assert_eq!(safe_colour(Some("#1a2B3c")), "#1a2B3c");
+        for bad in ["red", "#12345", "url(http://x)", "#12345g"] {
+            assert_eq!(safe_colour(Some(bad)), "#cccccc", "{bad}");
+        }
+        assert_eq!(metric_text(&Value::String("<b>".into())), "&lt;b&gt;");
     }
 
     #[test]

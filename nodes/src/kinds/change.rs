@@ -10,11 +10,11 @@
 //!     before (0 .. years - 1); 255 (nodata) where any map has no class.
 //!   - `transitions.csv`: `from_code,from_class,to_code,to_class,pixels,km2`, every pair of
 //!     classes seen between the years `from` and `to`, in legend order (the diagonal is the
-//!     unchanged area).
+//!     unchanged area); over the pixels with a class in every year, as `frequency.tif`.
 //!   - `areas.csv`: `year,code,class,pixels,km2`, every legend class in every year (from the
 //!     maps' class counts; `km2` empty for a geographic CRS).
-//!   - `areas.png`: class area per year as a line plot, one line per class in its legend
-//!     colour (bundled font, deterministic bytes).
+//!   - `areas.png`: class area per year as a line plot, one line per class present in some
+//!     year, in its legend colour (bundled font, deterministic bytes).
 //!
 //! ## Params (defaults in brackets)
 //! - `from` [the first year], `to` [the last year]: the two years of the transition matrix.
