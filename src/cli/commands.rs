@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lulc_cache::{GcOptions, Store};
+use lulc_cache::{Digest, GcOptions, Store};
 use lulc_engine::exec::{self, Manifest, Outcome, RunOptions, Status};
 use lulc_engine::plan::{self, LowerOptions};
 use lulc_engine::{Plan, Registry};
@@ -105,6 +105,22 @@ macro_rules! tri {
     };
 }
 
+/// The status of every step of `plan` against `store` (runs nothing); a store error is printed.
+pub(super) fn step_status(plan: &Plan, store: &Store) -> Result<Vec<Outcome>, i32> {
+    exec::plan_status(plan, store).map_err(|e| {
+        output::eprint_diag(e);
+        EXIT_FAILED
+    })
+}
+
+/// The manifest an output digest names, or `None` when its blob is unreadable.
+pub(super) fn read_manifest(store: &Store, d: &Digest) -> Option<Manifest> {
+    store
+        .read_bytes(d)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
 fn run(
     spec: &SpecArgs,
     store_args: &StoreArgs,
@@ -166,13 +182,7 @@ fn run(
 fn plan_cmd(spec: &SpecArgs, store_args: &StoreArgs, json: bool, verbose: bool) -> i32 {
     let plan = tri!(load(spec));
     let store = tri!(open_store(store_args, Some(&spec.spec)));
-    let outcomes = match exec::plan_status(&plan, &store) {
-        Ok(o) => o,
-        Err(e) => {
-            output::eprint_diag(e);
-            return EXIT_FAILED;
-        }
-    };
+    let outcomes = tri!(step_status(&plan, &store));
     if json {
         let doc = json!({
             "run_id": Value::Null,
@@ -223,13 +233,7 @@ fn explain(spec: &SpecArgs, id: &str, store_args: &StoreArgs) -> i32 {
     let plan = tri!(load(spec));
     let i = tri!(find_step(&plan, id));
     let store = tri!(open_store(store_args, Some(&spec.spec)));
-    let outcomes = match exec::plan_status(&plan, &store) {
-        Ok(o) => o,
-        Err(e) => {
-            output::eprint_diag(e);
-            return EXIT_FAILED;
-        }
-    };
+    let outcomes = tri!(step_status(&plan, &store));
     let o: &Outcome = &outcomes[i];
     let step = &plan.steps[i];
     println!("{}", output::status_line(&plan, o));
@@ -311,13 +315,7 @@ fn show(spec: &SpecArgs, id: &str, store_args: &StoreArgs, json: bool) -> i32 {
     let plan = tri!(load(spec));
     let i = tri!(find_step(&plan, id));
     let store = tri!(open_store(store_args, Some(&spec.spec)));
-    let outcomes = match exec::plan_status(&plan, &store) {
-        Ok(o) => o,
-        Err(e) => {
-            output::eprint_diag(e);
-            return EXIT_FAILED;
-        }
-    };
+    let outcomes = tri!(step_status(&plan, &store));
     let o = &outcomes[i];
     if o.status != Status::Fresh {
         eprintln!(
@@ -329,11 +327,7 @@ fn show(spec: &SpecArgs, id: &str, store_args: &StoreArgs, json: bool) -> i32 {
     }
     let mut ports = serde_json::Map::new();
     for (port, d) in &o.outputs {
-        let manifest: Option<Manifest> = store
-            .read_bytes(d)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let Some(m) = manifest else {
+        let Some(m) = read_manifest(&store, d) else {
             eprintln!("error: manifest {d} of output `{port}` is unreadable; run `lulc verify`");
             return EXIT_FAILED;
         };

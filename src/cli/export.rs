@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use lulc_engine::Plan;
-use lulc_engine::exec::{self, Manifest, Status};
+use lulc_engine::exec::Status;
 
-use super::commands::{load, open_store};
+use super::commands::{load, open_store, read_manifest, step_status};
 use super::output;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, SpecArgs, StoreArgs};
 
@@ -107,12 +107,9 @@ pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &Stor
         Ok(s) => s,
         Err(code) => return code,
     };
-    let outcomes = match exec::plan_status(&plan, &store) {
+    let outcomes = match step_status(&plan, &store) {
         Ok(o) => o,
-        Err(e) => {
-            output::eprint_diag(e);
-            return EXIT_FAILED;
-        }
+        Err(code) => return code,
     };
     let mut missing = Vec::new();
     let mut copied = 0usize;
@@ -125,11 +122,7 @@ pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &Stor
         }
         let many_ports = o.outputs.len() > 1;
         for (port, d) in &o.outputs {
-            let manifest: Option<Manifest> = store
-                .read_bytes(d)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let Some(m) = manifest else {
+            let Some(m) = read_manifest(&store, d) else {
                 eprintln!(
                     "error: manifest {d} of `{}` output `{port}` is unreadable; run `lulc verify`",
                     step.id

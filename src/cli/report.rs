@@ -9,14 +9,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use base64::Engine as _;
-use lulc_cache::{Digest, Store};
+use lulc_cache::Store;
 use lulc_engine::Plan;
-use lulc_engine::exec::{self, Manifest, Outcome, Status};
+use lulc_engine::exec::{Outcome, Status};
 use lulc_nodes::raster::{RasterReader, Window};
 use serde_json::Value;
 
-use super::commands::{load, open_store};
-use super::output;
+use super::commands::{load, open_store, read_manifest, step_status};
 use super::{EXIT_FAILED, EXIT_OK, SpecArgs, StoreArgs};
 
 /// Longest side of a map preview, in pixels.
@@ -144,28 +143,11 @@ fn map_preview(path: &Path) -> Result<Vec<u8>, String> {
     lulc_nodes::plot::encode_png(&rgb, w as u32, h as u32)
 }
 
-fn manifest(store: &Store, d: &Digest) -> Option<Manifest> {
-    store
-        .read_bytes(d)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-}
-
 fn metric_text(v: &Value) -> String {
     match v {
         Value::Number(n) if n.is_f64() => format!("{:.4}", n.as_f64().unwrap_or(0.0)),
         Value::String(s) => esc(s),
         other => esc(&other.to_string()),
-    }
-}
-
-fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Fresh => "fresh",
-        Status::Dirty => "dirty",
-        Status::New => "new",
-        Status::Maybe => "maybe",
-        _ => "other",
     }
 }
 
@@ -213,7 +195,7 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             esc(&s.id),
             esc(&s.kind),
-            status_name(o.status),
+            o.status.as_str(),
             secs.map(|t| format!("{t:.2}")).unwrap_or_default(),
             o.key
                 .as_deref()
@@ -272,7 +254,7 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
         }
         let key = o.key.as_deref().unwrap_or("");
         for d in o.outputs.values() {
-            let Some(m) = manifest(store, d) else {
+            let Some(m) = read_manifest(store, d) else {
                 continue;
             };
             for (name, fd) in &m.files {
@@ -522,7 +504,7 @@ fn legend_html(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
             continue;
         }
         for d in outcomes[i].outputs.values() {
-            let Some(m) = manifest(store, d) else {
+            let Some(m) = read_manifest(store, d) else {
                 continue;
             };
             let Some(legend) = m.meta.get("legend").and_then(Value::as_array) else {
@@ -556,12 +538,9 @@ pub fn report(spec: &SpecArgs, out: &Path, store_args: &StoreArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let outcomes = match exec::plan_status(&plan, &store) {
+    let outcomes = match step_status(&plan, &store) {
         Ok(o) => o,
-        Err(e) => {
-            output::eprint_diag(e);
-            return EXIT_FAILED;
-        }
+        Err(code) => return code,
     };
     let html = page(&plan, &store, &outcomes);
     let path = out.join("index.html");

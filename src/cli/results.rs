@@ -5,12 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use lulc_engine::exec::{self, Status};
+use lulc_engine::exec::Status;
 use serde_json::{Map, Value, json};
 
-use super::commands::{load, open_store};
-use super::output;
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, ResultsFormat, SpecArgs, StoreArgs};
+use super::commands::{load, open_store, step_status};
+use super::{EXIT_OK, EXIT_USAGE, ResultsFormat, SpecArgs, StoreArgs};
 
 struct Row {
     node: String,
@@ -84,12 +83,9 @@ pub fn results(
         Ok(s) => s,
         Err(code) => return code,
     };
-    let outcomes = match exec::plan_status(&plan, &store) {
+    let outcomes = match step_status(&plan, &store) {
         Ok(o) => o,
-        Err(e) => {
-            output::eprint_diag(e);
-            return EXIT_FAILED;
-        }
+        Err(code) => return code,
     };
     let mut rows: Vec<Row> = Vec::new();
     let order: Vec<&str> = if nodes.is_empty() {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::bin;
+use crate::support::{bin, run_demo, step_outputs};
 
 #[test]
 fn every_shipped_pipeline_validates() {
@@ -89,37 +89,11 @@ fn engine_demo_runs_and_an_added_year_runs_only_its_branch() {
 #[test]
 fn demo_chain_runs_end_to_end_and_is_identical_whatever_jobs() {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.yaml");
-    let run = |store: &Path, jobs: &str| {
-        let out = Command::new(bin())
-            .args(["run", spec.to_str().unwrap(), "--json", "--jobs", jobs])
-            .args(["--set", "size=64", "--set", "years=2020..2021", "--store"])
-            .arg(store)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let small = ["--set", "size=64", "--set", "years=2020..2021"];
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let first = run(a.path(), "2");
-    let second = run(b.path(), "1");
-    let outputs = |doc: &serde_json::Value| -> std::collections::BTreeMap<String, String> {
-        doc["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["id"].as_str().unwrap().to_string(),
-                    s["outputs"].to_string(),
-                )
-            })
-            .collect()
-    };
-    let (oa, ob) = (outputs(&first), outputs(&second));
+    let first = run_demo(a.path(), "2", &small);
+    let second = run_demo(b.path(), "1", &small);
+    let (oa, ob) = (step_outputs(&first), step_outputs(&second));
     assert_eq!(oa.len(), ob.len());
     for (id, out) in &oa {
         assert_eq!(

@@ -2,64 +2,26 @@
 //! run to the end; nothing finished is lost, nothing corrupt is used, and every output is the
 //! same as an uninterrupted run's.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::bin;
+use crate::support::{bin, demo_spec, run_demo, step_outputs};
 
 /// A small area and three years: about 70 steps to interrupt.
 const SMALL: [&str; 4] = ["--set", "size=64", "--set", "years=2020..2022"];
 
-fn demo() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("pipelines/demo.yaml")
-        .display()
-        .to_string()
-}
-
-fn run_to_end(store: &Path) -> Value {
-    let out = Command::new(bin())
-        .args(["run", &demo(), "--json", "--jobs", "2"])
-        .args(SMALL)
-        .arg("--store")
-        .arg(store)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn outputs(doc: &Value) -> BTreeMap<String, String> {
-    doc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_string(),
-                s["outputs"].to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn twenty_kills_lose_nothing_and_the_final_outputs_equal_an_uninterrupted_run() {
     let reference = tempfile::tempdir().unwrap();
-    let expected = outputs(&run_to_end(reference.path()));
+    let expected = step_outputs(&run_demo(reference.path(), "2", &SMALL));
 
     let store = tempfile::tempdir().unwrap();
     let fresh_steps = |store: &Path| -> usize {
         let plan = Command::new(bin())
-            .args(["plan", &demo(), "--json"])
+            .args(["plan", &demo_spec(), "--json"])
             .args(SMALL)
             .arg("--store")
             .arg(store)
@@ -82,7 +44,7 @@ fn twenty_kills_lose_nothing_and_the_final_outputs_equal_an_uninterrupted_run() 
     let mut before = 0;
     while kills < 20 {
         let mut child = Command::new(bin())
-            .args(["run", &demo(), "--jobs", "2"])
+            .args(["run", &demo_spec(), "--jobs", "2"])
             .args(SMALL)
             .arg("--store")
             .arg(store.path())
@@ -140,8 +102,8 @@ fn twenty_kills_lose_nothing_and_the_final_outputs_equal_an_uninterrupted_run() 
         fresh_at_kills.len() >= 10,
         "the kills should land at different points of the run: {fresh_at_kills:?}"
     );
-    let last = run_to_end(store.path());
-    let got = outputs(&last);
+    let last = run_demo(store.path(), "2", &SMALL);
+    let got = step_outputs(&last);
     assert_eq!(got.len(), expected.len());
     for (id, out) in &expected {
         assert_eq!(

@@ -153,3 +153,44 @@ nodes:
     kind: combine
     inputs: { parts: window }
 "#;
+
+/// The shipped demo spec, `pipelines/demo.yaml`.
+pub fn demo_spec() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pipelines/demo.yaml")
+        .display()
+        .to_string()
+}
+
+/// `lulc run pipelines/demo.yaml --json --jobs JOBS SETS... --store STORE`, which must
+/// succeed; its `--json` document.
+pub fn run_demo(store: &Path, jobs: &str, sets: &[&str]) -> Value {
+    let out = Command::new(bin())
+        .args(["run", &demo_spec(), "--json", "--jobs", jobs])
+        .args(sets)
+        .arg("--store")
+        .arg(store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Step id -> its outputs (port -> digest, as JSON text), from a `run --json` document.
+pub fn step_outputs(doc: &Value) -> std::collections::BTreeMap<String, String> {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["outputs"].to_string(),
+            )
+        })
+        .collect()
+}
