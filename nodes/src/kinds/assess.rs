@@ -69,8 +69,9 @@ use serde::{Deserialize, Serialize};
 use crate::accuracy::{self, AreaWeighted, Confusion, MeanSd, Metrics, RepeatSummary};
 use crate::artifacts::{ASSESSMENT, Holdout, MAP, MODEL, MapMeta, POINTS};
 use crate::classes::Legend;
+use crate::kinds::raster_err;
 use crate::plot::{FONT_FAMILY, encode_png, register_font};
-use crate::raster::{Grid, RasterError, RasterReader, TILE, Window, crs_equivalent, crs_label};
+use crate::raster::{Grid, RasterReader, TILE, Window, crs_equivalent, crs_label};
 use crate::samples::{Point, PointSet};
 use crate::vector::{PointFeature, reproject_points};
 
@@ -215,10 +216,6 @@ struct ModelHoldout {
     legend: Legend,
     #[serde(default)]
     holdout: Vec<Holdout>,
-}
-
-fn raster_err(e: RasterError) -> NodeError {
-    NodeError::new(e.to_string())
 }
 
 fn acc_err(what: &str) -> impl Fn(accuracy::AccuracyError) -> NodeError + '_ {

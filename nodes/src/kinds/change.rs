@@ -45,10 +45,9 @@ use crate::artifacts::{MAP, MapMeta};
 use crate::classes::Legend;
 use crate::kinds::assess::pixel_km2;
 use crate::kinds::infer::MAP_FILE;
+use crate::kinds::raster_err;
 use crate::plot::{FONT_FAMILY, encode_png, register_font};
-use crate::raster::{
-    DType, RasterError, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions,
-};
+use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
 /// Artifact type of the output.
 pub const CHANGE: &str = "Change";
@@ -66,10 +65,6 @@ pub struct Change;
 pub struct ChangeParams {
     pub from: Option<i64>,
     pub to: Option<i64>,
-}
-
-fn raster_err(e: RasterError) -> NodeError {
-    NodeError::new(e.to_string())
 }
 
 /// One year's map: its metadata and file.

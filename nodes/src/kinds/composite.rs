@@ -69,6 +69,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{COMPOSITE, CompositeMeta, SCENES, SeasonMeta};
+use crate::kinds::raster_err;
 use crate::raster::{
     DType, Grid, RasterError, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions,
 };
@@ -298,10 +299,6 @@ type BlockOut = (Vec<f32>, usize);
 /// Blocks each thread computes between two writes (bounds memory: 2 x threads x this many
 /// blocks of results and of input planes).
 const BLOCKS_PER_THREAD: usize = 4;
-
-fn raster_err(e: RasterError) -> NodeError {
-    NodeError::new(e.to_string())
-}
 
 /// A scene that some season uses: where it is and how to read it.
 struct SceneSrc {

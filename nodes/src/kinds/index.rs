@@ -88,9 +88,9 @@ use crate::features::spectral::{
     self, Formula, S2_INDICES, S2Bands, SarRatio, palsar_indices, sar_pair,
 };
 use crate::features::terrain::slope_horn;
+use crate::kinds::raster_err;
 use crate::raster::{
-    DType, Grid, RasterError, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions,
-    crs_equivalent,
+    DType, Grid, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions, crs_equivalent,
 };
 use crate::vector::{PointFeature, read_lines, reproject_points};
 
@@ -356,10 +356,6 @@ impl Node for Index {
             serde_json::to_value(&out).map_err(|e| NodeError::new(e.to_string()))?,
         )
     }
-}
-
-fn raster_err(e: RasterError) -> NodeError {
-    NodeError::new(e.to_string())
 }
 
 /// One connected composite: per season, its file and the 1-based numbers of the bands read.

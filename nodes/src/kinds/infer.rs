@@ -43,10 +43,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{FEATURES, FeaturesMeta, MAP, MODEL, MapMeta};
 use crate::classes::Legend;
+use crate::kinds::raster_err;
 use crate::learn::{Classifier, ModelMeta, WEIGHTS_FILE};
-use crate::raster::{
-    DType, RasterError, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions,
-};
+use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
 pub struct Infer;
 
@@ -65,10 +64,6 @@ impl Default for InferParams {
 pub const MAP_FILE: &str = "map.tif";
 pub const QML_FILE: &str = "map.qml";
 pub const CONFIDENCE_FILE: &str = "confidence.tif";
-
-fn raster_err(e: RasterError) -> NodeError {
-    NodeError::new(e.to_string())
-}
 
 /// Classes and confidences of one block.
 struct Block {

@@ -15,3 +15,8 @@ pub mod samples_csv;
 pub mod simulate;
 pub mod stack;
 pub mod train;
+
+/// A raster error as a step failure, its message unchanged (it names the file and band).
+pub(crate) fn raster_err(e: crate::raster::RasterError) -> lulc_engine::NodeError {
+    lulc_engine::NodeError::new(e.to_string())
+}

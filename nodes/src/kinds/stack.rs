@@ -38,9 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{FEATURES, FeaturesMeta};
 use crate::features::sets::{self, FeatureSelection};
-use crate::raster::{
-    DType, RasterError, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions,
-};
+use crate::kinds::raster_err;
+use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
 pub struct Stack;
 
@@ -48,10 +47,6 @@ pub struct Stack;
 #[serde(deny_unknown_fields, default)]
 pub struct StackParams {
     pub features: FeatureSelection,
-}
-
-fn raster_err(e: RasterError) -> NodeError {
-    NodeError::new(e.to_string())
 }
 
 impl Node for Stack {
