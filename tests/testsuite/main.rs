@@ -4,7 +4,9 @@
 mod data_in;
 mod diagnostics;
 mod failures;
+mod faults;
 mod freshness;
+mod index_recovery;
 mod pipelines;
 mod reliability;
 mod results;

@@ -1,0 +1,1 @@
+//! Disk full while writing, and four concurrent runs of different specs sharing steps.
