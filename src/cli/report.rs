@@ -1,8 +1,10 @@
 //! `lulc report SPEC --out DIR`: one self-contained HTML page (`DIR/index.html`, every image
 //! inlined as a data URI, no script, opens offline) of what the store holds for a spec: the
 //! pipeline graph (SVG), every step with its status, compute time and key, the accuracy of every
-//! `assess` step, the figures the steps drew (confusion matrices, class areas) and a preview of
-//! every map with its legend. Each figure names the step and key it comes from. Runs nothing.
+//! `assess` step, OA over a sweep (heatmap or bars), the reference labels kept per year by the
+//! `migrate` steps (grouped bars, one series per sweep point), the figures the steps drew
+//! (confusion matrices, class areas) and a preview of every map with its legend. Each figure
+//! names the steps and keys it comes from. Runs nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -12,6 +14,7 @@ use base64::Engine as _;
 use lulc_cache::Store;
 use lulc_engine::Plan;
 use lulc_engine::exec::{Outcome, Status};
+use lulc_engine::plan::{DimValue, Step};
 use lulc_nodes::raster::{RasterReader, Window};
 use serde_json::Value;
 
@@ -240,8 +243,18 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
     }
 
     if let Some(svg) = sweep_figure(plan, outcomes) {
-        h.push_str("<h2 id=\"sweep\">Sweep</h2>");
+        h.push_str("<h2 id=\"sweep\">Sweep</h2><figure>");
         h.push_str(&svg);
+        h.push_str(
+            "<figcaption>Mean of the metric <code>oa</code> of the <code>assess</code> steps \
+             of each sweep point; each step and its key is a row of the Accuracy table above.\
+             </figcaption></figure>",
+        );
+    }
+
+    if let Some(kept) = kept_per_year(plan, outcomes) {
+        h.push_str("<h2 id=\"kept\">Reference labels kept per year</h2>");
+        h.push_str(&kept.html());
     }
 
     // Figures the steps drew, and map previews.
@@ -305,6 +318,7 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
     let nav: Vec<String> = [
         ("accuracy", "Accuracy"),
         ("sweep", "Sweep"),
+        ("kept", "Labels kept"),
         ("maps", "Maps"),
         ("figures", "Figures"),
         ("steps", "Steps and timing"),
@@ -483,6 +497,265 @@ fn bars_svg(key: &str, values: &[String], oa: impl Fn(&str) -> Option<f64>) -> S
     svg
 }
 
+/// Colours of the series of the labels-kept chart (one per migrate node and sweep point),
+/// none of them a class colour of the legend, so a rendered page tells bars from maps.
+const SERIES_COLOURS: [&str; 12] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+    "#17becf", "#393b79", "#ad494a", "#637939",
+];
+
+/// One bar of the labels-kept chart: what a `migrate` step recorded, and where it comes from.
+struct KeptBar {
+    series: usize,
+    group: usize,
+    kept: u64,
+    dropped: u64,
+    step: String,
+    key: String,
+}
+
+/// The seed's figure "number of reference points kept per year": the metric `kept` of every
+/// `migrate` step with a result, grouped by partition (the year), one series per migrate node
+/// and sweep point.
+struct KeptChart {
+    /// Partition labels (`2020`, or `tile=48QWD,year=2020`), in order.
+    groups: Vec<String>,
+    /// Series labels (the node, or the sweep point `ed=0.1 sad=0.95`), in plan order.
+    series: Vec<String>,
+    bars: Vec<KeptBar>,
+}
+
+fn kept_per_year(plan: &Plan, outcomes: &[Outcome]) -> Option<KeptChart> {
+    let migrate: Vec<usize> = (0..plan.steps.len())
+        .filter(|&i| plan.steps[i].kind == "migrate" && outcomes[i].status == Status::Fresh)
+        .filter(|&i| outcomes[i].metrics.get("kept").is_some_and(Value::is_u64))
+        .collect();
+    if migrate.is_empty() {
+        return None;
+    }
+    let nodes: BTreeSet<&str> = migrate
+        .iter()
+        .map(|&i| plan.steps[i].node.as_str())
+        .collect();
+    let series_of = |s: &Step| {
+        let point: Vec<String> = s
+            .sweep
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(t) => format!("{k}={t}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        match (point.is_empty(), nodes.len() > 1) {
+            (true, _) => s.node.clone(),
+            (false, false) => point.join(" "),
+            (false, true) => format!("{} {}", s.node, point.join(" ")),
+        }
+    };
+    let mut dims: Vec<&BTreeMap<String, DimValue>> =
+        migrate.iter().map(|&i| &plan.steps[i].dims).collect();
+    dims.sort();
+    dims.dedup();
+    let group_label = |d: &BTreeMap<String, DimValue>| match d.get("year") {
+        Some(y) if d.len() == 1 => y.to_string(),
+        _ => d
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let groups: Vec<String> = dims.iter().map(|d| group_label(d)).collect();
+    let mut series: Vec<String> = Vec::new();
+    let mut bars = Vec::new();
+    for &i in &migrate {
+        let s = &plan.steps[i];
+        let label = series_of(s);
+        let si = match series.iter().position(|l| *l == label) {
+            Some(si) => si,
+            None => {
+                series.push(label);
+                series.len() - 1
+            }
+        };
+        let m = &outcomes[i].metrics;
+        let key = outcomes[i].key.as_deref().unwrap_or("");
+        bars.push(KeptBar {
+            series: si,
+            group: dims
+                .iter()
+                .position(|d| **d == s.dims)
+                .expect("dims listed"),
+            kept: m.get("kept").and_then(Value::as_u64).unwrap_or(0),
+            dropped: m.get("dropped").and_then(Value::as_u64).unwrap_or(0),
+            step: s.id.clone(),
+            key: key[..key.len().min(16)].to_string(),
+        });
+    }
+    Some(KeptChart {
+        groups,
+        series,
+        bars,
+    })
+}
+
+/// The smallest 1, 2 or 5 x 10^k at least `max / 5`: ticks of an axis from 0 to at least `max`.
+fn tick_step(max: u64) -> u64 {
+    let mut step = 1;
+    loop {
+        for m in [1, 2, 5] {
+            if max <= step * m * 5 {
+                return step * m;
+            }
+        }
+        step *= 10;
+    }
+}
+
+impl KeptChart {
+    /// The chart (SVG: grouped bars, a y axis, a legend when there are several series), its
+    /// caption and a table of every bar's value, step and key.
+    fn html(&self) -> String {
+        let mut h = String::from("<figure>");
+        h.push_str(&self.svg());
+        h.push_str(
+            "<figcaption>Reference labels kept per year: the metric <code>kept</code> of each \
+             <code>migrate</code> step (labels of the reference year whose spectrum passed the \
+             ED and SAD thresholds); the step and key of every bar are in the table below.\
+             </figcaption></figure>",
+        );
+        h.push_str("<table><tr><th>series</th>");
+        for g in &self.groups {
+            let _ = write!(h, "<th>{}</th>", esc(g));
+        }
+        h.push_str("</tr>");
+        for (si, s) in self.series.iter().enumerate() {
+            let _ = write!(
+                h,
+                "<tr><td><span style=\"color:{}\">■</span> {}</td>",
+                SERIES_COLOURS[si % SERIES_COLOURS.len()],
+                esc(s)
+            );
+            for gi in 0..self.groups.len() {
+                match self.bars.iter().find(|b| b.series == si && b.group == gi) {
+                    Some(b) => {
+                        let _ = write!(
+                            h,
+                            "<td>{} of {} <code>{}</code> <code>{}</code></td>",
+                            b.kept,
+                            b.kept + b.dropped,
+                            esc(&b.step),
+                            esc(&b.key)
+                        );
+                    }
+                    None => h.push_str("<td></td>"),
+                }
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+        h
+    }
+
+    fn svg(&self) -> String {
+        let (ns, ng) = (self.series.len(), self.groups.len());
+        let bw = if ns * ng <= 12 {
+            40
+        } else {
+            (640 / (ns * ng)).clamp(6, 40)
+        };
+        let (gap, left, top, plot_h) = (24, 60, 40, 200);
+        let group_w = ns * bw + gap;
+        let max = self.bars.iter().map(|b| b.kept).max().unwrap_or(0).max(1);
+        let step = tick_step(max);
+        let y_max = max.div_ceil(step) * step;
+        let legend_cols = 4;
+        let legend_rows = if ns > 1 { ns.div_ceil(legend_cols) } else { 0 };
+        let w = (left + group_w * ng + 20).max(560);
+        let h = top + plot_h + 30 + legend_rows * 18 + 10;
+        let y_of =
+            |v: u64| top + plot_h - (v as f64 / y_max as f64 * plot_h as f64).round() as usize;
+        let mut svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+             font-family=\"sans-serif\" font-size=\"12\"><text x=\"4\" y=\"16\" \
+             font-size=\"14\">Reference labels kept per year (migrate, metric kept)</text>"
+        );
+        let mut t = 0;
+        while t <= y_max {
+            let y = y_of(t);
+            let _ = write!(
+                svg,
+                "<line x1=\"{left}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#e4e4e4\"/>\
+                 <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{t}</text>",
+                left + group_w * ng,
+                left - 6,
+                y + 4
+            );
+            t += step;
+        }
+        let _ = write!(
+            svg,
+            "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#000\"/>\
+             <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#000\"/>",
+            top + plot_h,
+            top + plot_h,
+            left + group_w * ng,
+            top + plot_h
+        );
+        for (gi, g) in self.groups.iter().enumerate() {
+            let _ = write!(
+                svg,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                left + gap / 2 + group_w * gi + ns * bw / 2,
+                top + plot_h + 16,
+                esc(g)
+            );
+        }
+        for b in &self.bars {
+            let x = left + gap / 2 + group_w * b.group + bw * b.series;
+            let y = y_of(b.kept);
+            let _ = write!(
+                svg,
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{bw}\" height=\"{}\" fill=\"{}\">\
+                 <title>{}: {} kept of {} (key {})</title></rect>",
+                top + plot_h - y,
+                SERIES_COLOURS[b.series % SERIES_COLOURS.len()],
+                esc(&b.step),
+                b.kept,
+                b.kept + b.dropped,
+                esc(&b.key)
+            );
+            if ns <= 3 {
+                let _ = write!(
+                    svg,
+                    "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                    x + bw / 2,
+                    y.saturating_sub(4),
+                    b.kept
+                );
+            }
+        }
+        if ns > 1 {
+            for (si, s) in self.series.iter().enumerate() {
+                let (x, y) = (
+                    left + (si % legend_cols) * 170,
+                    top + plot_h + 30 + (si / legend_cols) * 18,
+                );
+                let _ = write!(
+                    svg,
+                    "<rect x=\"{x}\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{}\"/>\
+                     <text x=\"{}\" y=\"{}\">{}</text>",
+                    SERIES_COLOURS[si % SERIES_COLOURS.len()],
+                    x + 16,
+                    y + 11,
+                    esc(s)
+                );
+            }
+        }
+        svg.push_str("</svg>");
+        svg
+    }
+}
+
 /// A `#rrggbb` colour as is; anything else (it comes from a spec param) a neutral grey.
 fn safe_colour(c: Option<&str>) -> &str {
     match c {
@@ -607,5 +880,65 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains(">50.0 %<") && svg.contains(">90.0 %<"));
+    }
+
+    #[test]
+    fn kept_chart_groups_bars_by_year_with_provenance() {
+        let bar = |series, group, kept, step: &str| KeptBar {
+            series,
+            group,
+            kept,
+            dropped: 10,
+            step: step.to_string(),
+            key: format!("key-{step}"),
+        };
+        let chart = KeptChart {
+            groups: vec!["2020".into(), "2021".into()],
+            series: vec!["ed=0.05 sad=0.9".into(), "ed=0.1 sad=0.9".into()],
+            bars: vec![
+                bar(0, 0, 90, "m[ed=0.05,sad=0.9,year=2020]"),
+                bar(1, 0, 90, "m[ed=0.1,sad=0.9,year=2020]"),
+                bar(0, 1, 45, "m[ed=0.05,sad=0.9,year=2021]"),
+                bar(1, 1, 60, "m[ed=0.1,sad=0.9,year=2021]"),
+            ],
+        };
+        let svg = chart.svg();
+        // Axis 0..100 in steps of 20 over 200 px: 90 -> 180 px, 45 -> 90 px, 60 -> 120 px.
+        assert_eq!(tick_step(90), 20);
+        for h in ["180", "90", "120"] {
+            assert!(
+                svg.contains(&format!("height=\"{h}\" fill=\"#")),
+                "{h}: {svg}"
+            );
+        }
+        // Four bars and two legend swatches, the bars of one series in one colour.
+        assert_eq!(
+            svg.matches(&format!("fill=\"{}\"", SERIES_COLOURS[0]))
+                .count(),
+            3
+        );
+        assert_eq!(
+            svg.matches(&format!("fill=\"{}\"", SERIES_COLOURS[1]))
+                .count(),
+            3
+        );
+        assert!(
+            svg.contains(">2021<") && svg.contains(">ed=0.1 sad=0.9<"),
+            "{svg}"
+        );
+        let html = chart.html();
+        for b in &chart.bars {
+            assert!(html.contains(&b.step) && html.contains(&b.key), "{html}");
+        }
+        assert!(html.contains("45 of 55"), "{html}");
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(tick_step(1), 1);
+        assert_eq!(tick_step(7), 2);
+        assert_eq!(tick_step(24), 5);
+        assert_eq!(tick_step(1200), 500);
+        assert_eq!(tick_step(170_000), 50_000);
     }
 }

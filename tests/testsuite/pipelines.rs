@@ -114,7 +114,7 @@ fn demo_chain_runs_end_to_end_and_is_identical_whatever_jobs() {
         assert!(overall > 0.6 && overall <= 1.0, "{y}: {m}");
         assert!(m["n_points"].as_u64().unwrap() > 100, "{y}: {m}");
     }
-    report_shows_the_figures(&spec, a.path());
+    report_shows_the_figures(&spec, a.path(), &first);
     // The map is a real UInt8 GeoTIFF with a colour table (read back with GDAL's gdalinfo when
     // present, else the TIFF magic).
     let show = Command::new(bin())
@@ -141,9 +141,9 @@ fn demo_chain_runs_end_to_end_and_is_identical_whatever_jobs() {
 }
 
 /// `lulc report` on the demo chain's store: one HTML file with the graph, the accuracy table,
-/// map previews and figures inlined; rendered by headless Chromium (when installed, as in CI),
-/// the screenshot shows the maps' colours.
-fn report_shows_the_figures(spec: &Path, store: &Path) {
+/// the bar chart of labels kept per year, map previews and figures inlined; rendered by headless
+/// Chromium (when installed, as in CI), the screenshot shows the bars and the maps' colours.
+fn report_shows_the_figures(spec: &Path, store: &Path, run: &serde_json::Value) {
     let out = tempfile::tempdir().unwrap();
     let r = Command::new(bin())
         .args(["report", spec.to_str().unwrap(), "--out"])
@@ -164,6 +164,42 @@ fn report_shows_the_figures(spec: &Path, store: &Path) {
         "figure without provenance"
     );
     assert!(!html.contains("src=\"http"), "the page must open offline");
+    // Labels kept per year: one bar per migrate step (one series: no sweep), the value the step
+    // recorded, its step id and key.
+    let kept = &html[html
+        .find("<h2 id=\"kept\">")
+        .expect("no chart of labels kept")..];
+    let kept = &kept[..kept.find("</table>").unwrap()];
+    let bar_colour = "#1f77b4";
+    assert_eq!(
+        kept.matches(&format!("fill=\"{bar_colour}\"")).count(),
+        2,
+        "{kept}"
+    );
+    for y in [2020, 2021] {
+        let step = run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == format!("migrated[year={y}]"))
+            .unwrap();
+        let (n, key) = (
+            step["metrics"]["kept"].as_u64().unwrap(),
+            step["key"].as_str().unwrap(),
+        );
+        assert!(n > 100, "{y}: {n} labels kept");
+        assert!(
+            kept.contains(&format!("<title>migrated[year={y}]: {n} kept of ")),
+            "{y}: {kept}"
+        );
+        assert!(
+            kept.contains(&format!(
+                "<code>migrated[year={y}]</code> <code>{}</code>",
+                &key[..16]
+            )),
+            "{y}: {kept}"
+        );
+    }
     let Some(chromium) = ["chromium", "chromium-browser"]
         .into_iter()
         .find(|c| Command::new(c).arg("--version").output().is_ok())
@@ -190,11 +226,20 @@ fn report_shows_the_figures(spec: &Path, store: &Path) {
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
     let px = info.color_type.samples();
+    let pixels = |[r, g, b]: [u8; 3]| {
+        buf[..info.buffer_size()]
+            .chunks(px)
+            .filter(|p| p[0] == r && p[1] == g && p[2] == b)
+            .count()
+    };
+    // The two bars: 40 px wide, the taller at least half of the 200 px plot.
+    let bars = pixels([0x1f, 0x77, 0xb4]);
+    assert!(
+        bars > 4000,
+        "the rendered page shows {bars} pixels of the bars"
+    );
     // The rice colour of the legend fills large parts of the simulated area's maps.
     let [r, g, b] = lulc_nodes::classes::Legend::default().rgb(3);
-    let rice = buf[..info.buffer_size()]
-        .chunks(px)
-        .filter(|p| p[0] == r && p[1] == g && p[2] == b)
-        .count();
+    let rice = pixels([r, g, b]);
     assert!(rice > 2000, "the rendered page shows {rice} rice pixels");
 }
