@@ -1,5 +1,6 @@
 //! Every shipped spec in `pipelines/` is valid; the demo chain runs end to end.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
@@ -80,6 +81,119 @@ fn engine_demo_runs_and_an_added_year_runs_only_its_branch() {
     assert!(
         !ran.iter().any(|id| id == "composite[year=2022]"),
         "2022's inputs 2021..2023 all existed: {ran:?}"
+    );
+}
+
+/// `pipelines/yearly.yaml` on a 32 px area: run for 2020-2021, then again with 2022 added. The
+/// second run must run exactly the steps that did not exist before (2022's branch, and the
+/// acquisitions of 2023 its gap-filling composites read) plus the existing steps that read one
+/// of them (the spec's `change`, which reads every year's map); every other step is `cached`.
+/// The expected set comes from the step graph (`lulc graph`), not from counts.
+#[test]
+fn yearly_adding_a_year_runs_only_that_years_steps_and_change() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/yearly.yaml");
+    let store = tempfile::tempdir().unwrap();
+    // The simulated area covers only the years the runs acquire (2019..2023 with the padding).
+    let small = ["--set", "size=32", "--set", "aoi.years=2019..2023"];
+    let lulc = |cmd: &str, years: &str, extra: &[&str]| {
+        let out = Command::new(bin())
+            .args([cmd, spec.to_str().unwrap()])
+            .args(small)
+            .args(["--set", &format!("years={years}")])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lulc {cmd} {years}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let store_arg = ["--json", "--store", store.path().to_str().unwrap()];
+    let steps = |doc: &str| -> Vec<(String, String, serde_json::Value)> {
+        let doc: serde_json::Value = serde_json::from_str(doc).unwrap();
+        doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap().to_string(),
+                    s["status"].as_str().unwrap().to_string(),
+                    s["dims"]["year"].clone(),
+                )
+            })
+            .collect()
+    };
+    let first = steps(&lulc("run", "2020..2021", &store_arg));
+    assert!(
+        first.iter().all(|(_, status, _)| status == "ran"),
+        "{first:?}"
+    );
+    let before: BTreeSet<String> = first.into_iter().map(|(id, ..)| id).collect();
+
+    let second = steps(&lulc("run", "2020..2022", &store_arg));
+    let new: BTreeSet<String> = second
+        .iter()
+        .map(|(id, ..)| id.clone())
+        .filter(|id| !before.contains(id))
+        .collect();
+    // Step edges of the 2020-2022 plan (mermaid: `s3["id"]` nodes, `s3 --> s7` edges).
+    let graph = lulc("graph", "2020..2022", &["--format", "mermaid"]);
+    let mut names = BTreeMap::new();
+    let mut edges = Vec::new();
+    for line in graph.lines().map(str::trim) {
+        if let Some((a, b)) = line.split_once(" --> ") {
+            edges.push((a.to_string(), b.to_string()));
+        } else if let Some((node, rest)) = line.split_once("[\"") {
+            names.insert(node.to_string(), rest.trim_end_matches("\"]").to_string());
+        }
+    }
+    assert_eq!(names.len(), second.len(), "{graph}");
+    let readers_of_new: BTreeSet<String> = edges
+        .iter()
+        .filter(|(a, b)| new.contains(&names[a]) && before.contains(&names[b]))
+        .map(|(_, b)| names[b].clone())
+        .collect();
+    // The one step of the spec that spans every year (the header of yearly.yaml names it).
+    assert_eq!(
+        readers_of_new,
+        BTreeSet::from(["change".to_string()]),
+        "{new:?}"
+    );
+    // The new steps are 2022's branch and the acquisitions and masks of 2023.
+    for (id, _, year) in second.iter().filter(|(id, ..)| new.contains(id)) {
+        let padding = ["s2", "s1", "palsar", "clear"]
+            .iter()
+            .any(|n| id.starts_with(&format!("{n}[")));
+        let expected = if padding && year == 2023 { 2023 } else { 2022 };
+        assert_eq!(year, expected, "{id} is new in the 2020-2022 plan");
+    }
+    assert!(
+        new.contains("composite[year=2022]") && new.contains("s2[year=2023]"),
+        "{new:?}"
+    );
+    assert!(
+        !new.contains("s2[year=2022]"),
+        "2022 was acquired as padding of the first run"
+    );
+    let expected: BTreeSet<String> = new.union(&readers_of_new).cloned().collect();
+    let ran: BTreeSet<String> = second
+        .iter()
+        .filter(|(_, status, _)| status == "ran")
+        .map(|(id, ..)| id.clone())
+        .collect();
+    assert_eq!(ran, expected);
+    let others: Vec<&(String, String, serde_json::Value)> = second
+        .iter()
+        .filter(|(id, ..)| !expected.contains(id))
+        .collect();
+    assert_eq!(others.len(), before.len() - 1, "every old step but change");
+    assert!(
+        others.iter().all(|(_, status, _)| status == "cached"),
+        "{others:?}"
     );
 }
 
