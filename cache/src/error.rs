@@ -34,8 +34,8 @@ pub enum CacheError {
     #[diagnostic(
         code(cache::corrupt_index),
         help(
-            "move the file aside and run again: blobs under objects/ stay valid, \
-             but the step records are lost, so every step recomputes once"
+            "run lulc again: opening the store moves the bad index to quarantine/ and \
+             rebuilds it from the step records under records/ (run history is lost)"
         )
     )]
     CorruptIndex {
@@ -43,6 +43,17 @@ pub enum CacheError {
         #[source]
         source: rusqlite::Error,
     },
+
+    /// The index is missing or corrupt and must be rebuilt from `records/`, but other handles
+    /// kept the store open for longer than `open` waits.
+    #[error("cache index `{}` is {problem} and must be rebuilt, but another lulc process has the store open", path.display())]
+    #[diagnostic(
+        code(cache::index_rebuild_busy),
+        help(
+            "wait for the running `lulc` commands to finish, then run again: the index is rebuilt from records/"
+        )
+    )]
+    IndexRebuildBusy { path: PathBuf, problem: String },
 
     /// The index was written by a newer version of lulc.
     #[error(

@@ -136,7 +136,7 @@ impl RawRun {
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
     // Our types serialise to JSON infallibly (string keys, no custom serialisers that fail).
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
@@ -192,16 +192,17 @@ impl Store {
         })
     }
 
-    /// Records a computed step: the `steps` row, its `step_blobs` rows and the `latest`
+    /// Records a computed step: its record file `records/ab/<key>.json` (the durable copy the
+    /// index is rebuilt from), then the `steps` row, its `step_blobs` rows and the `latest`
     /// pointer of `(scope, step_id)`, in one transaction. Every referenced blob must already
-    /// be in the store (blobs first, row last); otherwise this fails with `MissingBlob`.
+    /// be in the store (blobs first, record file next, row last); otherwise this fails with
+    /// `MissingBlob`.
     pub fn record_step(&self, rec: &StepRecord) -> Result<()> {
-        let referenced: BTreeSet<&Digest> = rec.blobs.iter().chain(rec.outputs.values()).collect();
-        for d in &referenced {
+        for d in referenced(rec) {
             let path = self.blob_path(d);
             if !path.is_file() {
                 return Err(CacheError::MissingBlob {
-                    digest: (*d).clone(),
+                    digest: d.clone(),
                     path,
                 });
             }
@@ -210,49 +211,27 @@ impl Store {
         if rec.created_at == 0 {
             rec.created_at = unix_now();
         }
-        let material = canonical_json(&rec.material);
-        let metrics = canonical_json(&rec.metrics);
-        let outputs = to_json(&rec.outputs);
-        let blobs = to_json(&rec.blobs);
-        let snapshot = to_json(&rec);
         let stamp = next_stamp();
+        self.write_record(&rec, stamp)?;
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO steps(key, scope, step_id, kind, material, outputs, blobs, metrics,
-                                   duration_s, created_at, last_used)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT(key) DO UPDATE SET
-                    scope = excluded.scope, step_id = excluded.step_id, kind = excluded.kind,
-                    material = excluded.material, outputs = excluded.outputs,
-                    blobs = excluded.blobs, metrics = excluded.metrics,
-                    duration_s = excluded.duration_s, created_at = excluded.created_at,
-                    last_used = excluded.last_used",
-                params![
-                    rec.key,
-                    rec.scope,
-                    rec.step_id,
-                    rec.kind,
-                    material,
-                    outputs,
-                    blobs,
-                    metrics,
-                    rec.duration_s,
-                    rec.created_at,
-                    stamp
-                ],
-            )?;
-            tx.execute("DELETE FROM step_blobs WHERE key = ?1", [&rec.key])?;
-            let mut insert =
-                tx.prepare_cached("INSERT OR IGNORE INTO step_blobs(key, digest) VALUES (?1, ?2)")?;
-            for d in &referenced {
-                insert.execute(params![rec.key, d.as_str()])?;
-            }
-            tx.execute(
-                "INSERT INTO latest(scope, step_id, key, record) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(scope, step_id) DO UPDATE SET key = excluded.key, record = excluded.record",
-                params![rec.scope, rec.step_id, rec.key, snapshot],
-            )?;
+            insert_step(tx, &rec, stamp)?;
+            set_latest(tx, &rec)?;
             Ok(())
+        })
+    }
+
+    /// Every step row with its `last_used` stamp, by key (for `verify`'s record check).
+    pub(crate) fn all_steps(&self) -> Result<Vec<(StepRecord, i64)>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {STEP_COLUMNS}, last_used FROM steps ORDER BY key"
+            ))?;
+            let raws = stmt
+                .query_map([], |r| Ok((RawStep::from_row(r)?, r.get::<_, i64>(10)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            raws.into_iter()
+                .map(|(raw, used)| Ok((self.decode_step(raw)?, used)))
+                .collect()
         })
     }
 
@@ -273,13 +252,16 @@ impl Store {
         })
     }
 
-    /// Drops the record of a step key (its blobs stay until `gc`). The `latest_for` snapshot
-    /// is kept.
+    /// Drops the record of a step key, row and record file (its blobs stay until `gc`). The
+    /// `latest_for` snapshot is kept.
     pub fn forget_step(&self, key: &str) -> Result<()> {
         self.write(|tx| {
             forget_in(tx, key)?;
             Ok(())
-        })
+        })?;
+        // Row first, then the record file (a kill in between leaves a record without a row,
+        // which gc collects).
+        self.remove_records([key])
     }
 
     /// Marks a step as used now (cache hit), for `gc --max-size` least-recently-used order.
@@ -452,6 +434,62 @@ impl Store {
             raw.map(|r| self.decode_run(r)).transpose()
         })
     }
+}
+
+/// Every blob a record references: its `blobs` and its outputs.
+pub(crate) fn referenced(rec: &StepRecord) -> BTreeSet<&Digest> {
+    rec.blobs.iter().chain(rec.outputs.values()).collect()
+}
+
+/// Writes (or replaces) the `steps` row of `rec` and its `step_blobs` rows. `rec.created_at`
+/// must be filled in.
+pub(crate) fn insert_step(
+    tx: &rusqlite::Transaction<'_>,
+    rec: &StepRecord,
+    last_used: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO steps(key, scope, step_id, kind, material, outputs, blobs, metrics,
+                           duration_s, created_at, last_used)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT(key) DO UPDATE SET
+            scope = excluded.scope, step_id = excluded.step_id, kind = excluded.kind,
+            material = excluded.material, outputs = excluded.outputs,
+            blobs = excluded.blobs, metrics = excluded.metrics,
+            duration_s = excluded.duration_s, created_at = excluded.created_at,
+            last_used = excluded.last_used",
+    )?
+    .execute(params![
+        rec.key,
+        rec.scope,
+        rec.step_id,
+        rec.kind,
+        canonical_json(&rec.material),
+        to_json(&rec.outputs),
+        to_json(&rec.blobs),
+        canonical_json(&rec.metrics),
+        rec.duration_s,
+        rec.created_at,
+        last_used
+    ])?;
+    tx.prepare_cached("DELETE FROM step_blobs WHERE key = ?1")?
+        .execute([&rec.key])?;
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO step_blobs(key, digest) VALUES (?1, ?2)")?;
+    for d in referenced(rec) {
+        insert.execute(params![rec.key, d.as_str()])?;
+    }
+    Ok(())
+}
+
+/// Points `latest` of `(rec.scope, rec.step_id)` at `rec` (a snapshot of the whole record).
+pub(crate) fn set_latest(tx: &rusqlite::Transaction<'_>, rec: &StepRecord) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO latest(scope, step_id, key, record) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(scope, step_id) DO UPDATE SET key = excluded.key, record = excluded.record",
+    )?
+    .execute(params![rec.scope, rec.step_id, rec.key, to_json(rec)])?;
+    Ok(())
 }
 
 /// Deletes a step record and its blob references (not its `latest` snapshot).

@@ -9,10 +9,17 @@
 //! ```text
 //! <root>/
 //!   objects/ab/cdef...   blobs: exact bytes, named by their blake3 (first 2 hex chars = directory)
-//!   tmp/                 files being written (`tmp_path`, `put_*`); renamed into objects/ when complete
+//!   records/ab/<key>.json  durable copy of each step record (canonical JSON), outside SQLite:
+//!                        what the index is rebuilt from (`records/xy/h-<hash>.json` for odd keys)
+//!   tmp/                 files being written (`tmp_path`, `put_*`, record files, a rebuilt
+//!                        index); renamed into place when complete
 //!   locks/<key>.lock     per-step-key claims (`claim`), OS advisory locks
-//!   locks/.store.lock    held shared by every open `Store`; `gc` takes it exclusive
-//!   quarantine/          corrupt blobs moved aside by `verify` (evidence; never read again)
+//!   locks/.store.lock    held shared by every open `Store`; `gc` and an index rebuild take it
+//!                        exclusive
+//!   locks/.rebuild.lock  held by the one process rebuilding the index; the others queue on it
+//!   quarantine/          evidence, never read again: corrupt blobs (`verify`, a rebuild), a bad
+//!                        index with its -wal/-shm (`index-<unix time>.sqlite*`), unreadable
+//!                        record files (`record-<name>-<unix time>`)
 //!   index.sqlite         the index (WAL mode, plus its -wal/-shm files)
 //! ```
 //!
@@ -35,21 +42,37 @@
 //! - **Atomic rename.** A blob is written to `tmp/`, fsynced, then renamed into `objects/`
 //!   (and the directory fsynced). Readers therefore see a complete blob or none, and blobs are
 //!   made read-only so a tool opening one cannot edit it in place.
-//! - **Row last.** A step row is written only after every blob it references is in place, and
-//!   `gc` deletes rows before files. Whatever instant a `kill -9` lands on, the worst left behind
-//!   is a stray tmp file or an unreferenced blob (both collected by `gc`), never a step record
-//!   pointing at a missing or half-written blob.
+//! - **Row last.** `record_step` writes the blobs, then the record file
+//!   `records/ab/<key>.json` (atomically, like a blob), then the step row; `forget_step`,
+//!   `verify`, `quarantine` and `gc` delete rows before record files before blobs. Whatever
+//!   instant a `kill -9` lands on, the worst left behind is a stray tmp file, an unreferenced
+//!   blob or a record file without a row (all collected by `gc`), never a step row pointing at
+//!   a missing or half-written blob or lacking its record file (rows written before record
+//!   files existed lack one until `lulc verify` writes it back). A record file without a row is
+//!   harmless: it is only read by an index rebuild, which re-hashes its blobs first.
+//! - **The index can be lost.** `Store::open` does not trust an `index.sqlite` that is missing
+//!   while `records/` holds records, is not a database, fails `PRAGMA quick_check`, or has no
+//!   step rows while `records/` holds records. It moves it to `quarantine/` and rebuilds it
+//!   from the record files whose blobs all re-hash to their names (the others' steps simply
+//!   recompute), holding the store lock exclusively; [`Store::rebuilt`] says what happened so
+//!   the CLI can warn once. Run history (`runs`, `run_steps`) is not in the records and is lost;
+//!   one run per scope with status `rebuilt` lists the restored steps so `gc` keeps them.
+//!   `verify` runs `PRAGMA integrity_check` and writes back record files a step row lacks
+//!   (stores made before record files existed gain them this way). See `rebuild.rs`.
 //! - **Several writers.** Threads share one `Store` (its connection sits behind a mutex);
 //!   processes share the directory: WAL, a 60 s busy timeout, `BEGIN IMMEDIATE` for writes and
 //!   a bounded retry on `SQLITE_BUSY` mean nobody sees "database is locked". `claim` keeps two
 //!   processes from computing the same step at once, and `gc` refuses to run while another
-//!   handle is open, so it never deletes what a running `lulc run` is about to record.
+//!   handle is open, so it never deletes what a running `lulc run` is about to record (nor the
+//!   record file a `record_step` has written but not yet given its row).
 
 mod claim;
 mod digest;
 mod error;
 mod index;
 mod maintenance;
+mod rebuild;
+mod records;
 mod store;
 
 pub use claim::Claim;
@@ -57,6 +80,7 @@ pub use digest::{DIGEST_PREFIX, Digest};
 pub use error::{CacheError, Result};
 pub use index::{RunInfo, RunStep, RunSummary, StepRecord};
 pub use maintenance::{CorruptBlob, GcOptions, GcReport, VerifyReport};
+pub use rebuild::{IndexProblem, RebuildReport};
 pub use store::{BlobState, SCHEMA_VERSION, Store};
 
 /// JSON text with object keys sorted at every level, whatever serde_json's map ordering

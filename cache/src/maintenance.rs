@@ -2,8 +2,10 @@
 //!
 //! Both gc and verify work from the index (`step_blobs`) and a walk of `objects/`; neither
 //! ever parses a blob. Deletion order keeps the invariant "no step row references a missing
-//! blob": step rows go first (one transaction), then the files, then the `blobs` rows. A kill
-//! in between leaves unreferenced files, which the next gc removes.
+//! blob": step rows go first (one transaction), then their record files under `records/`, then
+//! the blob files, then the `blobs` rows. A kill in between leaves unreferenced record files or
+//! blobs, which the next gc removes (a record file whose blobs are gone is skipped by an index
+//! rebuild anyway).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, TryLockError};
@@ -16,6 +18,7 @@ use serde::Serialize;
 
 use crate::error::io_err;
 use crate::index::forget_in;
+use crate::records::{decode_record, encode_record, walk_records};
 use crate::store::{STORE_LOCK, Store, TxResult, hash_file, sync_dir, unix_now};
 use crate::{CacheError, Digest, Result};
 
@@ -42,6 +45,9 @@ pub struct GcReport {
     pub removed_steps: Vec<String>,
     /// Blob files removed from `objects/`.
     pub removed_blobs: usize,
+    /// Record files removed from `records/`: those of the removed steps, and any left without a
+    /// step row (a kill between a row's deletion and its file's).
+    pub removed_records: usize,
     /// Bytes of removed blob files plus stale files in `tmp/`.
     pub freed_bytes: u64,
     pub dry_run: bool,
@@ -56,6 +62,15 @@ pub struct VerifyReport {
     pub corrupt: Vec<CorruptBlob>,
     /// Blobs referenced by a step record but absent from `objects/`.
     pub missing: Vec<CorruptBlob>,
+    /// What `PRAGMA integrity_check` said about `index.sqlite` when it did not answer `ok`
+    /// (at most 20 lines). Empty means the index is sound.
+    pub index_problems: Vec<String>,
+    /// Step ids whose record file under `records/` was missing: written back from the index
+    /// row (stores made before record files existed gain them this way).
+    pub records_missing: Vec<String>,
+    /// Step ids whose record file was unreadable or disagreed with the index row: rewritten
+    /// from the row.
+    pub records_rewritten: Vec<String>,
 }
 
 /// A bad blob and the steps that referenced it (now forgotten, so they recompute).
@@ -190,7 +205,20 @@ impl Store {
     /// Rehashes every blob file and every blob a step references. Corrupt files are moved to
     /// `quarantine/` (kept as evidence); the steps that referenced a corrupt or missing blob
     /// are forgotten, so the engine recomputes them.
+    ///
+    /// First of all it runs `PRAGMA integrity_check` on the index. If that fails, nothing else
+    /// is done (an index that fails it is not trusted to say which steps to forget, nor copied
+    /// into `records/`, which is what it gets rebuilt from) and the report lists what SQLite said.
+    /// Otherwise, after the blobs, every step row's record file is checked and written back
+    /// from the row if missing, unreadable or different.
     pub fn verify(&self) -> Result<VerifyReport> {
+        let index_problems = self.integrity_check()?;
+        if !index_problems.is_empty() {
+            return Ok(VerifyReport {
+                index_problems,
+                ..VerifyReport::default()
+            });
+        }
         let refs = self.blob_references()?;
         let mut report = VerifyReport::default();
         let mut seen = BTreeSet::new();
@@ -276,8 +304,64 @@ impl Store {
                 }
                 Ok(())
             })?;
+            self.remove_records(forget.iter().map(String::as_str))?;
         }
+
+        self.check_records(&mut report)?;
         Ok(report)
+    }
+
+    /// `PRAGMA integrity_check`: empty if it answers `ok`, else its first lines.
+    fn integrity_check(&self) -> Result<Vec<String>> {
+        let checked = self.read(|tx| {
+            let mut stmt = tx.prepare("PRAGMA integrity_check(20)")?;
+            let lines = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(lines)
+        });
+        match checked {
+            Ok(lines) if lines == ["ok"] => Ok(Vec::new()),
+            Ok(lines) => Ok(lines),
+            Err(CacheError::CorruptIndex { source, .. }) => Ok(vec![source.to_string()]),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes back the record file of every step row whose file is missing, unreadable or
+    /// different from the row.
+    fn check_records(&self, report: &mut VerifyReport) -> Result<()> {
+        for (rec, last_used) in self.all_steps()? {
+            let path = self.record_path(&rec.key);
+            let found = match fs::read(&path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_err("read record", &path)(e)),
+            };
+            let stamp = match &found {
+                None => {
+                    report.records_missing.push(rec.step_id.clone());
+                    last_used
+                }
+                Some(bytes) => match decode_record(bytes) {
+                    Ok((on_disk, _)) if encode_record(&on_disk, 0) == encode_record(&rec, 0) => {
+                        continue;
+                    }
+                    Ok((_, stamp)) => {
+                        report.records_rewritten.push(rec.step_id.clone());
+                        stamp
+                    }
+                    Err(_) => {
+                        report.records_rewritten.push(rec.step_id.clone());
+                        last_used
+                    }
+                },
+            };
+            self.write_record(&rec, stamp)?;
+        }
+        report.records_missing.sort();
+        report.records_rewritten.sort();
+        Ok(())
     }
 
     /// What `verify` does for one blob the engine found bad while using it: if the file is
@@ -291,7 +375,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Ok(_) | Err(_) => Some(self.move_to_quarantine(&path, d)?),
         };
-        let steps = self.write(|tx| {
+        let (keys, steps) = self.write(|tx| {
             let referencing: Vec<(String, String)> = tx
                 .prepare(
                     "SELECT s.key, s.step_id FROM step_blobs sb JOIN steps s ON s.key = sb.key
@@ -303,11 +387,12 @@ impl Store {
                 forget_in(tx, key)?;
             }
             tx.execute("DELETE FROM blobs WHERE digest = ?1", [d.as_str()])?;
-            let mut ids: Vec<String> = referencing.into_iter().map(|(_, id)| id).collect();
+            let (keys, mut ids): (Vec<String>, Vec<String>) = referencing.into_iter().unzip();
             ids.sort();
             ids.dedup();
-            Ok(ids)
+            Ok((keys, ids))
         })?;
+        self.remove_records(keys.iter().map(String::as_str))?;
         Ok(Some(CorruptBlob {
             digest: d.clone(),
             path: moved_to.unwrap_or(path),
@@ -316,10 +401,15 @@ impl Store {
     }
 
     /// Moves a corrupt blob to `quarantine/<hex>-<unix time>[-n]`; returns the new path.
-    fn move_to_quarantine(&self, path: &Path, digest: &Digest) -> Result<PathBuf> {
+    pub(crate) fn move_to_quarantine(&self, path: &Path, digest: &Digest) -> Result<PathBuf> {
+        self.quarantine_file(path, digest.hex())
+    }
+
+    /// Moves a file to `quarantine/<name>-<unix time>[-n]`; returns the new path.
+    pub(crate) fn quarantine_file(&self, path: &Path, name: &str) -> Result<PathBuf> {
         let dir = self.root.join("quarantine");
         fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-        let stem = format!("{}-{}", digest.hex(), unix_now());
+        let stem = format!("{name}-{}", unix_now());
         let mut dest = dir.join(&stem);
         let mut n = 1;
         while dest.exists() {
@@ -331,8 +421,10 @@ impl Store {
         Ok(dest)
     }
 
-    /// Removes step records not used by the newest `keep_runs` runs, then every blob no
-    /// remaining step references, stale `tmp/` files and unheld lock files. See [`GcOptions`].
+    /// Removes step records (rows and record files) not used by the newest `keep_runs` runs,
+    /// then every record file without a step row, every blob no remaining step references,
+    /// stale `tmp/` files and unheld lock files. See [`GcOptions`]. After an index rebuild the
+    /// restored steps belong to the `rebuilt` runs, so they are kept like any recent run's.
     ///
     /// Unless `dry_run`, gc needs the store to itself: it fails with `StoreBusy` while any other
     /// `Store` handle (in this or another process) is open, so it can never delete the blobs of
@@ -417,6 +509,15 @@ impl Store {
             })
             .collect();
         let stale_tmp = self.stale_tmp_entries()?;
+        // Record files of every step that does not stay: the removed ones, and any without a
+        // row at all (gc holds the store to itself, so no record_step is between its file and
+        // its row).
+        let keep_records: BTreeSet<PathBuf> =
+            remaining.iter().map(|k| self.record_path(k)).collect();
+        let doomed_records: Vec<PathBuf> = walk_records(&self.root)?
+            .into_iter()
+            .filter(|p| !keep_records.contains(p))
+            .collect();
 
         let mut removed_steps: Vec<String> = removed.iter().map(|s| s.1.clone()).collect();
         removed_steps.sort();
@@ -424,6 +525,7 @@ impl Store {
             kept_steps: remaining.len(),
             removed_steps,
             removed_blobs: doomed_blobs.len(),
+            removed_records: doomed_records.len(),
             freed_bytes: doomed_blobs.iter().map(|f| f.size).sum::<u64>()
                 + stale_tmp.iter().map(|t| t.1).sum::<u64>(),
             dry_run: opts.dry_run,
@@ -443,7 +545,10 @@ impl Store {
             }
             Ok(())
         })?;
-        // 2. Files.
+        // 2. Record files, then blob files.
+        for path in &doomed_records {
+            remove_if_present(path)?;
+        }
         for f in &doomed_blobs {
             remove_if_present(&f.path)?;
         }
@@ -547,7 +652,8 @@ impl Store {
     /// re-check the path after locking, see `claim.rs`).
     fn remove_unheld_locks(&self) -> Result<()> {
         for entry in read_dir_or_empty(&self.root.join("locks"))? {
-            if entry.file_name() == STORE_LOCK {
+            // `.store.lock` and `.rebuild.lock` are the store's own, never a step's.
+            if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
             let path = entry.path();
@@ -582,6 +688,7 @@ struct GcSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::decode_record;
     use crate::testutil::{flip_bit, step, store};
     use crate::{RunInfo, RunStep, StepRecord};
 
@@ -926,5 +1033,147 @@ mod tests {
         assert!(store.root().join("locks").join(STORE_LOCK).exists());
         drop(held);
         assert!(store.try_claim("released").unwrap().is_some());
+    }
+
+    #[test]
+    fn forget_gc_verify_and_quarantine_remove_record_files() {
+        let (_dir, store) = store();
+        let forgotten = step(&store, "kforget", "forget", b"forget me");
+        let old = step(&store, "kold", "old", b"old run");
+        let kept = step(&store, "kkept", "kept", b"kept run");
+        let rotten = step(&store, "krot", "rot", b"will rot");
+        let lost = step(&store, "klost", "lost", b"will be lost");
+        store.record_step(&forgotten).unwrap();
+        run_with(&store, &[&old]);
+        run_with(&store, &[&kept, &rotten, &lost]);
+        for key in ["kforget", "kold", "kkept", "krot", "klost"] {
+            assert!(store.record_path(key).is_file(), "{key}");
+        }
+
+        store.forget_step("kforget").unwrap();
+        assert!(!store.record_path("kforget").exists());
+
+        flip_bit(&store.blob_path(&blob_of(&rotten)));
+        store.verify().unwrap();
+        assert!(
+            !store.record_path("krot").exists(),
+            "verify forgets the record file too"
+        );
+
+        flip_bit(&store.blob_path(&blob_of(&lost)));
+        store.quarantine(&blob_of(&lost)).unwrap().expect("corrupt");
+        assert!(!store.record_path("klost").exists());
+
+        // A record left without a row (a kill between the row's deletion and the file's).
+        let stray = step(&store, "kstray", "stray", b"stray");
+        store.write_record(&stray, 1).unwrap();
+        let opts = GcOptions {
+            keep_runs: 1,
+            max_size: None,
+            dry_run: true,
+        };
+        let dry = store.gc(&opts).unwrap();
+        assert_eq!(dry.removed_steps, vec!["old".to_owned()]);
+        assert_eq!(dry.removed_records, 2);
+        assert!(store.record_path("kold").is_file() && store.record_path("kstray").is_file());
+        let real = store
+            .gc(&GcOptions {
+                dry_run: false,
+                ..opts
+            })
+            .unwrap();
+        assert_eq!(real.removed_records, 2);
+        assert!(!store.record_path("kold").exists());
+        assert!(!store.record_path("kstray").exists());
+        assert!(store.record_path("kkept").is_file());
+        assert_eq!(crate::records::walk_records(store.root()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn verify_writes_back_missing_and_bad_record_files_and_checks_the_index() {
+        let (_dir, store) = store();
+        let recs: Vec<StepRecord> = (0..3)
+            .map(|i| {
+                let rec = step(&store, &format!("k{i}"), &format!("s{i}"), &[i as u8; 10]);
+                store.record_step(&rec).unwrap();
+                rec
+            })
+            .collect();
+        let clean = store.verify().unwrap();
+        assert!(clean.index_problems.is_empty());
+        assert!(clean.records_missing.is_empty() && clean.records_rewritten.is_empty());
+        let original = fs::read(store.record_path("k1")).unwrap();
+
+        // As in a store made before record files existed, plus one garbled file.
+        fs::remove_file(store.record_path("k0")).unwrap();
+        fs::remove_file(store.record_path("k1")).unwrap();
+        fs::write(store.record_path("k2"), b"{ garbage").unwrap();
+        let report = store.verify().unwrap();
+        assert_eq!(
+            report.records_missing,
+            vec!["s0".to_owned(), "s1".to_owned()]
+        );
+        assert_eq!(report.records_rewritten, vec!["s2".to_owned()]);
+        assert!(report.corrupt.is_empty() && report.missing.is_empty());
+        for rec in &recs {
+            let (on_disk, _) =
+                decode_record(&fs::read(store.record_path(&rec.key)).unwrap()).unwrap();
+            assert_eq!(Some(on_disk), store.lookup(&rec.key).unwrap());
+        }
+        // Written back from the row, the file says what the original said (the stamp aside).
+        let back = fs::read(store.record_path("k1")).unwrap();
+        assert_eq!(
+            decode_record(&back).unwrap().0,
+            decode_record(&original).unwrap().0
+        );
+        let again = store.verify().unwrap();
+        assert!(again.records_missing.is_empty() && again.records_rewritten.is_empty());
+
+        // And the records are good enough to rebuild from.
+        let root = store.root().to_owned();
+        drop(store);
+        fs::remove_file(root.join("index.sqlite")).unwrap();
+        let store = Store::open(&root).unwrap();
+        assert_eq!(store.rebuilt().expect("rebuilt").restored, 3);
+    }
+
+    #[test]
+    fn verify_reports_a_failing_integrity_check() {
+        let (_dir, store) = store();
+        for i in 0..200 {
+            let rec = step(&store, &format!("k{i}"), &format!("s{i}"), &[i as u8; 4]);
+            store.record_step(&rec).unwrap();
+        }
+        assert!(store.verify().unwrap().index_problems.is_empty());
+        // Break the index behind SQLite's back: with the WAL checkpointed, overwrite a page of
+        // the `step_blobs` index so the table and its index disagree.
+        store
+            .read(|c| Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?))
+            .unwrap();
+        let page: i64 = store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT rootpage FROM sqlite_master WHERE name = 'step_blobs_by_digest'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        let path = store.index_path().to_owned();
+        let mut bytes = fs::read(&path).unwrap();
+        let at = (page as usize - 1) * 4096;
+        for b in &mut bytes[at + 100..at + 4000] {
+            *b = 0x5a;
+        }
+        fs::write(&path, &bytes).unwrap();
+        let record = fs::read(store.record_path("k7")).unwrap();
+        let report = store.verify().unwrap();
+        assert!(!report.index_problems.is_empty(), "{report:?}");
+        assert_eq!(
+            report.checked, 0,
+            "nothing else is done with a failing index"
+        );
+        // The records are not touched either.
+        assert_eq!(fs::read(store.record_path("k7")).unwrap(), record);
     }
 }

@@ -1,6 +1,6 @@
 //! Opening the store, the SQLite plumbing shared by every table, and the blob files.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::error::io_err;
-use crate::{CacheError, Digest, Result};
+use crate::rebuild::{Diagnosis, diagnose};
+use crate::{CacheError, Digest, RebuildReport, Result};
 
 /// Version of the index schema, kept in SQLite's `user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -25,7 +26,11 @@ const BUSY_RETRY_FOR: Duration = Duration::from_secs(60);
 /// a dot so it cannot collide with a step key's lock file (those never start with a dot).
 pub(crate) const STORE_LOCK: &str = ".store.lock";
 
-const SCHEMA: &str = r#"
+/// Taken exclusively by whoever rebuilds the index (`Store::open`), so rebuilders queue instead
+/// of all waiting for the store lock at once.
+pub(crate) const REBUILD_LOCK: &str = ".rebuild.lock";
+
+pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE blobs (
     digest     TEXT PRIMARY KEY,
     size       INTEGER NOT NULL,
@@ -97,11 +102,13 @@ CREATE INDEX run_steps_by_key ON run_steps(key);
 pub struct Store {
     pub(crate) root: PathBuf,
     pub(crate) index_path: PathBuf,
-    conn: Mutex<Connection>,
+    pub(crate) conn: Mutex<Connection>,
     /// Shared `flock` on `locks/.store.lock` for the lifetime of the handle.
     pub(crate) store_lock: File,
     /// Serialises `gc` calls within this handle (they share one lock file descriptor).
     pub(crate) gc_guard: Mutex<()>,
+    /// Set when `open` rebuilt the index from `records/`.
+    pub(crate) rebuilt: Option<RebuildReport>,
 }
 
 impl std::fmt::Debug for Store {
@@ -154,7 +161,7 @@ pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> CacheError {
 
 /// Runs `attempt` until it succeeds, fails with something other than `SQLITE_BUSY`, or
 /// [`BUSY_RETRY_FOR`] has passed.
-fn retry_busy<T>(path: &Path, mut attempt: impl FnMut() -> TxResult<T>) -> Result<T> {
+pub(crate) fn retry_busy<T>(path: &Path, mut attempt: impl FnMut() -> TxResult<T>) -> Result<T> {
     let start = Instant::now();
     let mut pause = Duration::from_millis(2);
     loop {
@@ -170,7 +177,7 @@ fn retry_busy<T>(path: &Path, mut attempt: impl FnMut() -> TxResult<T>) -> Resul
     }
 }
 
-fn open_index(path: &Path) -> TxResult<Connection> {
+pub(crate) fn open_index(path: &Path) -> TxResult<Connection> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // Returns the resulting mode; a read-only medium would answer something else, which is
@@ -283,13 +290,20 @@ fn sanitize_hint(hint: &str) -> String {
 impl Store {
     /// Opens the store at `root`, creating the directory layout and the index if needed.
     ///
-    /// Waits while a `gc` in another process holds the store. Fails with `CorruptIndex` if
-    /// `index.sqlite` is not a database, `SchemaTooNew` if a newer lulc wrote it.
+    /// Waits while a `gc` or an index rebuild in another process holds the store.
+    ///
+    /// If `index.sqlite` is missing while `records/` holds step records, or is not a database,
+    /// is corrupt (`PRAGMA quick_check`) or has lost its step rows, it is moved to
+    /// `quarantine/` and rebuilt from the record files (see [`Store::rebuilt`]). One process
+    /// rebuilds at a time; the others wait for it and then open the rebuilt index. A rebuild
+    /// needs the store to itself: while other handles are open it waits for them up to a
+    /// minute, then fails with `IndexRebuildBusy`. Fails with `SchemaTooNew` if a newer lulc
+    /// wrote the index.
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref();
         fs::create_dir_all(root).map_err(io_err("create store directory", root))?;
         let root = std::path::absolute(root).map_err(io_err("resolve store directory", root))?;
-        for sub in ["objects", "tmp", "locks", "quarantine"] {
+        for sub in ["objects", "records", "tmp", "locks", "quarantine"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         }
@@ -299,14 +313,84 @@ impl Store {
             .lock_shared()
             .map_err(io_err("lock", &lock_path))?;
         let index_path = root.join("index.sqlite");
-        let conn = retry_busy(&index_path, || open_index(&index_path))?;
-        Ok(Store {
+        if let Diagnosis::Healthy(conn) = diagnose(&root, &index_path)? {
+            return Ok(Store::with(root, index_path, conn, store_lock));
+        }
+
+        // The index must be rebuilt. One rebuilder at a time: `.rebuild.lock`, taken without
+        // holding the store lock (else two rebuilders would wait for each other). Then the
+        // rebuild needs every other handle closed: the store lock exclusively.
+        store_lock.unlock().map_err(io_err("unlock", &lock_path))?;
+        let rebuild_lock_path = root.join("locks").join(REBUILD_LOCK);
+        let rebuild_lock = open_lock_file(&rebuild_lock_path)?;
+        rebuild_lock
+            .lock()
+            .map_err(io_err("lock", &rebuild_lock_path))?;
+        store_lock
+            .lock_shared()
+            .map_err(io_err("lock", &lock_path))?;
+        // The rebuilder before us has probably fixed it.
+        let problem = match diagnose(&root, &index_path)? {
+            Diagnosis::Healthy(conn) => return Ok(Store::with(root, index_path, conn, store_lock)),
+            Diagnosis::Broken(problem) => problem,
+        };
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            // Upgrading an flock may drop the shared lock when it fails; take it back then.
+            match store_lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    store_lock
+                        .lock_shared()
+                        .map_err(io_err("lock", &lock_path))?;
+                    // "No step rows yet, but a record file" is also what a fresh store looks
+                    // like between another process's first record file and its row: look again.
+                    if let Diagnosis::Healthy(conn) = diagnose(&root, &index_path)? {
+                        return Ok(Store::with(root, index_path, conn, store_lock));
+                    }
+                    if started.elapsed() >= BUSY_RETRY_FOR {
+                        return Err(CacheError::IndexRebuildBusy {
+                            path: index_path,
+                            problem: problem.to_string(),
+                        });
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+            }
+        }
+        let store = match diagnose(&root, &index_path)? {
+            Diagnosis::Healthy(conn) => Store::with(root, index_path, conn, store_lock),
+            Diagnosis::Broken(problem) => {
+                Store::rebuild_index(root, index_path, store_lock, problem)?
+            }
+        };
+        store
+            .store_lock
+            .lock_shared()
+            .map_err(io_err("lock", &lock_path))?;
+        drop(rebuild_lock);
+        Ok(store)
+    }
+
+    pub(crate) fn with(root: PathBuf, index_path: PathBuf, conn: Connection, lock: File) -> Store {
+        Store {
             root,
             index_path,
             conn: Mutex::new(conn),
-            store_lock,
+            store_lock: lock,
             gc_guard: Mutex::new(()),
-        })
+            rebuilt: None,
+        }
+    }
+
+    /// What `open` did if it found the index missing or corrupt and rebuilt it from `records/`
+    /// (`None` when the index was fine). Shown once to the user: run history before the
+    /// rebuild is gone.
+    pub fn rebuilt(&self) -> Option<&RebuildReport> {
+        self.rebuilt.as_ref()
     }
 
     /// The store directory (absolute).
@@ -409,7 +493,7 @@ impl Store {
         }
     }
 
-    fn write_tmp(&self, bytes: &[u8]) -> Result<PathBuf> {
+    pub(crate) fn write_tmp(&self, bytes: &[u8]) -> Result<PathBuf> {
         let (tmp, mut file) = self.create_tmp_file()?;
         let written = file.write_all(bytes).and_then(|()| file.sync_all());
         drop(file);
@@ -422,8 +506,8 @@ impl Store {
         }
     }
 
-    /// Renames a complete, fsynced file to its blob path and makes the rename durable.
-    fn move_into_place(&self, src: &Path, dest: &Path) -> Result<()> {
+    /// Renames a complete, fsynced file to its blob (or record) path and makes the rename durable.
+    pub(crate) fn move_into_place(&self, src: &Path, dest: &Path) -> Result<()> {
         let dir = dest.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         if let Err(e) = fs::rename(src, dest) {
@@ -608,7 +692,7 @@ mod tests {
     #[test]
     fn open_creates_the_layout_and_a_versioned_wal_index() {
         let (_dir, store) = store();
-        for sub in ["objects", "tmp", "locks", "quarantine"] {
+        for sub in ["objects", "records", "tmp", "locks", "quarantine"] {
             assert!(store.root().join(sub).is_dir(), "{sub}");
         }
         assert!(store.root().is_absolute());
@@ -782,19 +866,6 @@ mod tests {
             store.put_file(&missing).unwrap_err(),
             CacheError::Io { path, .. } if path == missing
         ));
-    }
-
-    #[test]
-    fn a_corrupt_index_is_reported_with_its_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("store");
-        fs::create_dir_all(&root).unwrap();
-        let index = root.join("index.sqlite");
-        fs::write(&index, "this is not a database, just text. ".repeat(200)).unwrap();
-        match Store::open(&root).unwrap_err() {
-            CacheError::CorruptIndex { path, .. } => assert_eq!(path, index),
-            other => panic!("expected CorruptIndex, got {other}"),
-        }
     }
 
     #[test]
