@@ -88,12 +88,19 @@ pub(super) fn load(spec: &SpecArgs) -> Result<Plan, i32> {
     })
 }
 
+/// Opens the store; if opening it had to rebuild a missing or corrupt index from the step
+/// records, says so once, on stderr (what was wrong, what was restored, what is lost, where the
+/// bad index is kept).
 pub(super) fn open_store(args: &StoreArgs, spec: Option<&Path>) -> Result<Store, i32> {
     let dir = super::store_dir(&args.store, spec);
-    Store::open(&dir).map_err(|e| {
+    let store = Store::open(&dir).map_err(|e| {
         output::eprint_diag(e);
         EXIT_FAILED
-    })
+    })?;
+    if let Some(rebuilt) = store.rebuilt() {
+        eprintln!("warning: {rebuilt}");
+    }
+    Ok(store)
 }
 
 macro_rules! tri {
@@ -445,6 +452,19 @@ fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<
 fn verify(store_args: &StoreArgs) -> i32 {
     let store = tri!(open_store(store_args, None));
     match store.verify() {
+        Ok(r) if !r.index_problems.is_empty() => {
+            for line in &r.index_problems {
+                println!("INDEX {line}");
+            }
+            println!(
+                "verify: {} fails PRAGMA integrity_check, nothing else was checked; move it (and its \
+                 -wal/-shm) into {}/quarantine/ and run lulc again: the index is rebuilt from the \
+                 step records under records/ (run history is lost)",
+                store.index_path().display(),
+                store.root().display()
+            );
+            EXIT_FAILED
+        }
         Ok(r) => {
             for c in &r.corrupt {
                 println!(
@@ -463,6 +483,16 @@ fn verify(store_args: &StoreArgs) -> i32 {
                 r.corrupt.len(),
                 r.missing.len()
             );
+            println!("verify: index.sqlite passed PRAGMA integrity_check");
+            if !r.records_missing.is_empty() || !r.records_rewritten.is_empty() {
+                println!(
+                    "verify: wrote back {} missing and {} unreadable or stale step record files \
+                     under records/ from the index (stores made before record files existed \
+                     gain them this way; the index is rebuilt from them if it is ever lost)",
+                    r.records_missing.len(),
+                    r.records_rewritten.len()
+                );
+            }
             if r.corrupt.is_empty() && r.missing.is_empty() {
                 EXIT_OK
             } else {
