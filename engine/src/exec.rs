@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lulc_cache::{BlobState, Digest, RunInfo, RunStep, StepRecord, Store};
@@ -342,7 +342,7 @@ pub fn run(
                         Ok(o) => o,
                         Err(e) => {
                             let mut o = Outcome::new(i, Status::Failed);
-                            o.error = Some(NodeError::new(format!("store: {e}")));
+                            o.error = Some(disk_hint(store, NodeError::new(format!("store: {e}"))));
                             o
                         }
                     };
@@ -551,6 +551,8 @@ fn run_node(
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
+            // Judge free space before the partial files are removed.
+            let e = disk_hint(store, e);
             cleanup(&ctx);
             return Err(e);
         }
@@ -584,7 +586,7 @@ fn run_node(
             }
             let d = store
                 .put_file(&path)
-                .map_err(|e| NodeError::new(e.to_string()))?;
+                .map_err(|e| disk_hint(store, NodeError::new(e.to_string())))?;
             blobs.push(d.clone());
             files.insert(name, d);
         }
@@ -596,13 +598,63 @@ fn run_node(
         let bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
         let d = store
             .put_bytes(&bytes)
-            .map_err(|e| NodeError::new(e.to_string()))?;
+            .map_err(|e| disk_hint(store, NodeError::new(e.to_string())))?;
         blobs.push(d.clone());
         outputs.insert(port.name.to_string(), d);
     }
     blobs.sort();
     blobs.dedup();
     Ok((outputs, blobs, ctx.warnings, Value::Object(ctx.metrics)))
+}
+
+/// Below this much free space on the store's file system, a failed step is said to have
+/// probably met a full disk (GDAL reports a failed write as "IO error writing tag data", without
+/// the OS error; tmp files of failed steps are removed right after, so some space comes back).
+const LOW_SPACE: u64 = 16 << 20;
+
+/// Adds "the disk is probably full" to a step's error when the store's file system is (nearly)
+/// out of space, so the user does not have to guess from a library's I/O message.
+fn disk_hint(store: &Store, mut e: NodeError) -> NodeError {
+    let Some(free) = free_space(store.root()) else {
+        return e;
+    };
+    if free >= LOW_SPACE {
+        return e;
+    }
+    let hint = format!(
+        "the store's file system ({}) has only {} free: the disk is probably full. Free space \
+         (`lulc gc`, or elsewhere on that disk) or use `--store` on a larger disk, then run again: \
+         finished steps are kept and only the unfinished ones run",
+        store.root().display(),
+        human_bytes(free)
+    );
+    e.help = Some(match e.help.take() {
+        Some(h) => format!("{h}\n{hint}"),
+        None => hint,
+    });
+    e
+}
+
+/// Bytes available to this user on the file system holding `dir`.
+fn free_space(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// `1536` -> `1.5 KiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// Fresh temp paths inside the store (same filesystem, so finished files are renamed, not copied).

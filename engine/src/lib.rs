@@ -22,6 +22,6 @@ pub mod spec;
 pub mod testkit;
 
 pub use diag::{SpecError, SpecErrors};
-pub use exec::{Observer, Outcome, RunOptions, RunReport, Status};
+pub use exec::{Observer, Outcome, RunOptions, RunReport, Status, human_bytes};
 pub use node::{ArtifactIn, DynNode, Inputs, Node, NodeError, Port, Registry, RunCtx, erase};
 pub use plan::{DimValue, LowerOptions, Override, Plan, Step};
