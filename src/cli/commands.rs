@@ -399,21 +399,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<String>) -> i32 {
     let max_size = match max_size.as_deref().map(parse_size).transpose() {
         Ok(m) => m,
@@ -434,10 +419,11 @@ fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<
                 println!("{verb} {s}");
             }
             println!(
-                "gc: {verb} {} steps and {} blobs ({}); kept {} steps",
+                "gc: {verb} {} steps, {} blobs ({}) and {} step record files; kept {} steps",
                 r.removed_steps.len(),
                 r.removed_blobs,
-                human(r.freed_bytes),
+                lulc_engine::human_bytes(r.freed_bytes),
+                r.removed_records,
                 r.kept_steps
             );
             EXIT_OK

@@ -174,7 +174,8 @@ pub enum Command {
         #[arg(long, value_name = "SIZE")]
         max_size: Option<String>,
     },
-    /// Re-hash every blob; quarantine corrupt ones (their steps become dirty).
+    /// Check the index (`PRAGMA integrity_check`), re-hash every blob, quarantine corrupt ones
+    /// (their steps become dirty) and write back missing step record files.
     Verify {
         #[command(flatten)]
         store: StoreArgs,
