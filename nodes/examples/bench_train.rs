@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Reported: training samples seen per second of wall time, over all epochs (validation passes
-//! included in the time, as in one epoch of `train`).
+//! included in the time, as in one epoch of `train`), and per second of this thread's CPU time
+//! (`/proc/thread-self/schedstat`, Linux): the fairer number when other work shares the cores,
+//! since training runs on the calling thread alone.
 
 use std::time::Instant;
 
@@ -66,11 +68,13 @@ fn main() {
         dims,
     };
     let t = Instant::now();
+    let cpu0 = cpu_seconds();
     let f = fit(&data, &cfg, 1).expect("training");
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     let seen = (f.n_train * f.curve.len()) as f64;
     println!(
-        "{} {}x{} x {} classes, {} train + {} val samples, batch {}, {} epochs: {:.1} s, {:.0} samples/s (val_acc {:.3})",
+        "{} {}x{} x {} classes, {} train + {} val samples, batch {}, {} epochs: {:.1} s, {:.0} samples/s{} (val_acc {:.3})",
         arch.name(),
         dims.seasons,
         dims.features,
@@ -81,6 +85,8 @@ fn main() {
         f.curve.len(),
         secs,
         seen / secs,
+        cpu.map(|c| format!(", CPU {c:.1} s, {:.0} samples per CPU-second", seen / c))
+            .unwrap_or_default(),
         f.val_acc
     );
     for e in &f.curve {
@@ -89,4 +95,12 @@ fn main() {
             e.epoch, e.train_loss, e.val_loss, e.val_acc
         );
     }
+}
+
+/// CPU time of the calling thread in seconds (the first field of
+/// `/proc/thread-self/schedstat`, nanoseconds on the CPU); `None` off Linux.
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
 }
