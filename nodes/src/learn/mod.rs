@@ -1,9 +1,9 @@
 //! The CNN classifier: networks ([`net`]), the training loop ([`fit`]), the model's metadata
 //! ([`ModelMeta`]) and a loaded model that classifies pixels ([`Classifier`]).
 //!
-//! Built on burn (tensors, layers, autodiff, Adam) with its `flex` CPU backend, single-threaded
-//! inside one training run: with no backend thread pool, the same samples and seed give the
-//! same weights, bit for bit, whatever `--jobs` or the size of rayon's pool. Parallelism comes
+//! Built on burn (tensors, layers, autodiff, Adam) with its `flex` CPU backend (or `ndarray`,
+//! with the cargo feature of that name: [`cpu`]), single-threaded inside one training run:
+//! with no backend thread pool, the same samples and seed give the same weights, bit for bit, whatever `--jobs` or the size of rayon's pool. Parallelism comes
 //! from outside: `train` runs its repeats side by side, `infer` classifies blocks side by side.
 //!
 //! ## The `Model` artifact (written by `train`, read by `infer`)
@@ -231,11 +231,24 @@ impl Standardiser {
 
 /// The CPU device everything runs on: burn's `flex` backend (pure Rust; convolutions as
 /// im2col + gemm), built without its `rayon` feature, so every operation computes on the
-/// calling thread: the source of the bit-identical results. (burn's `ndarray` backend, the
-/// first choice, computes convolutions element by element through dynamic indexing: about
-/// 2 training samples/s for `timecnn` on 6 x 30 inputs.)
+/// calling thread: the source of the bit-identical results.
+///
+/// With the cargo feature `ndarray` (`cargo build --features ndarray`), burn's `ndarray`
+/// backend instead (also pure Rust, also single-threaded: no `multi-threads`). burn 0.22
+/// deprecates it, and its convolutions index element by element: about 2 training samples/s
+/// for `timecnn` on 6 x 30 inputs; it is there to compare backends, not to train.
+#[cfg(not(feature = "ndarray"))]
 pub fn cpu() -> Device {
     Device::flex()
+}
+
+/// The CPU device everything runs on: burn's `ndarray` backend (the cargo feature `ndarray`;
+/// without it, `flex`). Single-threaded like `flex` (no `multi-threads`), so results are still
+/// bit-identical whatever `--jobs`, though not equal to `flex`'s.
+#[cfg(feature = "ndarray")]
+#[allow(deprecated)] // burn 0.22 deprecates `ndarray` in favour of `flex`
+pub fn cpu() -> Device {
+    Device::ndarray()
 }
 
 /// Softmax probabilities `[n][classes]` of standardised rows (`n * seasons * features`
