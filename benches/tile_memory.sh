@@ -4,7 +4,8 @@
 #
 #   cargo build --release --bin lulc && benches/tile_memory.sh [SIZE] [DIR]
 #
-# SIZE (default 10980) px per side at 10 m. The scenes are made with GDAL's `gdal_create` and
+# SIZE (default 10980) px per side at 10 m; HEIGHT=N (env) makes a SIZE-wide, N-tall strip instead
+# (benches/infer_tile.sh uses that). The scenes are made with GDAL's `gdal_create` and
 # `gdal_translate` (gdal-bin): 12 dates (2 per bi-monthly season) of the 10 S2 bands + SCL,
 # 20 m bands at 20 m, tiled DEFLATE; each band a constant plus a per-date offset, so files are
 # small but every pixel is read, warped, masked, composited and indexed like real data. Memory
@@ -13,11 +14,12 @@
 set -euo pipefail
 SIZE=${1:-10980}
 DIR=${2:-/tmp/lulc-tile-bench}
+HEIGHT=${HEIGHT:-$SIZE}
 LULC=${LULC:-$(cd "$(dirname "$0")/.." && pwd)/target/release/lulc}
 rm -rf "$DIR" && mkdir -p "$DIR/scenes"
 X0=600000; Y1=1200000
-X1=$((X0 + SIZE * 10)); Y0=$((Y1 - SIZE * 10))
-HALF=$(( (SIZE + 1) / 2 ))
+X1=$((X0 + SIZE * 10)); Y0=$((Y1 - HEIGHT * 10))
+HALF=$(( (SIZE + 1) / 2 )); HALF_H=$(( (HEIGHT + 1) / 2 ))
 manifest="$DIR/scenes/manifest.csv"
 echo "date,sensor,band,file,id,processing_baseline" > "$manifest"
 d=0
@@ -30,9 +32,9 @@ for month in 01 02 03 04 05 06 07 08 09 10 11 12; do
       B02) v=$((500 + d * 10));; B03) v=$((800 + d * 10));; B04) v=$((600 + d * 10));;
       B08) v=$((3000 + d * 50));; SCL) v=4;; *) v=$((2000 + d * 20));;
     esac
-    case $band in B02|B03|B04|B08) px=$SIZE; res=10;; *) px=$HALF; res=20;; esac
-    gdal_create -q -of GTiff -outsize "$px" "$px" -bands 1 -ot UInt16 -burn "$v" \
-      -a_srs EPSG:32648 -a_ullr $X0 $Y1 $((X0 + px * res)) $((Y1 - px * res)) \
+    case $band in B02|B03|B04|B08) px=$SIZE; py=$HEIGHT; res=10;; *) px=$HALF; py=$HALF_H; res=20;; esac
+    gdal_create -q -of GTiff -outsize "$px" "$py" -bands 1 -ot UInt16 -burn "$v" \
+      -a_srs EPSG:32648 -a_ullr $X0 $Y1 $((X0 + px * res)) $((Y1 - py * res)) \
       -co TILED=YES -co COMPRESS=DEFLATE "$DIR/scenes/$id/$band.tif"
     echo "$date,sentinel-2-l2a,$band,$id/$band.tif,$id,02.14" >> "$manifest"
   done
