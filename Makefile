@@ -26,6 +26,7 @@ test: deps
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) check --features ndarray   # the other burn backend still builds
 
 bench: build
 	./benches/run.sh
