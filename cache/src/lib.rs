@@ -137,6 +137,19 @@ pub(crate) mod testutil {
         }
     }
 
+    /// Starts a run of scope `demo` (spec `demo.yaml`); its id.
+    pub fn begin_demo_run(store: &Store) -> i64 {
+        store
+            .begin_run(&crate::RunInfo {
+                scope: "demo".into(),
+                spec_path: "demo.yaml".into(),
+                spec_digest: "x".into(),
+                params: serde_json::json!({}),
+                argv: vec![],
+            })
+            .unwrap()
+    }
+
     /// Flips one bit of a (read-only) blob file in place, keeping its size.
     pub fn flip_bit(path: &Path) {
         make_writable(path);

@@ -103,7 +103,8 @@ impl Drop for Exclusive<'_> {
     }
 }
 
-fn read_dir_or_empty(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+/// The entries of `dir`; none if it does not exist.
+pub(crate) fn read_dir_or_empty(dir: &Path) -> Result<Vec<fs::DirEntry>> {
     match fs::read_dir(dir) {
         Ok(rd) => rd
             .collect::<io::Result<Vec<_>>>()
@@ -690,19 +691,11 @@ mod tests {
     use super::*;
     use crate::records::decode_record;
     use crate::testutil::{flip_bit, step, store};
-    use crate::{RunInfo, RunStep, StepRecord};
+    use crate::{RunStep, StepRecord};
 
     /// One run per entry of `steps`: each step's blob is put, recorded and logged as `ran`.
     fn run_with(store: &Store, steps: &[&StepRecord]) -> i64 {
-        let run = store
-            .begin_run(&RunInfo {
-                scope: "demo".into(),
-                spec_path: "demo.yaml".into(),
-                spec_digest: "x".into(),
-                params: serde_json::json!({}),
-                argv: vec![],
-            })
-            .unwrap();
+        let run = crate::testutil::begin_demo_run(store);
         for rec in steps {
             store.record_step(rec).unwrap();
             store

@@ -465,8 +465,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RunStep;
     use crate::testutil::{flip_bit, make_writable, step, store};
-    use crate::{RunInfo, RunStep};
 
     /// Everything a reader of the index can see about the steps of `store`.
     #[derive(Debug, PartialEq)]
@@ -518,15 +518,7 @@ mod tests {
             store.record_step(&rec).unwrap();
             recs.push(store.lookup(&rec.key).unwrap().unwrap());
         }
-        let run = store
-            .begin_run(&RunInfo {
-                scope: "demo".into(),
-                spec_path: "demo.yaml".into(),
-                spec_digest: "x".into(),
-                params: serde_json::json!({}),
-                argv: vec![],
-            })
-            .unwrap();
+        let run = crate::testutil::begin_demo_run(&store);
         store.finish_run(run, "ok").unwrap();
         (dir, store, recs)
     }
@@ -870,15 +862,7 @@ mod tests {
             assert!(store.record_path(&rec.key).is_file());
         }
         // A later real run is recorded as usual after it.
-        let run = store
-            .begin_run(&RunInfo {
-                scope: "demo".into(),
-                spec_path: "demo.yaml".into(),
-                spec_digest: "x".into(),
-                params: serde_json::json!({}),
-                argv: vec![],
-            })
-            .unwrap();
+        let run = crate::testutil::begin_demo_run(&store);
         store
             .record_run_step(
                 run,

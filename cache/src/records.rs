@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::io_err;
+use crate::maintenance::read_dir_or_empty;
 use crate::store::Store;
 use crate::{Digest, Result, StepRecord, canonical_json};
 
@@ -142,16 +143,6 @@ pub(crate) fn any_records(root: &Path) -> Result<bool> {
         }
     }
     Ok(false)
-}
-
-fn read_dir_or_empty(dir: &Path) -> Result<Vec<fs::DirEntry>> {
-    match fs::read_dir(dir) {
-        Ok(rd) => rd
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(io_err("list", dir)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(io_err("list", dir)(e)),
-    }
 }
 
 impl Store {
