@@ -41,16 +41,21 @@ impl Drop for Claim {
     }
 }
 
-/// File name of the lock for `key`: the key itself when it is a plain token (step keys are
-/// hex), otherwise a hash of it, so any string is safe. Never starts with a dot.
-pub(crate) fn lock_file_name(key: &str) -> String {
-    let plain = !key.is_empty()
+/// Can `key` be a file name as it is? Non-empty, at most 128 characters of `[A-Za-z0-9_.-]`,
+/// not starting with a dot (step keys are hex). Lock and record files hash any other key.
+pub(crate) fn is_plain_key(key: &str) -> bool {
+    !key.is_empty()
         && key.len() <= 128
         && !key.starts_with('.')
         && key
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if plain {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// File name of the lock for `key`: the key itself when it is a plain token (step keys are
+/// hex), otherwise a hash of it, so any string is safe. Never starts with a dot.
+pub(crate) fn lock_file_name(key: &str) -> String {
+    if is_plain_key(key) {
         format!("{key}.lock")
     } else {
         format!("h-{}.lock", Digest::of_bytes(key.as_bytes()).hex())

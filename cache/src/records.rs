@@ -46,13 +46,8 @@ struct RecordFile {
 /// Directory (two characters) and file name of the record of `key`: the key itself when it is a
 /// plain token (step keys are hex), otherwise a hash of it, so any string is a safe name.
 fn record_location(key: &str) -> (String, String) {
-    let plain = key.len() >= 2
-        && key.len() <= 128
-        && !key.starts_with('.')
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if plain {
+    // Two characters at least: the first two name the directory.
+    if key.len() >= 2 && crate::claim::is_plain_key(key) {
         (key[..2].to_owned(), format!("{key}.json"))
     } else {
         let h = Digest::of_bytes(key.as_bytes());
