@@ -103,15 +103,6 @@ pub(super) fn open_store(args: &StoreArgs, spec: Option<&Path>) -> Result<Store,
     Ok(store)
 }
 
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(code) => return code,
-        }
-    };
-}
-
 /// The status of every step of `plan` against `store` (runs nothing); a store error is printed.
 pub(super) fn step_status(plan: &Plan, store: &Store) -> Result<Vec<Outcome>, i32> {
     exec::plan_status(plan, store).map_err(|e| {

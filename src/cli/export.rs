@@ -92,10 +92,7 @@ fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &StoreArgs) -> i32 {
-    let plan = match load(spec) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let plan = tri!(load(spec));
     let steps = match select(&plan, targets) {
         Ok(s) => s,
         Err(e) => {
@@ -103,14 +100,8 @@ pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &Stor
             return EXIT_USAGE;
         }
     };
-    let store = match open_store(store_args, Some(&spec.spec)) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let outcomes = match step_status(&plan, &store) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let outcomes = tri!(step_status(&plan, &store));
     let mut missing = Vec::new();
     let mut copied = 0usize;
     for i in steps {

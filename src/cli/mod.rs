@@ -3,6 +3,17 @@
 //!
 //! Exit codes: 0 ok, 1 a step failed, 2 invalid spec or usage.
 
+/// `tri!(expr)`: the value of an `Ok`, or return the exit code of an `Err` (the CLI's helpers
+/// print their own error and give the code). Defined before the modules so all of them see it.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(code) => return code,
+        }
+    };
+}
+
 mod commands;
 mod export;
 mod output;

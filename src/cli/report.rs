@@ -803,18 +803,9 @@ fn legend_html(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
 }
 
 pub fn report(spec: &SpecArgs, out: &Path, store_args: &StoreArgs) -> i32 {
-    let plan = match load(spec) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let store = match open_store(store_args, Some(&spec.spec)) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let outcomes = match step_status(&plan, &store) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+    let plan = tri!(load(spec));
+    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let outcomes = tri!(step_status(&plan, &store));
     let html = page(&plan, &store, &outcomes);
     let path = out.join("index.html");
     if let Err(e) = std::fs::create_dir_all(out).and_then(|_| std::fs::write(&path, html)) {

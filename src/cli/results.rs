@@ -60,10 +60,7 @@ pub fn results(
     metrics: &[String],
     format: ResultsFormat,
 ) -> i32 {
-    let plan = match load(spec) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let plan = tri!(load(spec));
     let known: BTreeSet<&str> = plan.steps.iter().map(|s| s.node.as_str()).collect();
     let unknown: Vec<&String> = nodes
         .iter()
@@ -79,14 +76,8 @@ pub fn results(
         );
         return EXIT_USAGE;
     }
-    let store = match open_store(store_args, Some(&spec.spec)) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let outcomes = match step_status(&plan, &store) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let outcomes = tri!(step_status(&plan, &store));
     let mut rows: Vec<Row> = Vec::new();
     let order: Vec<&str> = if nodes.is_empty() {
         let mut seen = Vec::new();
