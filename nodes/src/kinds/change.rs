@@ -551,6 +551,14 @@ mod tests {
             map(dir.path(), 2020, [1, 14, 3, 3, 0, 8]),
         ];
         let ctx = run(json!({}), maps, dir.path()).unwrap();
+        // The same maps, given in year order.
+        let in_order = || {
+            vec![
+                map(dir.path(), 2019, [1, 3, 8, 3, 3, 8]),
+                map(dir.path(), 2020, [1, 14, 3, 3, 0, 8]),
+                map(dir.path(), 2021, [1, 14, 8, 3, 3, 3]),
+            ]
+        };
         let r = RasterReader::open(file(&ctx, FREQUENCY_FILE)).unwrap();
         let f = r.read_window_u8(1, &grid().full_window()).unwrap();
         assert_eq!(f, vec![0, 1, 2, 0, FREQUENCY_NODATA, 1]);
@@ -579,28 +587,10 @@ mod tests {
         let png = std::fs::read(file(&ctx, AREAS_PNG)).unwrap();
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
         // Deterministic: the same maps again give the same bytes.
-        let again = run(
-            json!({}),
-            vec![
-                map(dir.path(), 2019, [1, 3, 8, 3, 3, 8]),
-                map(dir.path(), 2020, [1, 14, 3, 3, 0, 8]),
-                map(dir.path(), 2021, [1, 14, 8, 3, 3, 3]),
-            ],
-            dir.path(),
-        )
-        .unwrap();
+        let again = run(json!({}), in_order(), dir.path()).unwrap();
         assert_eq!(std::fs::read(file(&again, AREAS_PNG)).unwrap(), png);
         // Another pair of years for the matrix.
-        let ctx = run(
-            json!({"from": 2020, "to": 2021}),
-            vec![
-                map(dir.path(), 2019, [1, 3, 8, 3, 3, 8]),
-                map(dir.path(), 2020, [1, 14, 3, 3, 0, 8]),
-                map(dir.path(), 2021, [1, 14, 8, 3, 3, 3]),
-            ],
-            dir.path(),
-        )
-        .unwrap();
+        let ctx = run(json!({"from": 2020, "to": 2021}), in_order(), dir.path()).unwrap();
         let t = std::fs::read_to_string(file(&ctx, TRANSITIONS_FILE)).unwrap();
         assert!(
             t.contains("3,Rice,8,Evergreen broadleaf forest (EBF),1,"),
