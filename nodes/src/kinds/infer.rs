@@ -19,9 +19,14 @@
 //!
 //! ## Params (defaults in brackets)
 //! - `confidence` [true]: write `confidence.tif`.
+//! - `ensemble` [true]: a model trained with `repeats: K` holds K networks (one per random
+//!   split); classify with the average of their softmax probabilities (soft voting; the
+//!   confidence is the averaged probability of the chosen class). `false`: repeat 0's network
+//!   alone (K times less compute).
 //!
-//! Metrics: `pixels` (classified), `nodata_pixels`, `mpixel_per_s` (classified pixels per
-//! second of this step, a measurement: not part of any output).
+//! Metrics: `pixels` (classified), `nodata_pixels`, `members` (networks averaged),
+//! `mpixel_per_s` (classified pixels per second of this step, a measurement: not part of any
+//! output).
 //!
 //! ```yaml
 //! nodes:
@@ -29,7 +34,7 @@
 //!     kind: infer
 //!     for_each: { year: years }
 //!     inputs: { model: model, features: stack }
-//!     params: { confidence: true }
+//!     params: { confidence: true, ensemble: true }
 //! ```
 
 use std::collections::BTreeMap;
@@ -44,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifacts::{FEATURES, FeaturesMeta, MAP, MODEL, MapMeta};
 use crate::classes::Legend;
 use crate::kinds::raster_err;
-use crate::learn::{Classifier, ModelMeta, WEIGHTS_FILE};
+use crate::learn::{Classifier, ModelMeta};
 use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
 pub struct Infer;
@@ -53,11 +58,15 @@ pub struct Infer;
 #[serde(deny_unknown_fields, default)]
 pub struct InferParams {
     pub confidence: bool,
+    pub ensemble: bool,
 }
 
 impl Default for InferParams {
     fn default() -> InferParams {
-        InferParams { confidence: true }
+        InferParams {
+            confidence: true,
+            ensemble: true,
+        }
     }
 }
 
@@ -73,7 +82,7 @@ struct Block {
 
 impl Node for Infer {
     const KIND: &'static str = "infer";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     type Params = InferParams;
 
     fn inputs() -> Vec<Port> {
@@ -105,10 +114,16 @@ impl Node for Infer {
             ))
         })?;
         check_match(&meta, &fmeta, &model_art.step_id, &art.step_id)?;
-        let weights_path = model_art.file(WEIGHTS_FILE)?;
-        let weights = std::fs::read(weights_path).map_err(|e| {
-            NodeError::new(format!("cannot read `{}`: {e}", weights_path.display()))
-        })?;
+        let used = if p.ensemble { meta.members.len() } else { 1 };
+        let mut weights = Vec::with_capacity(used);
+        for m in meta.members.iter().take(used) {
+            let path = model_art.file(&m.file)?;
+            weights.push(
+                std::fs::read(path).map_err(|e| {
+                    NodeError::new(format!("cannot read `{}`: {e}", path.display()))
+                })?,
+            );
+        }
         let legend = meta.legend.clone();
         let classifier = Classifier::load(meta, weights).map_err(NodeError::new)?;
         let codes: Vec<u8> = legend.0.iter().map(|c| c.code).collect();
@@ -218,6 +233,7 @@ impl Node for Infer {
         let secs = started.elapsed().as_secs_f64().max(1e-9);
         ctx.metric("pixels", pixels);
         ctx.metric("nodata_pixels", nodata_pixels);
+        ctx.metric("members", used as u64);
         ctx.metric(
             "mpixel_per_s",
             (grid.pixel_count() as f64 / 1e6 / secs * 1000.0).round() / 1000.0,
@@ -341,7 +357,7 @@ fn classify_block(
     }
     rows.truncate(k * width);
     let predicted = if k > 0 {
-        classifier.classify(&mut rows)
+        classifier.classify(&rows)
     } else {
         Vec::new()
     };
@@ -433,9 +449,14 @@ mod tests {
     }
 
     fn model_art(dir: &Path) -> ArtifactIn {
+        model_art_of(dir, 1)
+    }
+
+    /// A model trained with `repeats` random splits (as many member networks).
+    fn model_art_of(dir: &Path, repeats: usize) -> ArtifactIn {
         let s = samples_art(samples(250, 1), dir);
         let ctx = crate::kinds::train::tests::run(
-            json!({"epochs": 8, "batch_size": 32, "patience": 4}),
+            json!({"epochs": 8, "batch_size": 32, "patience": 4, "repeats": repeats}),
             &s,
             dir,
         )
@@ -583,6 +604,65 @@ mod tests {
                 == std::fs::read(&o2.files[MAP_FILE]).unwrap()
         );
         assert!(!o2.files.contains_key(CONFIDENCE_FILE));
+    }
+
+    #[test]
+    fn infer_averages_the_probabilities_of_every_repeat_unless_told_not_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = model_art_of(dir.path(), 2);
+        let feats = features_art(dir.path(), &FEATS);
+        let metric = |ctx: &RunCtx, name: &str| ctx.metrics()[name].clone();
+        let conf = |ctx: &RunCtx| {
+            RasterReader::open(&ctx.outputs()["map"].files[CONFIDENCE_FILE])
+                .unwrap()
+                .read_window_f32(1, &grid().full_window())
+                .unwrap()
+        };
+        let both = run(json!({}), &model, &feats, dir.path()).unwrap();
+        let first = run(json!({"ensemble": false}), &model, &feats, dir.path()).unwrap();
+        assert_eq!(metric(&both, "members"), json!(2));
+        assert_eq!(metric(&first, "members"), json!(1));
+        let (cb, cf) = (conf(&both), conf(&first));
+        assert!(
+            cb.iter().zip(&cf).any(|(a, b)| a.is_finite() && a != b),
+            "the ensemble's confidence equals repeat 0's everywhere"
+        );
+
+        // The ensemble's probabilities are the mean of each member's, member by member.
+        let meta: ModelMeta = serde_json::from_value(model.meta.clone()).unwrap();
+        let bytes = |k: usize| std::fs::read(&model.files[&meta.members[k].file]).unwrap();
+        let alone = |k: usize| {
+            let mut m = meta.clone();
+            m.members = vec![meta.members[k].clone()];
+            Classifier::load(m, vec![bytes(k)]).unwrap()
+        };
+        let ens = Classifier::load(meta.clone(), vec![bytes(0), bytes(1)]).unwrap();
+        assert_eq!(ens.members(), 2);
+        let width = SEASONS.len() * FEATS.len();
+        let rows: Vec<f32> = (0..40)
+            .flat_map(|i| {
+                (0..width).map(move |k| {
+                    signal(truth(i * 7), k / FEATS.len(), k % FEATS.len()) + 0.3 * (i % 5) as f32
+                })
+            })
+            .collect();
+        let (p0, p1, pe) = (
+            alone(0).probabilities(&rows),
+            alone(1).probabilities(&rows),
+            ens.probabilities(&rows),
+        );
+        assert_eq!(pe.len(), 40 * 14);
+        assert_ne!(p0, p1);
+        for i in 0..pe.len() {
+            assert_eq!(pe[i], (p0[i] + p1[i]) / 2.0, "probability {i}");
+        }
+        // A weights file missing from the model's folder is named.
+        let mut broken = model.clone();
+        broken.files.remove("model_1.bpk");
+        let Err(e) = run(json!({}), &broken, &feats, dir.path()) else {
+            panic!("a model without its second weights file ran");
+        };
+        assert!(e.message.contains("model_1.bpk"), "{}", e.message);
     }
 
     #[test]

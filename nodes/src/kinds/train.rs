@@ -2,8 +2,8 @@
 //! samples: a stratified train/validation split, per-feature standardisation learned on the
 //! training split, Adam on cross-entropy in mini-batches, early stopping on the validation loss
 //! (the best epoch's weights are kept). With `repeats: K` it trains K times on K random splits
-//! (seeds `seed`, `seed + 1`, ...) and records each split's validation confusion matrix; the
-//! stored weights are repeat 0's.
+//! (seeds `seed`, `seed + 1`, ...), records each split's validation confusion matrix and stores
+//! every repeat's weights (`infer` averages their probabilities: an ensemble of K networks).
 //!
 //! Deterministic: the same samples and seed give byte-identical model files whatever `--jobs` or
 //! the number of threads (each repeat computes on one thread; repeats run side by side).
@@ -11,8 +11,8 @@
 //! ## Ports
 //! - in `samples` (`Samples`): per point a seasons x features matrix and a class code.
 //! - out `model` (`Model`, see [`crate::learn`] for the files and [`crate::learn::ModelMeta`]
-//!   for the metadata): `model.bpk` (burn record), `config.json`, `curve.csv`
-//!   (`epoch,train_loss,val_loss,val_acc` of repeat 0).
+//!   for the metadata): `model.bpk` (burn record of repeat 0), `model_1.bpk`, ... (the other
+//!   repeats'), `config.json`, `curve.csv` (`epoch,train_loss,val_loss,val_acc` of repeat 0).
 //!
 //! ## Params (defaults in brackets)
 //! - `arch` [`timecnn`]: `timecnn` (input `[batch, 1, seasons, features]`; Conv2d 3x3 32 + BN +
@@ -28,7 +28,7 @@
 //! - `val_fraction` [0.2]: share of every class held out for validation (at least one sample
 //!   each side).
 //! - `repeats` [1]: number of random splits trained (the `holdout` matrices; `assess` can report
-//!   their spread).
+//!   their spread); each split's network is kept, and `infer` maps with all of them.
 //! - `seed` [the step's seed]: base seed of splits, initial weights, epoch order and dropout.
 //! - `legend` [the 14 classes]: the classes the model predicts, a list of
 //!   `{code, name, colour}`; a sample whose label is not in it fails the step.
@@ -53,14 +53,14 @@ use rayon::prelude::*;
 use crate::artifacts::{Holdout, MODEL, SAMPLES};
 use crate::classes::Legend;
 use crate::learn::fit::{self, Data, Fitted};
-use crate::learn::{CONFIG_FILE, CURVE_FILE, Dims, ModelMeta, TrainConfig, WEIGHTS_FILE};
+use crate::learn::{CONFIG_FILE, CURVE_FILE, Dims, Member, ModelMeta, TrainConfig, weights_file};
 use crate::samples::Samples;
 
 pub struct Train;
 
 impl Node for Train {
     const KIND: &'static str = "train";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     type Params = TrainConfig;
 
     fn inputs() -> Vec<Port> {
@@ -123,8 +123,16 @@ impl Node for Train {
             seasons: samples.seasons.clone(),
             features: samples.features.clone(),
             legend,
-            mean: first.standardiser.mean.clone(),
-            sd: first.standardiser.sd.clone(),
+            members: fitted
+                .iter()
+                .enumerate()
+                .map(|(k, f)| Member {
+                    repeat: k,
+                    file: weights_file(k),
+                    mean: f.standardiser.mean.clone(),
+                    sd: f.standardiser.sd.clone(),
+                })
+                .collect(),
             n_train: first.n_train,
             n_val: first.n_val,
             epochs_run: first.curve.len(),
@@ -149,9 +157,10 @@ impl Node for Train {
         }
         let epochs = first.curve.len();
         let mean_acc = meta.val_acc.iter().sum::<f64>() / meta.val_acc.len() as f64;
-        let net = fitted.into_iter().next().expect("repeats >= 1").net;
-        let weights = crate::learn::to_bytes(net).map_err(NodeError::new)?;
-        ctx.write_output("model", WEIGHTS_FILE, &weights)?;
+        for (k, f) in fitted.into_iter().enumerate() {
+            let weights = crate::learn::to_bytes(f.net).map_err(NodeError::new)?;
+            ctx.write_output("model", &weights_file(k), &weights)?;
+        }
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| NodeError::new(e.to_string()))?;
         ctx.write_output("model", CONFIG_FILE, &json)?;
         ctx.write_output("model", CURVE_FILE, curve.as_bytes())?;
@@ -227,6 +236,7 @@ pub(crate) mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::learn::WEIGHTS_FILE;
     use crate::samples::Point;
     use crate::simulate::rng::Rng;
     use lulc_engine::{ArtifactIn, erase};
@@ -342,9 +352,12 @@ pub(crate) mod tests {
         let total: u64 = meta.holdout[0].matrix.iter().flatten().sum();
         assert_eq!(total, 50);
         // Standardisation stored: the training split's per-feature mean is near the signal's.
-        assert_eq!(meta.mean.len(), 4);
-        assert!((meta.mean[1] - 50.0).abs() < 5.0, "{:?}", meta.mean);
-        assert!(meta.sd.iter().all(|s| *s > 0.0));
+        assert_eq!(meta.members.len(), 1);
+        let m = &meta.members[0];
+        assert_eq!(m.file, WEIGHTS_FILE);
+        assert_eq!(m.mean.len(), 4);
+        assert!((m.mean[1] - 50.0).abs() < 5.0, "{:?}", m.mean);
+        assert!(m.sd.iter().all(|s| *s > 0.0));
         let f = files(&ctx);
         let curve = String::from_utf8(f[CURVE_FILE].clone()).unwrap();
         assert!(
@@ -379,6 +392,11 @@ pub(crate) mod tests {
         let meta: ModelMeta = serde_json::from_value(a.1).unwrap();
         let seeds: Vec<u64> = meta.holdout.iter().map(|h| h.seed).collect();
         assert_eq!(seeds, vec![11, 12]);
+        // Every repeat's network is stored, each with its own split's standardisation.
+        let names: Vec<&str> = meta.members.iter().map(|m| m.file.as_str()).collect();
+        assert_eq!(names, ["model.bpk", "model_1.bpk"]);
+        assert_ne!(a.0["model.bpk"], a.0["model_1.bpk"]);
+        assert_ne!(meta.members[0].mean, meta.members[1].mean);
         for h in &meta.holdout {
             assert_eq!(h.matrix.iter().flatten().sum::<u64>(), meta.n_val as u64);
         }

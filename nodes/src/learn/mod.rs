@@ -10,7 +10,8 @@
 //! Files:
 //! - `model.bpk`: the weights of repeat 0 (its best epoch), a burnpack record (burn's
 //!   `ModuleRecord::into_bytes`; parameter ids are numbered, not random, so the bytes are
-//!   deterministic);
+//!   deterministic); `model_1.bpk`, `model_2.bpk`, ...: those of the other repeats (the
+//!   [`ModelMeta::members`]; `infer` averages their probabilities);
 //! - `config.json`: the [`ModelMeta`] again, pretty-printed, so the folder describes itself;
 //! - `curve.csv`: `epoch,train_loss,val_loss,val_acc` of repeat 0.
 //!
@@ -30,6 +31,15 @@ pub use net::{Arch, Dims, Net};
 
 /// File names inside a `Model` artifact.
 pub const WEIGHTS_FILE: &str = "model.bpk";
+
+/// The weights file of repeat `k`: [`WEIGHTS_FILE`] for repeat 0, `model_<k>.bpk` after it.
+pub fn weights_file(k: usize) -> String {
+    if k == 0 {
+        WEIGHTS_FILE.to_string()
+    } else {
+        format!("model_{k}.bpk")
+    }
+}
 pub const CONFIG_FILE: &str = "config.json";
 pub const CURVE_FILE: &str = "curve.csv";
 
@@ -150,10 +160,9 @@ pub struct ModelMeta {
     pub features: Vec<String>,
     /// Classes in model output order (output `i` is `legend[i].code`).
     pub legend: Legend,
-    /// Standardisation per feature (over all seasons), learned on repeat 0's training split:
-    /// the network sees `(value - mean) / sd`.
-    pub mean: Vec<f32>,
-    pub sd: Vec<f32>,
+    /// One trained network per repeat, in repeat order (member 0 is repeat 0, the one whose
+    /// split sizes, epochs and curve are recorded here).
+    pub members: Vec<Member>,
     /// Sizes of repeat 0's split.
     pub n_train: usize,
     pub n_val: usize,
@@ -165,6 +174,20 @@ pub struct ModelMeta {
     /// Validation confusion matrix of each repeat (rows predicted, columns reference, legend
     /// order).
     pub holdout: Vec<Holdout>,
+}
+
+/// One repeat's network in a `Model`: its weights file and the standardisation learned on its
+/// training split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub repeat: usize,
+    /// File name in the artifact ([`weights_file`]).
+    pub file: String,
+    /// Standardisation per feature (over all seasons), learned on this repeat's training split:
+    /// the network sees `(value - mean) / sd`.
+    pub mean: Vec<f32>,
+    pub sd: Vec<f32>,
 }
 
 impl ModelMeta {
@@ -284,12 +307,11 @@ pub fn to_bytes(net: Net) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot serialise the model: {e}"))
 }
 
-/// A trained model, ready to classify.
+/// A trained model, ready to classify: one network or the average of several (soft voting).
 pub struct Classifier {
     pub meta: ModelMeta,
-    net: Net,
+    nets: Vec<(Net, Standardiser)>,
     device: Device,
-    standardiser: Standardiser,
 }
 
 impl std::fmt::Debug for Classifier {
@@ -297,53 +319,96 @@ impl std::fmt::Debug for Classifier {
         f.debug_struct("Classifier")
             .field("arch", &self.meta.arch)
             .field("dims", &self.meta.dims())
+            .field("members", &self.nets.len())
             .finish()
     }
 }
 
 impl Classifier {
-    /// A model from its metadata and the bytes of its weights file.
-    pub fn load(meta: ModelMeta, weights: Vec<u8>) -> Result<Classifier, String> {
+    /// A model from its metadata and, for each member used (in order, at least one), the bytes
+    /// of its weights file: `weights[i]` belongs to `meta.members[i]`.
+    pub fn load(meta: ModelMeta, weights: Vec<Vec<u8>>) -> Result<Classifier, String> {
         let device = cpu();
         let dims = meta.dims();
-        let width = dims.features;
-        if meta.mean.len() != width || meta.sd.len() != width {
+        if weights.is_empty() || weights.len() > meta.members.len() {
             return Err(format!(
-                "the model's standardisation has {} means and {} sds for {} features",
-                meta.mean.len(),
-                meta.sd.len(),
-                width
+                "{} weights file(s) for a model of {} member(s)",
+                weights.len(),
+                meta.members.len()
             ));
         }
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
-            .map_err(|e| format!("cannot read the model's weights: {e}"))?;
-        let net = Net::new(meta.arch, dims, meta.config.dropout, 0, &device)
-            .try_load_record(record)
-            .map_err(|e| format!("the weights do not fit a {} network: {e}", meta.arch.name()))?;
-        let standardiser = Standardiser {
-            mean: meta.mean.clone(),
-            sd: meta.sd.clone(),
-        };
-        Ok(Classifier {
-            meta,
-            net,
-            device,
-            standardiser,
-        })
+        let mut nets = Vec::with_capacity(weights.len());
+        for (m, bytes) in meta.members.iter().zip(weights) {
+            if m.mean.len() != dims.features || m.sd.len() != dims.features {
+                return Err(format!(
+                    "member {} of the model has {} means and {} sds for {} features",
+                    m.repeat,
+                    m.mean.len(),
+                    m.sd.len(),
+                    dims.features
+                ));
+            }
+            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+                .map_err(|e| format!("cannot read the weights of `{}`: {e}", m.file))?;
+            let net = Net::new(meta.arch, dims, meta.config.dropout, 0, &device)
+                .try_load_record(record)
+                .map_err(|e| {
+                    format!(
+                        "the weights of `{}` do not fit a {} network: {e}",
+                        m.file,
+                        meta.arch.name()
+                    )
+                })?;
+            let standardiser = Standardiser {
+                mean: m.mean.clone(),
+                sd: m.sd.clone(),
+            };
+            nets.push((net, standardiser));
+        }
+        Ok(Classifier { meta, nets, device })
     }
 
-    /// Class index (legend order) and its softmax probability for each raw (not standardised)
-    /// row; the rows are standardised in place.
-    pub fn classify(&self, rows: &mut [f32]) -> Vec<(usize, f32)> {
-        self.standardiser.apply(rows);
+    /// Number of networks whose probabilities are averaged.
+    pub fn members(&self) -> usize {
+        self.nets.len()
+    }
+
+    /// Probabilities `[n][classes]` (legend order) of raw (not standardised) rows: the softmax
+    /// of each member on the rows standardised its way, averaged over the members (summed in
+    /// member order, then divided: deterministic).
+    pub fn probabilities(&self, rows: &[f32]) -> Vec<f32> {
         let dims = self.meta.dims();
-        let p = predict(&self.net, dims, rows, &self.device);
-        p.chunks_exact(dims.classes)
+        let mut sum: Vec<f32> = Vec::new();
+        let mut scratch = vec![0.0f32; rows.len()];
+        for (net, standardiser) in &self.nets {
+            scratch.copy_from_slice(rows);
+            standardiser.apply(&mut scratch);
+            let p = predict(net, dims, &scratch, &self.device);
+            if sum.is_empty() {
+                sum = p;
+            } else {
+                for (s, v) in sum.iter_mut().zip(&p) {
+                    *s += v;
+                }
+            }
+        }
+        if self.nets.len() > 1 {
+            let k = self.nets.len() as f32;
+            sum.iter_mut().for_each(|v| *v /= k);
+        }
+        sum
+    }
+
+    /// Class index (legend order) and its probability for each raw (not standardised) row:
+    /// the most probable class of [`Classifier::probabilities`] (the first on a tie).
+    pub fn classify(&self, rows: &[f32]) -> Vec<(usize, f32)> {
+        self.probabilities(rows)
+            .chunks_exact(self.meta.dims().classes)
             .map(|row| {
                 let mut best = 0;
-                for (k, v) in row.iter().enumerate() {
+                for (i, v) in row.iter().enumerate() {
                     if *v > row[best] {
-                        best = k;
+                        best = i;
                     }
                 }
                 (best, row[best])
