@@ -46,4 +46,4 @@ if want train; then
   else echo "(PyTorch not installed: skipped; PYTHON=/path/to/venv/bin/python benches/run.sh train)"; fi
 fi
 if want tile; then echo "=== composite + index over a 10980 px tile"; benches/tile_memory.sh 10980; fi
-if want infer; then echo "=== infer over a 10980 x 1024 px strip"; benches/infer_tile.sh 10980 1024; fi
+if want infer; then echo "=== infer over a 10980 x 1024 px strip, 6 seasons x 30 features"; benches/infer_tile.sh 10980 1024 30; fi
