@@ -355,6 +355,9 @@ struct NodeDecl {
     inputs_invalid: bool,
     /// Param paths already reported for this node.
     param_errors: BTreeSet<String>,
+    /// Some step of this node was left out for an error already reported (bad params, a
+    /// missing input): its readers do not report the partitions it lacks again.
+    dropped: bool,
 }
 
 struct SweepAxis {
@@ -513,6 +516,7 @@ impl Lowerer<'_> {
             refs,
             inputs_invalid: n.inputs_invalid,
             param_errors: BTreeSet::new(),
+            dropped: false,
         }
     }
 
@@ -1278,6 +1282,7 @@ impl Lowerer<'_> {
                         return (steps, by_id);
                     }
                     let (Some(params), Some(inputs)) = (params, inputs) else {
+                        self.nodes[n].dropped = true;
                         continue;
                     };
                     let idx = steps.len();
@@ -1519,6 +1524,11 @@ impl Lowerer<'_> {
                         step: s,
                         port: inp.out_port.clone(),
                     }),
+                    None if up.dropped => {
+                        // The partition is missing because of an error reported at `up`.
+                        ok = false;
+                        break;
+                    }
                     None => {
                         let wanted: BTreeMap<String, DimValue> =
                             up_dims.iter().cloned().zip(combo.iter().cloned()).collect();
