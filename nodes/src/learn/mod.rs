@@ -31,6 +31,8 @@ pub use net::{Arch, Dims, Net};
 
 /// File names inside a `Model` artifact.
 pub const WEIGHTS_FILE: &str = "model.bpk";
+pub const CONFIG_FILE: &str = "config.json";
+pub const CURVE_FILE: &str = "curve.csv";
 
 /// The weights file of repeat `k`: [`WEIGHTS_FILE`] for repeat 0, `model_<k>.bpk` after it.
 pub fn weights_file(k: usize) -> String {
@@ -40,8 +42,6 @@ pub fn weights_file(k: usize) -> String {
         format!("model_{k}.bpk")
     }
 }
-pub const CONFIG_FILE: &str = "config.json";
-pub const CURVE_FILE: &str = "curve.csv";
 
 /// Samples per forward pass when predicting (bounds the activations' memory: `timecnn` on
 /// 6 x 30 inputs holds about 46 kB per sample and layer).
