@@ -14,6 +14,7 @@ depend on the values).
 """
 
 import argparse
+import threading
 import time
 
 import numpy as np
@@ -66,7 +67,19 @@ def main():
     ap.add_argument("--samples", type=int, default=20000)
     ap.add_argument("--arch", default="timecnn", choices=["timecnn", "tempcnn"])
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--thread", default="spawned", choices=["spawned", "main"],
+                    help="train on a thread of its own (as bench_train and `lulc run` do) or on "
+                         "the main thread")
     a = ap.parse_args()
+    if a.thread == "main":
+        run(a)
+    else:
+        t = threading.Thread(target=run, args=(a,))
+        t.start()
+        t.join()
+
+
+def run(a):
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -116,7 +129,7 @@ def main():
     cpu = time.process_time() - c0
     print(f"torch {torch.__version__} {a.arch} {SEASONS}x{FEATURES} x {CLASSES} classes, "
           f"{len(xt)} train + {len(xv)} val samples, batch {bs}, {a.epochs} epochs, "
-          f"{torch.get_num_threads()} threads: {secs:.1f} s, {len(xt) * a.epochs / secs:.0f} samples/s, "
+          f"{torch.get_num_threads()} threads, {a.thread} thread: {secs:.1f} s, {len(xt) * a.epochs / secs:.0f} samples/s, "
           f"CPU {cpu:.1f} s, {len(xt) * a.epochs / cpu:.0f} samples per CPU-second")
 
 

@@ -4,7 +4,7 @@
 //! `benches/train_torch.py` (the same network in PyTorch, CPU).
 //!
 //! ```sh
-//! cargo run --release -p lulc-nodes --example bench_train -- [--epochs 3] [--samples 20000] [--arch timecnn]
+//! cargo run --release -p lulc-nodes --example bench_train -- [--epochs 3] [--samples 20000] [--arch timecnn] [--thread spawned|main]
 //! ```
 //!
 //! Reported: training samples seen per second of wall time, over all epochs (validation passes
@@ -22,6 +22,7 @@ fn main() {
     let mut epochs = 3usize;
     let mut n = 20_000usize;
     let mut arch = Arch::Timecnn;
+    let mut on_main = false;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -32,6 +33,13 @@ fn main() {
             "--arch" => {
                 arch = serde_json::from_value(serde_json::Value::String(value))
                     .expect("--arch timecnn|tempcnn")
+            }
+            "--thread" => {
+                on_main = match value.as_str() {
+                    "main" => true,
+                    "spawned" => false,
+                    _ => panic!("--thread spawned|main"),
+                }
             }
             other => panic!("unknown argument `{other}`"),
         }
@@ -67,14 +75,24 @@ fn main() {
         labels: &labels,
         dims,
     };
-    let t = Instant::now();
-    let cpu0 = cpu_seconds();
-    let f = fit(&data, &cfg, 1).expect("training");
-    let secs = t.elapsed().as_secs_f64();
-    let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+    let run = || {
+        let t = Instant::now();
+        let cpu0 = cpu_seconds();
+        let f = fit(&data, &cfg, 1).expect("training");
+        let secs = t.elapsed().as_secs_f64();
+        (f, secs, cpu_seconds().zip(cpu0).map(|(b, a)| b - a))
+    };
+    // By default on a thread of its own, as `lulc run` trains (on its worker threads, never the
+    // main one): glibc serves the main thread from the `brk` heap, which it trims after every
+    // large free, so the next batch's buffers fault their pages in again (about 10 % slower).
+    let (f, secs, cpu) = if on_main {
+        run()
+    } else {
+        std::thread::scope(|s| s.spawn(run).join().expect("the training thread"))
+    };
     let seen = (f.n_train * f.curve.len()) as f64;
     println!(
-        "{} {}x{} x {} classes, {} train + {} val samples, batch {}, {} epochs: {:.1} s, {:.0} samples/s{} (val_acc {:.3})",
+        "{} {}x{} x {} classes, {} train + {} val samples, batch {}, {} epochs, {} thread: {:.1} s, {:.0} samples/s{} (val_acc {:.3})",
         arch.name(),
         dims.seasons,
         dims.features,
@@ -83,6 +101,7 @@ fn main() {
         f.n_val,
         cfg.batch_size,
         f.curve.len(),
+        if on_main { "main" } else { "spawned" },
         secs,
         seen / secs,
         cpu.map(|c| format!(", CPU {c:.1} s, {:.0} samples per CPU-second", seen / c))
