@@ -137,6 +137,23 @@ pub(crate) mod testutil {
         }
     }
 
+    /// Records three steps, `good`, `bad` and `gone` (keys `kgood`, `kbad`, `kgone`), one blob
+    /// each, for the tests that then corrupt `bad`'s blob and delete `gone`'s.
+    pub fn good_bad_gone(store: &Store) -> [StepRecord; 3] {
+        let recs = ["good", "bad", "gone"].map(|id| {
+            step(
+                store,
+                &format!("k{id}"),
+                id,
+                format!("{id} content").as_bytes(),
+            )
+        });
+        for rec in &recs {
+            store.record_step(rec).unwrap();
+        }
+        recs
+    }
+
     /// Starts a run of scope `demo` (spec `demo.yaml`); its id.
     pub fn begin_demo_run(store: &Store) -> i64 {
         store

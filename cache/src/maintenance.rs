@@ -690,7 +690,7 @@ struct GcSnapshot {
 mod tests {
     use super::*;
     use crate::records::decode_record;
-    use crate::testutil::{flip_bit, step, store};
+    use crate::testutil::{flip_bit, good_bad_gone, step, store};
     use crate::{RunStep, StepRecord};
 
     /// One run per entry of `steps`: each step's blob is put, recorded and logged as `ran`.
@@ -724,12 +724,7 @@ mod tests {
     #[test]
     fn verify_quarantines_a_corrupt_blob_and_forgets_its_steps() {
         let (_dir, store) = store();
-        let good = step(&store, "kgood", "good", b"good content");
-        let bad = step(&store, "kbad", "bad", b"bad content");
-        let gone = step(&store, "kgone", "gone", b"gone content");
-        for rec in [&good, &bad, &gone] {
-            store.record_step(rec).unwrap();
-        }
+        let [_, bad, gone] = good_bad_gone(&store);
         assert_eq!(
             store.verify().unwrap(),
             VerifyReport {

@@ -466,7 +466,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::RunStep;
-    use crate::testutil::{flip_bit, make_writable, step, store};
+    use crate::testutil::{flip_bit, good_bad_gone, make_writable, step, store};
 
     /// Everything a reader of the index can see about the steps of `store`.
     #[derive(Debug, PartialEq)]
@@ -692,12 +692,7 @@ mod tests {
     #[test]
     fn records_with_a_corrupt_or_missing_blob_are_skipped() {
         let (_dir, store) = store();
-        let good = step(&store, "kgood", "good", b"good content");
-        let bad = step(&store, "kbad", "bad", b"bad content");
-        let gone = step(&store, "kgone", "gone", b"gone content");
-        for rec in [&good, &bad, &gone] {
-            store.record_step(rec).unwrap();
-        }
+        let [_, bad, gone] = good_bad_gone(&store);
         let root = store.root().to_owned();
         let bad_blob = store.blob_path(&bad.blobs[0]);
         flip_bit(&bad_blob);
