@@ -264,14 +264,18 @@ impl Store {
         self.remove_records([key])
     }
 
-    /// Marks a step as used now (cache hit), for `gc --max-size` least-recently-used order.
-    pub fn touch_step(&self, key: &str) -> Result<()> {
+    /// Marks steps as used now (cache hits), for `gc --max-size` least-recently-used order: one
+    /// transaction, one stamp. Unknown keys are ignored.
+    pub fn touch_steps(&self, keys: &[&str]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
         let stamp = next_stamp();
         self.write(|tx| {
-            tx.execute(
-                "UPDATE steps SET last_used = ?2 WHERE key = ?1",
-                params![key, stamp],
-            )?;
+            let mut update = tx.prepare_cached("UPDATE steps SET last_used = ?2 WHERE key = ?1")?;
+            for key in keys {
+                update.execute(params![key, stamp])?;
+            }
             Ok(())
         })
     }

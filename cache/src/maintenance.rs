@@ -922,9 +922,9 @@ mod tests {
         run_with(&store, &[&a]);
         run_with(&store, &[&b]);
         run_with(&store, &[&new]);
-        store.touch_step("ka").unwrap();
-        store.touch_step("kb").unwrap();
-        store.touch_step("ka").unwrap(); // a is now the most recently used of a, b
+        store.touch_steps(&["ka"]).unwrap();
+        store.touch_steps(&["kb"]).unwrap();
+        store.touch_steps(&["ka"]).unwrap(); // a is now the most recently used of a, b
 
         let opts = |max_size| GcOptions {
             keep_runs: 3,

@@ -905,7 +905,7 @@ mod tests {
                     store.record_step(&rec)?;
                     let got = store.lookup(&key)?.expect("just recorded");
                     assert_eq!(got.outputs, rec.outputs);
-                    store.touch_step(&key)?;
+                    store.touch_steps(&[key.as_str()])?;
                 }
                 Ok::<_, CacheError>(())
             }));

@@ -442,6 +442,13 @@ pub fn run(
         })
         .collect();
     store.record_run_steps(run_id, &steps)?;
+    // A cache hit is a use: `gc --max-size` evicts least recently used first.
+    let hits: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.status == Status::Cached)
+        .filter_map(|o| o.key.as_deref())
+        .collect();
+    store.touch_steps(&hits)?;
     let failed = outcomes.iter().any(|o| o.status == Status::Failed);
     store.finish_run(run_id, if failed { "failed" } else { "ok" })?;
     Ok(RunReport { run_id, outcomes })

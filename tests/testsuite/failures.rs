@@ -226,6 +226,33 @@ nodes:
 }
 
 #[test]
+fn a_cache_hit_counts_as_a_use_for_gc_max_size() {
+    let p = Project::new("name: lru\nnodes:\n  a: { kind: emit, params: { value: 1 } }\n");
+    p.run(&[]).assert_ok();
+    p.run(&["--set", "a.value=2"]).assert_ok();
+    // value 1 was computed before value 2, but is used after it.
+    let hit = p.run(&[]);
+    hit.assert_ok();
+    assert_eq!(hit.steps_with("cached"), vec!["a"]);
+    p.run(&["--set", "a.value=3"]).assert_ok();
+    // Three results of the same size; room for the newest run's and one more.
+    let total: u64 = p
+        .blobs()
+        .iter()
+        .map(|b| std::fs::metadata(b).unwrap().len())
+        .sum();
+    let gc = p.lulc(&["gc", "--max-size", &(total * 2 / 3).to_string()]);
+    gc.assert_ok();
+    let again = |set: &str| p.run(&["--set", set]).steps_with("ran");
+    assert!(again("a.value=1").is_empty(), "the value used last is kept");
+    assert_eq!(
+        again("a.value=2"),
+        vec!["a"],
+        "the least recently used is evicted"
+    );
+}
+
+#[test]
 fn gc_dry_run_then_real() {
     let p = Project::new(YEARLY);
     p.run(&[]).assert_ok();
