@@ -38,14 +38,13 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{MAP, MapMeta};
 use crate::classes::Legend;
 use crate::kinds::assess::pixel_km2;
 use crate::kinds::infer::MAP_FILE;
-use crate::kinds::raster_err;
+use crate::kinds::{blockwise, raster_err};
 use crate::plot::{FONT_FAMILY, encode_png, register_font};
 use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
@@ -228,24 +227,17 @@ impl Node for Change {
         let group = rayon::current_num_threads().max(1) * 2;
         let mut transitions: BTreeMap<(u8, u8), u64> = BTreeMap::new();
         let (mut changed, mut nodata) = (0u64, 0u64);
-        for chunk in blocks.chunks(group) {
-            let results: Vec<Result<Block, NodeError>> = chunk
-                .par_iter()
-                .map_init(
-                    || -> Result<Vec<RasterReader>, NodeError> {
-                        paths
-                            .iter()
-                            .map(|p| RasterReader::open(p).map_err(raster_err))
-                            .collect()
-                    },
-                    |readers, w| {
-                        let readers = readers.as_ref().map_err(Clone::clone)?;
-                        block(readers, w, from, to)
-                    },
-                )
-                .collect();
-            for (w, b) in chunk.iter().zip(results) {
-                let b = b?;
+        blockwise(
+            &blocks,
+            group,
+            || -> Result<Vec<RasterReader>, NodeError> {
+                paths
+                    .iter()
+                    .map(|p| RasterReader::open(p).map_err(raster_err))
+                    .collect()
+            },
+            |readers, w| block(readers, w, from, to),
+            |w, b| {
                 freq.write_window_u8(1, w, &b.frequency)
                     .map_err(raster_err)?;
                 for (k, v) in b.transitions {
@@ -253,8 +245,9 @@ impl Node for Change {
                 }
                 changed += b.changed;
                 nodata += b.nodata;
-            }
-        }
+                Ok(())
+            },
+        )?;
         freq.finish().map_err(raster_err)?;
 
         let km2 = pixel_km2(&grid);

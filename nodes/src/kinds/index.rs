@@ -77,7 +77,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use lulc_engine::{ArtifactIn, Inputs, Node, NodeError, Port, RunCtx};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{COMPOSITE, CompositeMeta, FEATURES, FeaturesMeta, SCENES, ScenesMeta};
@@ -88,7 +87,7 @@ use crate::features::spectral::{
     self, Formula, S2_INDICES, S2Bands, SarRatio, palsar_indices, sar_pair,
 };
 use crate::features::terrain::slope_horn;
-use crate::kinds::raster_err;
+use crate::kinds::{blockwise, raster_err};
 use crate::raster::{
     DType, Grid, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions, crs_equivalent,
 };
@@ -311,23 +310,16 @@ impl Node for Index {
             );
             files.push((season.clone(), name));
         }
-        // Blocks in chunks, so that a 10980 x 10980 tile never holds more than a few blocks of
+        // Blocks in groups, so that a 10980 x 10980 tile never holds more than a few blocks of
         // results (6 seasons x 38 features x 256 x 256 x 4 B = 60 MB per block).
         let blocks: Vec<Window> = plan.grid.blocks(TILE).collect();
-        let chunk = (rayon::current_num_threads() * 2).max(2);
-        for group in blocks.chunks(chunk) {
-            let results: Vec<Result<Vec<Vec<f32>>, NodeError>> = group
-                .par_iter()
-                .map_init(
-                    || plan.open_readers(),
-                    |readers, w| match readers {
-                        Ok(r) => plan.compute_block(r, w),
-                        Err(e) => Err(e.clone()),
-                    },
-                )
-                .collect();
-            for (w, res) in group.iter().zip(results) {
-                let seasons = res?;
+        let group = (rayon::current_num_threads() * 2).max(2);
+        blockwise(
+            &blocks,
+            group,
+            || plan.open_readers(),
+            |readers, w| plan.compute_block(readers, w),
+            |w, seasons| {
                 let n = w.len();
                 for (writer, data) in writers.iter_mut().zip(&seasons) {
                     for k in 0..nfeat {
@@ -336,8 +328,9 @@ impl Node for Index {
                             .map_err(raster_err)?;
                     }
                 }
-            }
-        }
+                Ok(())
+            },
+        )?;
         for w in writers {
             w.finish().map_err(raster_err)?;
         }

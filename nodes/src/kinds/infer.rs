@@ -43,12 +43,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{FEATURES, FeaturesMeta, MAP, MODEL, MapMeta};
 use crate::classes::Legend;
-use crate::kinds::raster_err;
+use crate::kinds::{blockwise, raster_err};
 use crate::learn::{Classifier, ModelMeta};
 use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
@@ -192,24 +191,17 @@ impl Node for Infer {
         let group = rayon::current_num_threads().max(1) * 2;
         let mut class_pixels: BTreeMap<u8, u64> = codes.iter().map(|c| (*c, 0)).collect();
         let mut nodata_pixels = 0u64;
-        for chunk in blocks.chunks(group) {
-            let results: Vec<Result<Block, NodeError>> = chunk
-                .par_iter()
-                .map_init(
-                    || -> Result<Vec<RasterReader>, NodeError> {
-                        season_files
-                            .iter()
-                            .map(|p| RasterReader::open(p).map_err(raster_err))
-                            .collect()
-                    },
-                    |readers, w| {
-                        let readers = readers.as_ref().map_err(Clone::clone)?;
-                        classify_block(readers, w, n_features, &classifier, &codes)
-                    },
-                )
-                .collect();
-            for (w, block) in chunk.iter().zip(results) {
-                let block = block?;
+        blockwise(
+            &blocks,
+            group,
+            || -> Result<Vec<RasterReader>, NodeError> {
+                season_files
+                    .iter()
+                    .map(|p| RasterReader::open(p).map_err(raster_err))
+                    .collect()
+            },
+            |readers, w| classify_block(readers, w, n_features, &classifier, &codes),
+            |w, block| {
                 for c in &block.classes {
                     match class_pixels.get_mut(c) {
                         Some(n) => *n += 1,
@@ -222,8 +214,9 @@ impl Node for Infer {
                     conf.write_window_f32(1, w, &block.confidence)
                         .map_err(raster_err)?;
                 }
-            }
-        }
+                Ok(())
+            },
+        )?;
         map.finish().map_err(raster_err)?;
         if let Some(conf) = conf {
             conf.finish().map_err(raster_err)?;

@@ -16,7 +16,137 @@ pub mod simulate;
 pub mod stack;
 pub mod train;
 
+/// Block-wise work over a raster (`index`, `stack`, `infer`, `change`): `compute` runs on groups
+/// of `group` blocks in parallel (rayon), each worker thread with its own state from `open`
+/// (its readers; an error opening them fails the blocks it would compute), then `write` takes
+/// the group's results in block order on the calling thread. The output is the same whatever
+/// the thread count; one group's results are held at a time. (Writing one group while the next
+/// is computed was tried: `index` over a 10980 x 1024 px strip took 75 s instead of 77 s and
+/// 1.24 GB instead of 1.05 GB, so it was dropped.)
+pub(crate) fn blockwise<S, T>(
+    blocks: &[crate::raster::Window],
+    group: usize,
+    open: impl Fn() -> Result<S, lulc_engine::NodeError> + Sync + Send,
+    compute: impl Fn(&S, &crate::raster::Window) -> Result<T, lulc_engine::NodeError> + Sync + Send,
+    mut write: impl FnMut(&crate::raster::Window, T) -> Result<(), lulc_engine::NodeError>,
+) -> Result<(), lulc_engine::NodeError>
+where
+    T: Send,
+{
+    use rayon::prelude::*;
+    let run = |g: &[crate::raster::Window]| -> Vec<Result<T, lulc_engine::NodeError>> {
+        g.par_iter()
+            .map_init(&open, |state, w| {
+                compute(state.as_ref().map_err(Clone::clone)?, w)
+            })
+            .collect()
+    };
+    for g in blocks.chunks(group.max(1)) {
+        for (w, r) in g.iter().zip(run(g)) {
+            write(w, r?)?;
+        }
+    }
+    Ok(())
+}
+
 /// A raster error as a step failure, its message unchanged (it names the file and band).
 pub(crate) fn raster_err(e: crate::raster::RasterError) -> lulc_engine::NodeError {
     lulc_engine::NodeError::new(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use lulc_engine::NodeError;
+
+    use super::blockwise;
+    use crate::raster::Window;
+
+    fn blocks(n: usize) -> Vec<Window> {
+        (0..n)
+            .map(|i| Window::new(i * 4, 0, 4, 1 + i % 3))
+            .collect()
+    }
+
+    #[test]
+    fn blockwise_writes_every_block_once_in_order_whatever_the_group() {
+        let blocks = blocks(11);
+        let expected: Vec<(Window, usize)> = blocks.iter().map(|w| (*w, w.x * 10 + w.h)).collect();
+        for group in [1, 2, 3, 4, 11, 64] {
+            let mut written = Vec::new();
+            blockwise(
+                &blocks,
+                group,
+                || Ok(10usize),
+                |ten, w| Ok(w.x * ten + w.h),
+                |w, v| {
+                    written.push((*w, v));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(written, expected, "group {group}");
+        }
+        // No blocks: nothing opened, nothing written.
+        blockwise(
+            &[],
+            4,
+            || -> Result<(), NodeError> { panic!("opened") },
+            |_, _| Ok(()),
+            |_, _: ()| panic!("wrote"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn blockwise_stops_at_the_first_error_in_block_order() {
+        let blocks = blocks(9);
+        // A compute error in block 5: blocks 0-4 are written, then the error is returned.
+        let mut written = Vec::new();
+        let err = blockwise(
+            &blocks,
+            2,
+            || Ok(()),
+            |_, w| {
+                if w.x == 20 {
+                    Err(NodeError::new("bad block 5"))
+                } else {
+                    Ok(w.x)
+                }
+            },
+            |_, v| {
+                written.push(v);
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.message, "bad block 5");
+        assert_eq!(written, vec![0, 4, 8, 12, 16]);
+        // A write error stops the writing; an error opening the readers fails the blocks.
+        let mut calls = 0;
+        let err = blockwise(
+            &blocks,
+            3,
+            || Ok(()),
+            |_, w| Ok(w.x),
+            |_, _| {
+                calls += 1;
+                if calls == 2 {
+                    Err(NodeError::new("disk full"))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .unwrap_err();
+        assert_eq!((err.message.as_str(), calls), ("disk full", 2));
+        let err = blockwise(
+            &blocks,
+            3,
+            || -> Result<(), NodeError> { Err(NodeError::new("cannot open `a.tif`")) },
+            |_, w| Ok(w.x),
+            |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert_eq!(err.message, "cannot open `a.tif`");
+    }
 }

@@ -33,12 +33,11 @@
 //! ```
 
 use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{FEATURES, FeaturesMeta};
 use crate::features::sets::{self, FeatureSelection};
-use crate::kinds::raster_err;
+use crate::kinds::{blockwise, raster_err};
 use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
 pub struct Stack;
@@ -154,28 +153,25 @@ impl Node for Stack {
                 .map_err(raster_err)?;
             let blocks: Vec<Window> = meta.grid.blocks(TILE).collect();
             let chunk = (rayon::current_num_threads() * 4).max(4);
-            for group in blocks.chunks(chunk) {
-                let results: Vec<Result<Vec<Vec<f32>>, NodeError>> = group
-                    .par_iter()
-                    .map_init(
-                        || RasterReader::open(&src).map_err(raster_err),
-                        |reader, w| {
-                            let reader = reader.as_ref().map_err(Clone::clone)?;
-                            bands
-                                .iter()
-                                .map(|&b| reader.read_window_f32(b, w).map_err(raster_err))
-                                .collect()
-                        },
-                    )
-                    .collect();
-                for (w, planes) in group.iter().zip(results) {
-                    for (k, plane) in planes?.iter().enumerate() {
+            blockwise(
+                &blocks,
+                chunk,
+                || RasterReader::open(&src).map_err(raster_err),
+                |reader, w| {
+                    bands
+                        .iter()
+                        .map(|&b| reader.read_window_f32(b, w).map_err(raster_err))
+                        .collect::<Result<Vec<Vec<f32>>, NodeError>>()
+                },
+                |w, planes| {
+                    for (k, plane) in planes.iter().enumerate() {
                         writer
                             .write_window_f32(k + 1, w, plane)
                             .map_err(raster_err)?;
                     }
-                }
-            }
+                    Ok(())
+                },
+            )?;
             writer.finish().map_err(raster_err)?;
         }
         ctx.metric("features", names.len() as u64);
