@@ -44,7 +44,7 @@ use crate::artifacts::{MAP, MapMeta};
 use crate::classes::Legend;
 use crate::kinds::assess::pixel_km2;
 use crate::kinds::infer::MAP_FILE;
-use crate::kinds::{blockwise, raster_err};
+use crate::kinds::{blockwise, open_all, raster_err};
 use crate::plot::{FONT_FAMILY, encode_png, register_font};
 use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
@@ -224,18 +224,12 @@ impl Node for Change {
         )
         .map_err(raster_err)?;
         let blocks: Vec<Window> = grid.blocks(TILE).collect();
-        let group = rayon::current_num_threads().max(1) * 2;
         let mut transitions: BTreeMap<(u8, u8), u64> = BTreeMap::new();
         let (mut changed, mut nodata) = (0u64, 0u64);
         blockwise(
             &blocks,
-            group,
-            || -> Result<Vec<RasterReader>, NodeError> {
-                paths
-                    .iter()
-                    .map(|p| RasterReader::open(p).map_err(raster_err))
-                    .collect()
-            },
+            2,
+            || open_all(&paths),
             |readers, w| block(readers, w, from, to),
             |w, b| {
                 freq.write_window_u8(1, w, &b.frequency)

@@ -87,7 +87,7 @@ use crate::features::spectral::{
     self, Formula, S2_INDICES, S2Bands, SarRatio, palsar_indices, sar_pair,
 };
 use crate::features::terrain::slope_horn;
-use crate::kinds::{blockwise, raster_err};
+use crate::kinds::{blockwise, open_all, raster_err};
 use crate::raster::{
     DType, Grid, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions, crs_equivalent,
 };
@@ -313,10 +313,9 @@ impl Node for Index {
         // Blocks in groups, so that a 10980 x 10980 tile never holds more than a few blocks of
         // results (6 seasons x 38 features x 256 x 256 x 4 B = 60 MB per block).
         let blocks: Vec<Window> = plan.grid.blocks(TILE).collect();
-        let group = (rayon::current_num_threads() * 2).max(2);
         blockwise(
             &blocks,
-            group,
+            2,
             || plan.open_readers(),
             |readers, w| plan.compute_block(readers, w),
             |w, seasons| {
@@ -563,12 +562,7 @@ impl IndexPlan {
     }
 
     fn open_readers(&self) -> Result<Readers, NodeError> {
-        let open = |c: &CompositeInput| -> Result<Vec<RasterReader>, NodeError> {
-            c.files
-                .iter()
-                .map(|f| RasterReader::open(f).map_err(raster_err))
-                .collect()
-        };
+        let open = |c: &CompositeInput| open_all(&c.files);
         Ok(Readers {
             s2: open(&self.s2)?,
             s1: self.s1.as_ref().map(open).transpose()?.unwrap_or_default(),

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{FEATURES, FeaturesMeta, MAP, MODEL, MapMeta};
 use crate::classes::Legend;
-use crate::kinds::{blockwise, raster_err};
+use crate::kinds::{blockwise, open_all, raster_err};
 use crate::learn::{Classifier, ModelMeta};
 use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
@@ -188,18 +188,12 @@ impl Node for Infer {
 
         let n_features = fmeta.features.len();
         let blocks: Vec<Window> = grid.blocks(TILE).collect();
-        let group = rayon::current_num_threads().max(1) * 2;
         let mut class_pixels: BTreeMap<u8, u64> = codes.iter().map(|c| (*c, 0)).collect();
         let mut nodata_pixels = 0u64;
         blockwise(
             &blocks,
-            group,
-            || -> Result<Vec<RasterReader>, NodeError> {
-                season_files
-                    .iter()
-                    .map(|p| RasterReader::open(p).map_err(raster_err))
-                    .collect()
-            },
+            2,
+            || open_all(&season_files),
             |readers, w| classify_block(readers, w, n_features, &classifier, &codes),
             |w, block| {
                 for c in &block.classes {

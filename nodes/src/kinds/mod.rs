@@ -16,51 +16,61 @@ pub mod simulate;
 pub mod stack;
 pub mod train;
 
+use std::path::Path;
+
+use lulc_engine::NodeError;
+use rayon::prelude::*;
+
+use crate::raster::{RasterError, RasterReader, Window};
+
 /// Block-wise work over a raster (`index`, `stack`, `infer`, `change`): `compute` runs on groups
-/// of `group` blocks in parallel (rayon), each worker thread with its own state from `open`
-/// (its readers; an error opening them fails the blocks it would compute), then `write` takes
-/// the group's results in block order on the calling thread. The output is the same whatever
-/// the thread count; one group's results are held at a time. (Writing one group while the next
-/// is computed was tried: `index` over a 10980 x 1024 px strip took 75 s instead of 77 s and
-/// 1.24 GB instead of 1.05 GB, so it was dropped.)
+/// of `per_thread` blocks per rayon thread in parallel, each worker thread with its own state
+/// from `open` (its readers; an error opening them fails the blocks it would compute), then
+/// `write` takes the group's results in block order on the calling thread. The output is the
+/// same whatever the thread count; one group's results are held at a time. (Writing one group
+/// while the next is computed was tried: `index` over a 10980 x 1024 px strip took 75 s instead
+/// of 77 s and 1.24 GB instead of 1.05 GB, so it was dropped.)
 pub(crate) fn blockwise<S, T>(
-    blocks: &[crate::raster::Window],
-    group: usize,
-    open: impl Fn() -> Result<S, lulc_engine::NodeError> + Sync + Send,
-    compute: impl Fn(&S, &crate::raster::Window) -> Result<T, lulc_engine::NodeError> + Sync + Send,
-    mut write: impl FnMut(&crate::raster::Window, T) -> Result<(), lulc_engine::NodeError>,
-) -> Result<(), lulc_engine::NodeError>
+    blocks: &[Window],
+    per_thread: usize,
+    open: impl Fn() -> Result<S, NodeError> + Sync + Send,
+    compute: impl Fn(&S, &Window) -> Result<T, NodeError> + Sync + Send,
+    mut write: impl FnMut(&Window, T) -> Result<(), NodeError>,
+) -> Result<(), NodeError>
 where
     T: Send,
 {
-    use rayon::prelude::*;
-    let run = |g: &[crate::raster::Window]| -> Vec<Result<T, lulc_engine::NodeError>> {
-        g.par_iter()
+    let group = rayon::current_num_threads().max(1) * per_thread.max(1);
+    for g in blocks.chunks(group) {
+        let results: Vec<Result<T, NodeError>> = g
+            .par_iter()
             .map_init(&open, |state, w| {
                 compute(state.as_ref().map_err(Clone::clone)?, w)
             })
-            .collect()
-    };
-    for g in blocks.chunks(group.max(1)) {
-        for (w, r) in g.iter().zip(run(g)) {
+            .collect();
+        for (w, r) in g.iter().zip(results) {
             write(w, r?)?;
         }
     }
     Ok(())
 }
 
+/// Readers of every raster in `paths`, in order; the first that cannot be opened is the error.
+pub(crate) fn open_all<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<RasterReader>, NodeError> {
+    paths
+        .iter()
+        .map(|p| RasterReader::open(p).map_err(raster_err))
+        .collect()
+}
+
 /// A raster error as a step failure, its message unchanged (it names the file and band).
-pub(crate) fn raster_err(e: crate::raster::RasterError) -> lulc_engine::NodeError {
-    lulc_engine::NodeError::new(e.to_string())
+pub(crate) fn raster_err(e: RasterError) -> NodeError {
+    NodeError::new(e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    use lulc_engine::NodeError;
-
-    use super::blockwise;
-    use crate::raster::Window;
-
+    use super::*;
     fn blocks(n: usize) -> Vec<Window> {
         (0..n)
             .map(|i| Window::new(i * 4, 0, 4, 1 + i % 3))
@@ -68,14 +78,14 @@ mod tests {
     }
 
     #[test]
-    fn blockwise_writes_every_block_once_in_order_whatever_the_group() {
+    fn blockwise_writes_every_block_once_in_order_whatever_the_group_size() {
         let blocks = blocks(11);
         let expected: Vec<(Window, usize)> = blocks.iter().map(|w| (*w, w.x * 10 + w.h)).collect();
-        for group in [1, 2, 3, 4, 11, 64] {
+        for per_thread in [1, 2, 3, 4, 11, 64] {
             let mut written = Vec::new();
             blockwise(
                 &blocks,
-                group,
+                per_thread,
                 || Ok(10usize),
                 |ten, w| Ok(w.x * ten + w.h),
                 |w, v| {
@@ -84,7 +94,7 @@ mod tests {
                 },
             )
             .unwrap();
-            assert_eq!(written, expected, "group {group}");
+            assert_eq!(written, expected, "{per_thread} per thread");
         }
         // No blocks: nothing opened, nothing written.
         blockwise(

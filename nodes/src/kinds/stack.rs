@@ -152,10 +152,9 @@ impl Node for Stack {
             let mut writer = RasterWriter::create(&dst, &out_meta, &WriteOptions::default())
                 .map_err(raster_err)?;
             let blocks: Vec<Window> = meta.grid.blocks(TILE).collect();
-            let chunk = (rayon::current_num_threads() * 4).max(4);
             blockwise(
                 &blocks,
-                chunk,
+                4,
                 || RasterReader::open(&src).map_err(raster_err),
                 |reader, w| {
                     bands
