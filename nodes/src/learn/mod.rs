@@ -17,6 +17,7 @@
 //!
 //! Metadata: [`ModelMeta`].
 
+pub mod conv;
 pub mod fit;
 pub mod net;
 

@@ -17,6 +17,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::conv::{conv1d, conv2d};
 use crate::simulate::rng::Rng;
 
 /// Which network.
@@ -176,9 +177,9 @@ impl TimeCnn {
     fn forward(&self, x: Tensor<2>, d: Dims, mut rng: Option<&mut Rng>) -> Tensor<2> {
         let [b, _] = x.dims();
         let x: Tensor<4> = x.reshape([b, 1, d.seasons, d.features]);
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
-        let x = relu(self.bn2.forward(self.conv2.forward(x)));
-        let x = relu(self.bn3.forward(self.conv3.forward(x)));
+        let x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
+        let x = relu(self.bn2.forward(conv2d(&self.conv2, x)));
+        let x = relu(self.bn3.forward(conv2d(&self.conv3, x)));
         let x: Tensor<2> = x.reshape([b, 64 * d.seasons * d.features]);
         let x = dropout(x, self.dropout, &mut rng);
         let x = relu(self.fc1.forward(x));
@@ -212,7 +213,7 @@ impl TempCnn {
             (&self.conv2, &self.bn2),
             (&self.conv3, &self.bn3),
         ] {
-            x = relu(bn.forward(conv.forward(x)));
+            x = relu(bn.forward(conv1d(conv, x)));
             x = dropout(x, TEMPCNN_CONV_DROPOUT, &mut rng);
         }
         let x: Tensor<2> = x.reshape([b, 64 * d.seasons]);
