@@ -113,7 +113,11 @@ pub struct Manifest {
     pub meta: Value,
 }
 
-fn material(step: &Step, inputs: Option<&BTreeMap<String, Vec<String>>>) -> KeyMaterial {
+fn material(
+    step: &Step,
+    inputs: Option<&BTreeMap<String, Vec<String>>>,
+    spec_dir: &Path,
+) -> KeyMaterial {
     KeyMaterial {
         engine: ENGINE_CACHE_VERSION,
         kind: step.kind.clone(),
@@ -125,6 +129,16 @@ fn material(step: &Step, inputs: Option<&BTreeMap<String, Vec<String>>>) -> KeyM
             .env
             .iter()
             .map(|name| (name.clone(), std::env::var(name).ok()))
+            .collect(),
+        files: step
+            .files
+            .iter()
+            .map(|(param, path)| {
+                (
+                    param.clone(),
+                    fingerprint::file_digest(&spec_dir.join(path)),
+                )
+            })
             .collect(),
     }
 }
@@ -178,7 +192,7 @@ fn decide(
     blocked_by: Option<&str>,
 ) -> Result<Outcome, ExecError> {
     let step = &plan.steps[i];
-    let mat = material(step, inputs.as_ref());
+    let mat = material(step, inputs.as_ref(), &plan.spec_dir);
     let mut out = Outcome::new(i, Status::Maybe);
     if inputs.is_some() {
         let key = mat.key();

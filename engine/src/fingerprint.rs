@@ -10,6 +10,7 @@
 //! | `dims` (partition values) | `acquire[year=2019]` and `[year=2020]` differ even with equal params |
 //! | `inputs`: port -> content digests, in partition order | early cutoff: upstream re-runs that produce identical bytes change nothing |
 //! | `env`: declared variables and their values | only what the node declares it reads |
+//! | `files`: param -> blake3 of the file it names outside the store ([`crate::node::Node::files`]; absent when a step has none, so other keys are unchanged) | editing a points file or a sample table re-runs what reads it |
 //!
 //! Left out on purpose: paths (of the spec, the store, inputs), mtimes, the step id and sweep dims
 //! (identity only: two sweep points that yield identical inputs share one step), `--jobs`, and the
@@ -38,6 +39,48 @@ pub struct KeyMaterial {
     pub dims: BTreeMap<String, DimValue>,
     pub inputs: BTreeMap<String, Vec<String>>,
     pub env: BTreeMap<String, Option<String>>,
+    /// Param -> digest of the file outside the store it names ([`file_digest`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
+}
+
+/// Digest of a file outside the store: blake3 of its bytes, and for a shapefile (`.shp`) of
+/// its sidecars (`.shx`, `.dbf`, `.prj`, `.cpg`) too, which GDAL reads with it. `missing` when
+/// it cannot be read (the node then reports the error when it runs); not a regular file (a
+/// directory, a device) is `not a file`, never read.
+pub fn file_digest(path: &std::path::Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return "not a file".to_string(),
+        Err(_) => return "missing".to_string(),
+    }
+    let mut h = blake3::Hasher::new();
+    let mut parts = vec![path.to_path_buf()];
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("shp"))
+    {
+        for ext in ["shx", "dbf", "prj", "cpg"] {
+            parts.push(path.with_extension(ext));
+        }
+    }
+    for (i, p) in parts.iter().enumerate() {
+        match std::fs::File::open(p) {
+            Ok(mut f) => {
+                // Length-prefixed per part, so bytes moving between parts change the digest.
+                let n = f.metadata().map(|m| m.len()).unwrap_or(0);
+                h.update(&n.to_le_bytes());
+                if std::io::copy(&mut f, &mut h).is_err() {
+                    return "missing".to_string();
+                }
+            }
+            Err(_) if i == 0 => return "missing".to_string(),
+            Err(_) => {
+                h.update(b"absent");
+            }
+        }
+    }
+    h.finalize().to_hex().to_string()
 }
 
 impl KeyMaterial {
@@ -73,6 +116,10 @@ pub enum DirtyReason {
     DimsChanged,
     InputChanged {
         port: String,
+    },
+    /// The file a param names (outside the store) has other contents, or appeared or went.
+    FileChanged {
+        param: String,
     },
     EnvChanged {
         name: String,
@@ -128,6 +175,9 @@ impl fmt::Display for DirtyReason {
             }
             DirtyReason::DimsChanged => f.write_str("partition changed"),
             DirtyReason::InputChanged { port } => write!(f, "input `{port}` changed"),
+            DirtyReason::FileChanged { param } => {
+                write!(f, "the file param `{param}` names changed")
+            }
             DirtyReason::EnvChanged { name, old, new } => write!(
                 f,
                 "env `{name}` changed ({} -> {})",
@@ -188,6 +238,23 @@ pub fn diff(old: &KeyMaterial, new: &KeyMaterial, compare_inputs: bool) -> Vec<D
                 name: name.clone(),
                 old: o,
                 new: n,
+            });
+        }
+    }
+    for param in old.files.keys().chain(new.files.keys()) {
+        let changed = old.files.get(param) != new.files.get(param);
+        // A param whose path changed is reported as a param change already.
+        let path_changed = out
+            .iter()
+            .any(|r| matches!(r, DirtyReason::ParamChanged { name, .. } if name == param));
+        if changed
+            && !path_changed
+            && !out
+                .iter()
+                .any(|r| matches!(r, DirtyReason::FileChanged { param: p } if p == param))
+        {
+            out.push(DirtyReason::FileChanged {
+                param: param.clone(),
             });
         }
     }
@@ -256,7 +323,66 @@ mod tests {
             dims: BTreeMap::from([("year".to_string(), DimValue::Int(2019))]),
             inputs: BTreeMap::from([("features".to_string(), vec!["blake3:aa".to_string()])]),
             env: BTreeMap::new(),
+            files: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_named_files_content_is_in_the_key_and_explained() {
+        let a = material();
+        // No files: the field is left out, so keys made before it existed still match.
+        assert!(!serde_json::to_string(&a).unwrap().contains("files"));
+        let mut b = material();
+        b.files.insert("path".into(), "blake3-of-one".into());
+        let mut c = b.clone();
+        c.files.insert("path".into(), "blake3-of-other".into());
+        assert_ne!(a.key(), b.key());
+        assert_ne!(b.key(), c.key());
+        assert_eq!(
+            diff(&b, &c, true),
+            vec![DirtyReason::FileChanged {
+                param: "path".into()
+            }]
+        );
+        assert_eq!(
+            DirtyReason::FileChanged {
+                param: "path".into()
+            }
+            .to_string(),
+            "the file param `path` names changed"
+        );
+        // A new path is a param change, reported once as that.
+        let mut d = c.clone();
+        d.params["path"] = json!("other.csv");
+        assert_eq!(diff(&c, &d, true).len(), 1);
+        assert!(matches!(
+            &diff(&c, &d, true)[0],
+            DirtyReason::ParamChanged { name, .. } if name == "path"
+        ));
+    }
+
+    #[test]
+    fn file_digest_follows_contents_and_shapefile_sidecars() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.csv");
+        assert_eq!(file_digest(&f), "missing");
+        std::fs::write(&f, "a,b\n1,2\n").unwrap();
+        let one = file_digest(&f);
+        std::fs::write(&f, "a,b\n1,3\n").unwrap();
+        assert_ne!(file_digest(&f), one);
+        std::fs::write(&f, "a,b\n1,2\n").unwrap();
+        assert_eq!(file_digest(&f), one);
+        assert_eq!(file_digest(dir.path()), "not a file");
+        let shp = dir.path().join("roads.shp");
+        std::fs::write(&shp, "geometry").unwrap();
+        std::fs::write(dir.path().join("roads.dbf"), "attributes").unwrap();
+        let before = file_digest(&shp);
+        std::fs::write(dir.path().join("roads.dbf"), "other attributes").unwrap();
+        assert_ne!(
+            file_digest(&shp),
+            before,
+            "a shapefile's .dbf is part of it"
+        );
     }
 
     #[test]

@@ -83,6 +83,15 @@ pub trait Node: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Files outside the store that the params name, as `(param, path as written)`: their
+    /// contents enter the step key (edit the file and the step re-runs), resolved like
+    /// [`RunCtx::resolve`]. Only files the node reads itself; artifacts come through inputs.
+    /// `connected`: the input ports this step has connected (a path may name a file of an
+    /// input instead).
+    fn files(_params: &Self::Params, _connected: &[&str]) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     fn run(
         &self,
         ctx: &mut RunCtx,
@@ -141,6 +150,8 @@ pub trait DynNode: Send + Sync {
     fn param_names(&self) -> Vec<&'static str>;
     /// Type-check params and return their canonical form (defaults filled in).
     fn check_params(&self, params: &Value) -> Result<Value, Vec<ParamError>>;
+    /// [`Node::files`] of canonical params (none if they do not parse).
+    fn files(&self, params: &Value, connected: &[&str]) -> Vec<(String, String)>;
     fn run(&self, ctx: &mut RunCtx, params: &Value, inputs: &Inputs) -> Result<(), NodeError>;
 }
 
@@ -219,6 +230,15 @@ impl<N: Node> DynNode for Erased<N> {
                 unknown: false,
             }]
         })
+    }
+    fn files(&self, params: &Value, connected: &[&str]) -> Vec<(String, String)> {
+        match serde_json::from_value::<N::Params>(params.clone()) {
+            Ok(typed) => N::files(&typed, connected)
+                .into_iter()
+                .map(|(param, path)| (param.to_string(), path))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
     fn run(&self, ctx: &mut RunCtx, params: &Value, inputs: &Inputs) -> Result<(), NodeError> {
         let typed: N::Params = serde_json::from_value(params.clone())

@@ -90,6 +90,9 @@ pub struct Step {
     pub outputs: Vec<Port>,
     /// Environment variables that enter the key.
     pub env: Vec<String>,
+    /// Files outside the store named by params (param -> path as written, relative to the
+    /// spec's directory); their contents enter the key ([`crate::node::Node::files`]).
+    pub files: BTreeMap<String, String>,
     /// Span of the node's name in the spec (what a run-time failure underlines).
     pub span: Span,
 }
@@ -1286,6 +1289,12 @@ impl Lowerer<'_> {
                         continue;
                     };
                     let idx = steps.len();
+                    let connected: Vec<&str> = inputs
+                        .iter()
+                        .filter(|(_, edges)| !edges.is_empty())
+                        .map(|(port, _)| port.as_str())
+                        .collect();
+                    let files = kind.files(&params, &connected).into_iter().collect();
                     steps.push(Step {
                         id: id.clone(),
                         node: self.nodes[n].name.text.clone(),
@@ -1296,6 +1305,7 @@ impl Lowerer<'_> {
                         params,
                         inputs,
                         outputs: kind.outputs(),
+                        files,
                         env: self.nodes[n].env.clone(),
                         span: self.nodes[n].name.span,
                     });

@@ -215,3 +215,49 @@ fn plan_runs_nothing_and_reports_new_then_fresh() {
     let plan = p.plan(&[]);
     assert_eq!(plan.steps_with("fresh").len(), 9);
 }
+
+/// A sample table beside the spec, read by `samples_csv`, and a `train` fed from it.
+const TABLE_SPEC: &str = r#"
+name: table
+nodes:
+  table:
+    kind: samples_csv
+    params: { path: data/samples.csv }
+"#;
+
+fn table(rows: &[(&str, &str, f64)]) -> String {
+    let mut t = String::from("id,label,NDVI_1,NDVI_2\n");
+    for (id, label, v) in rows {
+        t.push_str(&format!("{id},{label},{v},{}\n", v + 0.1));
+    }
+    t
+}
+
+#[test]
+fn editing_a_file_a_param_names_reruns_its_step_with_reason() {
+    let p = Project::new(TABLE_SPEC);
+    std::fs::create_dir(p.path().join("data")).unwrap();
+    let csv = p.path().join("data/samples.csv");
+    std::fs::write(&csv, table(&[("a", "Rice", 0.5), ("b", "Water", 0.1)])).unwrap();
+    let r = p.run(&[]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran"), ids(&["table"]));
+    // Untouched (even rewritten with the same bytes): cached.
+    std::fs::write(&csv, table(&[("a", "Rice", 0.5), ("b", "Water", 0.1)])).unwrap();
+    assert_eq!(p.run(&[]).steps_with("cached"), ids(&["table"]));
+    // Same path, other contents: the plan says why, and the run re-reads the table.
+    std::fs::write(&csv, table(&[("a", "Rice", 0.6), ("b", "Water", 0.1)])).unwrap();
+    let plan = p.plan(&[]);
+    plan.assert_ok();
+    assert_eq!(plan.step("table")["status"], "dirty");
+    assert_eq!(
+        plan.step("table")["reason"],
+        "the file param `path` names changed"
+    );
+    let r = p.run(&[]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran"), ids(&["table"]));
+    // Back to the first contents: the first result, from the store.
+    std::fs::write(&csv, table(&[("a", "Rice", 0.5), ("b", "Water", 0.1)])).unwrap();
+    assert_eq!(p.run(&[]).steps_with("cached"), ids(&["table"]));
+}

@@ -293,6 +293,17 @@ impl Node for Acquire {
         "dated scenes of one collection (local files or STAC) on a target grid"
     }
 
+    /// A catalog file named by path (not a URL, not a connected `catalog`): the listing's
+    /// content is in the key, not the content of the scenes it lists (nor of a folder).
+    fn files(p: &AcquireParams, connected: &[&str]) -> Vec<(&'static str, String)> {
+        match &p.catalog {
+            Some(c) if !connected.contains(&"catalog") && !c.contains("://") => {
+                vec![("catalog", c.clone())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     fn check(p: &AcquireParams) -> Result<(), Vec<(String, String)>> {
         let mut errs = Vec::new();
         if p.source == SourceKind::Local && p.catalog.is_none() {

@@ -44,9 +44,8 @@
 //!   [`VV: [-25, 0]`, `VH: [-30, -5]`, `HH: [-25, 0]`, `HV: [-25, 0]`] (**[assumed]**).
 //! - `slope_compute_edges` [true]: as `gdaldem slope -compute_edges`, so a tile's border
 //!   pixels get a slope (false: plain `gdaldem slope`, border pixels nodata).
-//! - `roads` [none]: a vector file of road lines (relative to the spec's folder). Its content
-//!   does not enter the step key (only the path does); prefer the `catalog` input, which does.
-//!   When both are given, `roads` is used.
+//! - `roads` [none]: a vector file of road lines (relative to the spec's folder; its content
+//!   enters the step key). When both are given, `roads` is used.
 //! - `roads_file` [`vectors/roads.geojson`]: the roads' file inside the `catalog` input.
 //! - `road_margin` [1000]: metres around the grid in which roads are also rasterised, so that a
 //!   road just outside a tile still counts. Road lines are rasterised at the grid's resolution
@@ -239,6 +238,10 @@ impl Node for Index {
 
     fn summary() -> &'static str {
         "every feature (S2 bands and indices, SAR, GLCM, DSM, slope, road distance) per season"
+    }
+
+    fn files(p: &IndexParams, _connected: &[&str]) -> Vec<(&'static str, String)> {
+        p.roads.iter().map(|r| ("roads", r.clone())).collect()
     }
 
     fn check(p: &IndexParams) -> Result<(), Vec<(String, String)>> {

@@ -16,7 +16,7 @@
 //!
 //! ## Params (defaults in brackets)
 //! - `path` (required): the vector file, inside the `catalog` input when it is connected, else
-//!   relative to the spec's folder (then only the path enters the step key, not the content).
+//!   relative to the spec's folder (then its content enters the step key: edit it, the step re-runs).
 //!   `${year}` is substituted before the node runs (`validation/points_${year}.geojson`).
 //! - `class_field` [`class`]: the attribute holding the class: an integer code 1..=255 or a
 //!   class name of the legend (`Rice`, case-insensitive). 0, other numbers and unknown names are
@@ -191,6 +191,14 @@ impl Node for Points {
 
     fn summary() -> &'static str {
         "labelled reference points from a vector file (GeoJSON, GPKG, Shapefile, CSV)"
+    }
+
+    fn files(p: &Self::Params, connected: &[&str]) -> Vec<(&'static str, String)> {
+        if connected.contains(&"catalog") {
+            Vec::new()
+        } else {
+            vec![("path", p.path.clone())]
+        }
     }
 
     fn check(p: &PointsParams) -> Result<(), Vec<(String, String)>> {
@@ -532,6 +540,20 @@ mod tests {
         let w = ctx.warnings().join("\n");
         assert!(w.contains("dropped 2 of 4"), "{w}");
         assert!(w.contains("2 without valid coordinates"), "{w}");
+    }
+
+    /// The points file's content is in the key only when it is read from the spec's folder.
+    #[test]
+    fn the_path_is_a_keyed_file_unless_a_catalog_is_connected() {
+        let p = PointsParams {
+            path: "ref.gpkg".into(),
+            ..PointsParams::default()
+        };
+        assert_eq!(
+            Points::files(&p, &[]),
+            vec![("path", "ref.gpkg".to_string())]
+        );
+        assert!(Points::files(&p, &["catalog"]).is_empty());
     }
 
     #[test]

@@ -552,6 +552,10 @@ impl Node for SamplesCsv {
         "labelled time series from a CSV table (long or wide: sits, TempCNN, UCR)"
     }
 
+    fn files(p: &SamplesCsvParams, _connected: &[&str]) -> Vec<(&'static str, String)> {
+        vec![("path", p.path.clone())]
+    }
+
     fn check(p: &SamplesCsvParams) -> Result<(), Vec<(String, String)>> {
         let mut errs = Vec::new();
         if p.path.trim().is_empty() {

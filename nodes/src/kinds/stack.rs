@@ -501,6 +501,7 @@ nodes:
                 dims: s.dims.clone(),
                 inputs: BTreeMap::from([("features".to_string(), vec!["blake3:same".to_string()])]),
                 env: BTreeMap::new(),
+                files: BTreeMap::new(),
             }
             .key()
         };
