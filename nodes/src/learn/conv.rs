@@ -1,13 +1,13 @@
-//! Convolution for training, with the weight gradient computed as one matrix product.
+//! Convolution for training, with the weight gradient computed as matrix products.
 //!
 //! burn computes a convolution's weight gradient as another convolution: the input (channels
 //! and batch swapped) convolved by the output gradient, one `out x (batch*h*w)` by
 //! `(batch*h*w) x kernel` product per input channel. With `timecnn`'s kernel of 9 that shape
 //! runs the matrix kernels at a fraction of their speed, and it was a third of the training
-//! time (benches/README.md). Here the backward pass builds the input's patches once
-//! (`(kernel*channels) x (batch*h*w)`, im2col) and multiplies the output gradient by them in a
-//! single `out x (batch*h*w)` by `(batch*h*w) x (kernel*channels)` product. The forward pass,
-//! the input's gradient and the bias's gradient are burn's own.
+//! time (benches/README.md). Here the backward step computes it as one
+//! `out x n` by `n x channels` product per kernel offset over a zero-bordered flat layout
+//! ([`weight_grad`]: no patch matrix is copied) and the bias's gradient as a sum. The forward
+//! pass and the input's gradient are burn's own.
 //!
 //! Only for the tensors of an autodiff `flex` device (training) and for the convolutions the
 //! networks use (stride 1, no dilation, one group): everything else goes to burn's layer
