@@ -191,10 +191,22 @@ fn decide(
     inputs: Option<BTreeMap<String, Vec<String>>>,
     blocked_by: Option<&str>,
 ) -> Result<Outcome, ExecError> {
+    let mat = material(&plan.steps[i], inputs.as_ref(), &plan.spec_dir);
+    decide_with(plan, store, i, mat, inputs.is_some(), blocked_by)
+}
+
+/// [`decide`] on material already computed (`inputs_known`: it has the input digests).
+fn decide_with(
+    plan: &Plan,
+    store: &Store,
+    i: usize,
+    mat: KeyMaterial,
+    inputs_known: bool,
+    blocked_by: Option<&str>,
+) -> Result<Outcome, ExecError> {
     let step = &plan.steps[i];
-    let mat = material(step, inputs.as_ref(), &plan.spec_dir);
     let mut out = Outcome::new(i, Status::Maybe);
-    if inputs.is_some() {
+    if inputs_known {
         let key = mat.key();
         if let Some(rec) = store.lookup(&key)? {
             match record_usable(store, &rec) {
@@ -226,7 +238,7 @@ fn decide(
         Some(prev) => {
             let old: Option<KeyMaterial> = serde_json::from_value(prev.material).ok();
             let reasons = match &old {
-                Some(old) => fingerprint::diff(old, &mat, inputs.is_some()),
+                Some(old) => fingerprint::diff(old, &mat, inputs_known),
                 None => vec![DirtyReason::EngineVersionChanged {
                     old: 0,
                     new: ENGINE_CACHE_VERSION,
@@ -235,7 +247,7 @@ fn decide(
             if !reasons.is_empty() {
                 out.status = Status::Dirty;
                 out.reasons = reasons;
-            } else if inputs.is_some() {
+            } else if inputs_known {
                 out.status = Status::Dirty;
                 out.reasons.push(DirtyReason::NotInStore);
             } else {
@@ -484,15 +496,16 @@ fn execute(
     }
     let key = first.key.clone().expect("inputs known, key computed");
     let _claim = store.claim(&key)?;
-    // Another process may have computed it while we waited for the claim.
-    let inputs_copy = inputs.clone();
-    let mut o = decide(plan, store, i, Some(inputs), None)?;
+    // Another process may have computed it while we waited for the claim. Same material (the
+    // files a param names are not hashed again): the claimed key is the one recorded.
+    let mat = first.material.clone().expect("decide sets the material");
+    let mut o = decide_with(plan, store, i, mat, true, None)?;
     if o.status == Status::Fresh {
         return Ok(cached(o));
     }
     obs.step_started(plan, i);
     let started = Instant::now();
-    let result = run_node(plan, store, step, &key, &inputs_copy, opts);
+    let result = run_node(plan, store, step, &key, &inputs, opts);
     o.duration_s = started.elapsed().as_secs_f64();
     match result {
         Ok((outputs, blobs, warnings, metrics)) => {
