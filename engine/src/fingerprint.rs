@@ -241,18 +241,14 @@ pub fn diff(old: &KeyMaterial, new: &KeyMaterial, compare_inputs: bool) -> Vec<D
             });
         }
     }
-    for param in old.files.keys().chain(new.files.keys()) {
-        let changed = old.files.get(param) != new.files.get(param);
+    let params: std::collections::BTreeSet<&String> =
+        old.files.keys().chain(new.files.keys()).collect();
+    for param in params {
         // A param whose path changed is reported as a param change already.
         let path_changed = out
             .iter()
             .any(|r| matches!(r, DirtyReason::ParamChanged { name, .. } if name == param));
-        if changed
-            && !path_changed
-            && !out
-                .iter()
-                .any(|r| matches!(r, DirtyReason::FileChanged { param: p } if p == param))
-        {
+        if old.files.get(param) != new.files.get(param) && !path_changed {
             out.push(DirtyReason::FileChanged {
                 param: param.clone(),
             });
