@@ -33,9 +33,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
 
-use gdal::errors::GdalError;
+use gdal::errors::{CplErrType, GdalError};
 use gdal::raster::{
     Buffer, ColorEntry, ColorInterpretation, ColorTable, GdalDataType, GdalType,
     PaletteInterpretation, RasterCreationOptions,
@@ -72,9 +73,76 @@ pub fn gdal_config_quiet() {
             let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "256");
         }
         // GDAL still records the last error message for the calling thread, which is what the
-        // `gdal` crate puts into its errors; we only stop the default handler's printing.
-        gdal::config::set_error_handler(|_class, _number, _message| {});
+        // `gdal` crate puts into its errors; we only stop the default handler's printing, and
+        // count failed writes (see [`WriteFailures`]).
+        gdal::config::set_error_handler(|class, _number, message| {
+            if matches!(class, CplErrType::Failure | CplErrType::Fatal) {
+                WriteFailures::note(message);
+            }
+        });
     });
+}
+
+/// The failed writes GDAL reported, counted by the error handler.
+///
+/// With GDAL before 3.7, `GDALFlushCache` and `GDALClose` return nothing, so the `gdal` crate
+/// reports success even when the blocks they write fail (a full disk): the file is left
+/// truncated or with holes, and a step would store it as its result. GDAL does report each
+/// failed write to the error handler, on the thread that writes the block: the writer's own
+/// (its writes, `flush_cache`, `create_copy`, `close`) or whichever thread evicts the block
+/// from GDAL's cache. So a [`RasterWriter`] fails its `finish` if, between its `create` and the
+/// end of its `finish`, a write failed on its own thread, or a write failed anywhere in the
+/// process because the disk is full (`No space left on device`, `File too large`):
+/// conservative (another file's full disk in that window fails it too, and its step re-runs
+/// later), never a damaged result recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WriteFailures {
+    /// Failed writes of any kind on this thread.
+    thread: u64,
+    /// Failed writes because the disk is full, on any thread.
+    disk: u64,
+}
+
+static DISK_FULL_WRITES: AtomicU64 = AtomicU64::new(0);
+static LAST_WRITE_FAILURE: Mutex<String> = Mutex::new(String::new());
+
+thread_local! {
+    static THREAD_WRITE_FAILURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+impl WriteFailures {
+    /// Count `message` if it is about writing (libtiff's `_tiffWriteProc:No space left on
+    /// device`, `TIFFAppendToStrip:Write error ...`, GDAL's `Attempt to write ...`).
+    fn note(message: &str) {
+        let lower = message.to_ascii_lowercase();
+        let disk = lower.contains("no space left") || lower.contains("file too large");
+        if !(disk || lower.contains("write")) {
+            return;
+        }
+        if let Ok(mut last) = LAST_WRITE_FAILURE.lock() {
+            *last = message.to_owned();
+        }
+        THREAD_WRITE_FAILURES.with(|n| n.set(n.get() + 1));
+        if disk {
+            DISK_FULL_WRITES.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The counts now, as seen from this thread.
+    fn now() -> WriteFailures {
+        WriteFailures {
+            thread: THREAD_WRITE_FAILURES.with(std::cell::Cell::get),
+            disk: DISK_FULL_WRITES.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The last failed write's message (any thread).
+    fn last() -> String {
+        LAST_WRITE_FAILURE
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -914,6 +982,8 @@ pub struct RasterWriter {
     meta: RasterMeta,
     opts: WriteOptions,
     has_color_table: bool,
+    /// The failed writes when the writer was created, and its thread.
+    failures_at_create: (std::thread::ThreadId, WriteFailures),
 }
 
 impl fmt::Debug for RasterWriter {
@@ -943,6 +1013,7 @@ impl RasterWriter {
         opts: &WriteOptions,
     ) -> Result<RasterWriter, RasterError> {
         gdal_config_quiet();
+        let failures_at_create = (std::thread::current().id(), WriteFailures::now());
         let path = path.as_ref().to_path_buf();
         let meta_err = |detail: String| RasterError::Meta {
             path: path.clone(),
@@ -1040,6 +1111,7 @@ impl RasterWriter {
             meta: meta.clone(),
             opts: opts.clone(),
             has_color_table: false,
+            failures_at_create,
         };
         writer.describe_staging().map_err(create_err)?;
         Ok(writer)
@@ -1285,6 +1357,20 @@ impl RasterWriter {
         }
         out.close().map_err(err)?;
         ds.close().map_err(err)?;
+        // The thread's count only means something on the thread that created the writer.
+        let (thread, before) = self.failures_at_create;
+        let now = WriteFailures::now();
+        let on_this_thread = thread == std::thread::current().id() && now.thread != before.thread;
+        if on_this_thread || now.disk != before.disk {
+            return Err(RasterError::Finish {
+                path,
+                detail: format!(
+                    "GDAL reported a failed write while it was written ({}); the file may be \
+                     incomplete, so it is not kept",
+                    WriteFailures::last()
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -2080,6 +2166,35 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// GDAL before 3.7 reports a failed block write only to its error handler (flush and
+    /// close return nothing): a write that fails while a writer is open fails its `finish`,
+    /// which keeps no file; a writer opened after the failure is not affected.
+    #[test]
+    fn a_failed_gdal_write_while_a_writer_is_open_fails_its_finish() {
+        let dir = TempDir::new().unwrap();
+        let m = meta(utm18(10.0, 8, 8), DType::U8, None, &["a"]);
+        let (victim, other) = (dir.path().join("victim.tif"), dir.path().join("other.tif"));
+        let mut w = RasterWriter::create(&victim, &m, &WriteOptions::default()).unwrap();
+        w.write_window_u8(1, &m.grid.full_window(), &[1; 64])
+            .unwrap();
+        // A real failed write through GDAL, on this thread: a band of a read-only dataset.
+        write_pattern(&other, &m, &[m.grid.full_window()]);
+        let ds = Dataset::open(&other).unwrap();
+        let mut band = ds.rasterband(1).unwrap();
+        let refused = band.write((0, 0), (1, 1), &mut Buffer::new((1, 1), vec![7u8]));
+        assert!(refused.is_err(), "GDAL wrote to a read-only dataset");
+        let err = w.finish().unwrap_err().to_string();
+        assert!(err.contains("failed write"), "{err}");
+        assert!(err.contains("victim.tif"), "{err}");
+        assert!(!victim.exists(), "an output that may be damaged was kept");
+        let mut after = RasterWriter::create(&victim, &m, &WriteOptions::default()).unwrap();
+        after
+            .write_window_u8(1, &m.grid.full_window(), &[1; 64])
+            .unwrap();
+        after.finish().unwrap();
+        assert!(victim.exists());
     }
 
     /// A 20 m source (4 x 4) whose values are linear in (col, row): 10 col + 100 row.
