@@ -61,8 +61,9 @@ pub struct Train;
 impl Node for Train {
     const KIND: &'static str = "train";
     // 3: the convolutions' weight gradients as one matrix product each (learn::conv): the
-    // weights differ from version 2's in the last bits.
-    const VERSION: u32 = 3;
+    // weights differ from version 2's in the last bits. 4: forward pass and input gradient
+    // too, over the whole batch (learn::same_conv): the last bits again.
+    const VERSION: u32 = 4;
     type Params = TrainConfig;
 
     fn inputs() -> Vec<Port> {

@@ -1,31 +1,33 @@
-//! Convolution for training, with the weight gradient computed as matrix products.
+//! The networks' convolutions: stride 1, kernel `2 * pad + 1`, so the output keeps the input's
+//! size, computed by [`same_conv`](super::same_conv) as a few large matrix products over the
+//! whole batch, forward and backward.
 //!
-//! burn computes a convolution's weight gradient as another convolution: the input (channels
-//! and batch swapped) convolved by the output gradient, one `out x (batch*h*w)` by
-//! `(batch*h*w) x kernel` product per input channel. With `timecnn`'s kernel of 9 that shape
-//! runs the matrix kernels at a fraction of their speed, and it was a third of the training
-//! time (benches/README.md). Here the backward step computes it as one
-//! `out x n` by `n x channels` product per kernel offset over a zero-bordered flat layout
-//! ([`weight_grad`]: no patch matrix is copied) and the bias's gradient as a sum. The forward
-//! pass and the input's gradient are burn's own.
-//!
-//! Only for the tensors of an autodiff `flex` device (training) and for the convolutions the
-//! networks use (stride 1, no dilation, one group): everything else goes to burn's layer
-//! unchanged ([`conv2d`] and [`conv1d`] fall back). The arithmetic is deterministic (one
-//! thread, a fixed order), like the rest of a training run, but not burn's order: the weights
-//! differ from burn's in the last bits.
+//! burn's `flex` computes a convolution per sample (im2col and a small product each), its
+//! input gradient as a transposed convolution and its weight gradient as another convolution,
+//! one `out x (batch*h*w)` by `(batch*h*w) x kernel` product per input channel, a shape its
+//! matrix kernels run at a fraction of their speed (benches/README.md). Here, on `flex`
+//! tensors of `f32`: the forward pass on a plain device (inference) and on the training device
+//! (autodiff over `flex`), where the convolution is recorded with a backward step of its own
+//! ([`Conv2dBackward`]) that computes the input's and the weight's gradients the same way and
+//! the bias's as a sum. Everything else (another backend, another dtype, a kernel that does
+//! not keep the size, strides, dilation, groups) goes to burn's layer unchanged ([`conv2d`]
+//! and [`conv1d`] fall back). The arithmetic is deterministic (one thread, a fixed order),
+//! like the rest of a training run, but not burn's order: results differ from burn's in the
+//! last bits.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Flex, TensorMetadata};
+use burn::backend::{Flex, TensorMetadata};
 use burn::nn::conv::{Conv1d, Conv2d};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d};
-use burn::tensor::{Shape, Slice, Tensor};
+use burn::tensor::{DType, Tensor, TensorData};
+
+use super::same_conv::Geometry;
 
 /// The training device's backend: autodiff over `flex`, as `Device::flex().autodiff()` makes.
 type Train = Autodiff<Flex, NoCheckpointing>;
@@ -72,9 +74,9 @@ pub fn conv1d(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
     }
 }
 
-/// The stride-1 convolution of `x` (zero `padding` on each side) recorded with
-/// [`Conv2dBackward`]; `None` where that does not apply: tensors not on the training
-/// device, or a kernel that is not `2 * padding + 1` (the output not the input's size).
+/// The convolution of `x` by `weight` plus `bias` with zero `padding` on each side, by
+/// [`Geometry`]; `None` where that does not apply: tensors neither on the training device
+/// nor on a plain `flex` one, not `f32`, or a kernel that is not `2 * padding + 1`.
 fn fast(
     x: &Tensor<4>,
     weight: Tensor<4>,
@@ -82,24 +84,67 @@ fn fast(
     padding: [usize; 2],
 ) -> Option<Tensor<4>> {
     let [_, _, kh, kw] = weight.dims();
-    if [kh, kw] != padding.map(|p| 2 * p + 1) {
+    if [kh, kw] != padding.map(|p| 2 * p + 1) || x.dtype() != DType::F32 {
         return None;
+    }
+    if let Ok(xp) = x.clone().try_into_primitive::<Flex>() {
+        let wp = weight.try_into_primitive::<Flex>().ok()?;
+        let bp = bias.try_into_primitive::<Flex>().ok()?;
+        return Some(Tensor::from_primitive::<Flex>(plain_forward(xp, wp, bp)));
     }
     let xp = x.clone().try_into_primitive::<Train>().ok()?;
     let wp = weight.try_into_primitive::<Train>().ok()?;
     let bp = bias.try_into_primitive::<Train>().ok()?;
-    let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
-    Some(Tensor::from_primitive::<Train>(forward(
-        xp, wp, bp, options,
-    )))
+    Some(Tensor::from_primitive::<Train>(forward(xp, wp, bp)))
+}
+
+/// The geometry of the convolution of `x: [batch, cin, h, w]` by `weight: [cout, cin, kh, kw]`.
+fn geometry(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>) -> Geometry {
+    let [batch, cin, h, w] = x.shape().dims();
+    let [cout, _, kh, kw] = weight.shape().dims();
+    Geometry {
+        batch,
+        cin,
+        cout,
+        h,
+        w,
+        kh,
+        kw,
+    }
+}
+
+/// `f(values of t)`, `t` read as contiguous `f32`.
+fn with_values<R>(t: &FloatTensor<Flex>, f: impl FnOnce(&[f32]) -> R) -> R {
+    let t = t.to_contiguous();
+    f(t.as_slice::<f32>().expect("an f32 tensor"))
+}
+
+/// A `flex` tensor of `shape` holding `values`.
+fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FloatTensor<Flex> {
+    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
+}
+
+/// The forward pass on `flex` tensors.
+fn plain_forward(
+    x: FloatTensor<Flex>,
+    weight: FloatTensor<Flex>,
+    bias: FloatTensor<Flex>,
+) -> FloatTensor<Flex> {
+    let g = geometry(&x, &weight);
+    let y = with_values(&x, |x| {
+        with_values(&weight, |w| {
+            with_values(&bias, |b| g.forward(x, w, Some(b)))
+        })
+    });
+    tensor(y, [g.batch, g.cout, g.h, g.w])
 }
 
 #[derive(Debug)]
 struct Conv2dBackward;
 
-impl<B: Backend> Backward<B, 3> for Conv2dBackward {
-    /// Checkpoints of the input and the weight, and the options.
-    type State = (NodeId, NodeId, ConvOptions<2>);
+impl Backward<Flex, 3> for Conv2dBackward {
+    /// Checkpoints of the input and the weight.
+    type State = (NodeId, NodeId);
 
     fn backward(
         self,
@@ -108,26 +153,31 @@ impl<B: Backend> Backward<B, 3> for Conv2dBackward {
         checkpointer: &mut Checkpointer,
     ) {
         let [node_x, node_weight, node_bias] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        let (x_state, weight_state, options) = ops.state;
-        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
-        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
-        if let Some(node) = node_x {
-            let g = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
-            grads.register::<B>(node.id, g);
-        }
-        if let Some(node) = node_bias {
-            // [batch, out, h, w] -> [out]: sum over h and w (contiguous), then the batch.
-            let [_, out, _, _] = grad.shape().dims();
-            let g = B::float_sum_dim(B::float_sum_dim(grad.clone(), 3), 2);
-            let g = B::float_sum_dim(g, 0);
-            grads.register::<B>(node.id, B::float_reshape(g, Shape::new([out])));
-        }
-        if let Some(node) = node_weight {
-            let [_, _, kh, kw] = weight.shape().dims();
-            let g = weight_grad::<B>(x, grad, [kh, kw], options.padding_begin());
-            grads.register::<B>(node.id, g);
-        }
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x_state, weight_state) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(weight_state);
+        let g = geometry(&x, &weight);
+        with_values(&grad, |grad| {
+            if let Some(node) = node_x {
+                let dx = with_values(&weight, |w| g.input_grad(grad, w));
+                grads.register::<Flex>(node.id, tensor(dx, [g.batch, g.cin, g.h, g.w]));
+            }
+            if let Some(node) = node_bias {
+                let mut db = vec![0f32; g.cout];
+                for sample in grad.chunks_exact(g.cout * g.h * g.w) {
+                    for (db, plane) in db.iter_mut().zip(sample.chunks_exact(g.h * g.w)) {
+                        *db += plane.iter().sum::<f32>();
+                    }
+                }
+                let db = Flex::float_from_data(TensorData::new(db, [g.cout]), &Default::default());
+                grads.register::<Flex>(node.id, db);
+            }
+            if let Some(node) = node_weight {
+                let dw = with_values(&x, |x| g.weight_grad(x, grad));
+                grads.register::<Flex>(node.id, tensor(dw, [g.cout, g.cin, g.kh, g.kw]));
+            }
+        });
     }
 }
 
@@ -136,9 +186,7 @@ fn forward(
     x: FloatTensor<Train>,
     weight: FloatTensor<Train>,
     bias: FloatTensor<Train>,
-    options: ConvOptions<2>,
 ) -> FloatTensor<Train> {
-    let conv = |x, w, b, o| <Flex as ModuleOps<Flex>>::conv2d(x, w, Some(b), o);
     match Conv2dBackward
         .prepare::<NoCheckpointing>([x.node(), weight.node(), bias.node()])
         .compute_bound()
@@ -147,87 +195,19 @@ fn forward(
         OpsKind::Tracked(mut prep) => {
             let x_state = prep.checkpoint(&x);
             let weight_state = prep.checkpoint(&weight);
-            let out = conv(
+            let out = plain_forward(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
-                options.clone(),
             );
-            prep.finish((x_state, weight_state, options), out)
+            prep.finish((x_state, weight_state), out)
         }
-        OpsKind::UnTracked(prep) => prep.finish(conv(
+        OpsKind::UnTracked(prep) => prep.finish(plain_forward(
             x.into_primitive(),
             weight.into_primitive(),
             bias.into_primitive(),
-            options,
         )),
     }
-}
-
-/// Gradient of the weight `[out, channels, kh, kw]` of a stride-1 convolution of
-/// `x: [batch, channels, h, w]` that keeps the size (kernel `2 * pad + 1`), given the output's
-/// gradient `grad: [batch, out, h, w]`.
-///
-/// Without copying patches: both are laid out flat, each row followed by `pw` zeros and each
-/// sample by `ph` zero rows (`stride = w + pw` per row, `(h + ph) * stride` per sample), so
-/// that a window offset `(ki, kj)` is the same shift of the flat index for every output
-/// position: the zeros on the right of one row are the left border of the next, the zero rows
-/// after one sample the top border of the next. Then the gradient of that offset's weights is
-/// one matrix product, `grad [out, n]` by `x [channels, n]` shifted by `ki * stride + kj`
-/// (a strided view, transposed), with `n = batch * (h + ph) * stride`; the zeros of `grad`
-/// cancel what the shift drags in from the borders.
-fn weight_grad<B: Backend>(
-    x: FloatTensor<B>,
-    grad: FloatTensor<B>,
-    [kh, kw]: [usize; 2],
-    [ph, pw]: [usize; 2],
-) -> FloatTensor<B> {
-    let [batch, channels, h, w] = x.shape().dims();
-    let [_, out, oh, ow] = grad.shape().dims();
-    assert_eq!(
-        (oh, ow, kh, kw),
-        (h, w, 2 * ph + 1, 2 * pw + 1),
-        "a same-size convolution"
-    );
-    let (device, dtype) = (x.device(), x.dtype().into());
-    let (rows, stride) = (h + ph, w + pw);
-    let n = batch * rows * stride;
-    // Lay `t: [batch, c, h, w]` out as `[c, batch + extra, rows, stride]` (zeros around), the
-    // samples from `first` on.
-    let flat = |t: FloatTensor<B>, c: usize, first: usize, extra: usize| {
-        let z = B::float_zeros(Shape::new([c, batch + extra, rows, stride]), &device, dtype);
-        let t = B::float_slice_assign(
-            z,
-            &[
-                Slice::from(0..c),
-                Slice::from(first..first + batch),
-                Slice::from(0..h),
-                Slice::from(0..w),
-            ],
-            B::float_permute(t, &[1, 0, 2, 3]),
-        );
-        B::float_reshape(t, Shape::new([c, (batch + extra) * rows * stride]))
-    };
-    let grad = flat(grad, out, 0, 0);
-    // One zero sample before the batch (the top and left border of the first sample, reached
-    // by the negative offsets) and one after it (room for the positive ones).
-    let x = flat(x, channels, 1, 2);
-    let base = rows * stride - ph * stride - pw;
-    let per_offset = (0..kh)
-        .flat_map(|i| (0..kw).map(move |j| base + i * stride + j))
-        .map(|shift| {
-            let view = B::float_slice(
-                x.clone(),
-                &[Slice::from(0..channels), Slice::from(shift..shift + n)],
-            );
-            let g = B::float_matmul(grad.clone(), B::float_transpose(view));
-            B::float_reshape(g, Shape::new([out, channels, 1]))
-        })
-        .collect();
-    B::float_reshape(
-        B::float_cat(per_offset, 2),
-        Shape::new([out, channels, kh, kw]),
-    )
 }
 
 #[cfg(test)]
@@ -327,30 +307,32 @@ mod tests {
         assert!(fast(&x.reshape([3, cin, 1, len]), w, b, [0, 2]).is_some());
     }
 
-    /// Outside training (a plain device) and for shapes it does not handle, burn's layer runs.
+    /// On a plain device (inference) the same path runs and equals burn's layer to rounding;
+    /// shapes it does not handle go to burn's layer.
     #[test]
-    fn other_devices_and_shapes_fall_back_to_burn() {
+    fn plain_devices_take_the_same_path_other_shapes_fall_back_to_burn() {
         let plain = crate::learn::cpu();
-        let conv = Conv2dConfig::new([2, 3], [3, 3])
+        let mut conv = Conv2dConfig::new([2, 3], [3, 3])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(&plain);
+        conv.weight = Param::from_tensor(random([3, 2, 3, 3], 12, &plain));
+        conv.bias = Some(Param::from_tensor(random([3], 13, &plain)));
         let x = random([2, 2, 4, 5], 9, &plain);
         let (w, b) = (conv.weight.val(), conv.bias.as_ref().unwrap().val());
-        assert!(fast(&x, w.clone(), b.clone(), [1, 1]).is_none());
-        assert_eq!(
-            conv2d(&conv, x.clone()).into_data(),
-            conv.forward(x.clone()).into_data()
-        );
-        let ad = crate::learn::cpu().autodiff();
-        let (x, w, b) = (
-            random([2, 2, 4, 5], 9, &ad),
-            random([3, 2, 3, 3], 10, &ad),
-            random([3], 11, &ad),
-        );
-        assert!(
-            fast(&x, w.clone(), b.clone(), [0, 0]).is_none(),
-            "3x3 unpadded"
-        );
-        assert!(fast(&x, w, b, [1, 1]).is_some());
+        assert!(fast(&x, w.clone(), b.clone(), [1, 1]).is_some());
+        let diff = max_diff(conv2d(&conv, x.clone()), conv.forward(x.clone()));
+        assert!(diff < 1e-5, "{diff}");
+        for device in [plain, crate::learn::cpu().autodiff()] {
+            let (x, w, b) = (
+                random([2, 2, 4, 5], 9, &device),
+                random([3, 2, 3, 3], 10, &device),
+                random([3], 11, &device),
+            );
+            assert!(
+                fast(&x, w.clone(), b.clone(), [0, 0]).is_none(),
+                "3x3 unpadded"
+            );
+            assert!(fast(&x, w, b, [1, 1]).is_some());
+        }
     }
 }

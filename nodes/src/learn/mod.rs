@@ -20,6 +20,7 @@
 pub mod conv;
 pub mod fit;
 pub mod net;
+mod same_conv;
 
 use burn::module::Module;
 use burn::store::ModuleRecord;
