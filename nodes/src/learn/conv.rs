@@ -84,7 +84,7 @@ fn fast(
     padding: [usize; 2],
 ) -> Option<Tensor<4>> {
     let [_, _, kh, kw] = weight.dims();
-    if [kh, kw] != padding.map(|p| 2 * p + 1) || x.dtype() != DType::F32 {
+    if [kh, kw] != padding.map(|p| 2 * p + 1) || [x.dtype(), weight.dtype()] != [DType::F32; 2] {
         return None;
     }
     if let Ok(xp) = x.clone().try_into_primitive::<Flex>() {

@@ -11,15 +11,15 @@
 //! next), or the zero rows after a sample (the top border of the next). And the `kw` offsets of
 //! one kernel row are consecutive positions, so the windows of kernel row `ki` are one matrix
 //! `[positions, kw * channels]` whose rows overlap (row stride `channels`): a strided view of
-//! the flat buffer, not a copy. A convolution is then `kh` products of that view by the kernel
-//! row's weights `[kw * channels, out]`, accumulated in place; the positions that are padding
-//! compute garbage that is never read.
+//! the flat buffer, not a copy. A convolution is then the sum of `kh` products of that view by
+//! the kernel row's weights `[kw * channels, out]`; the positions that are padding compute
+//! garbage that is never read.
 //!
 //! The products are burn `flex`'s (its `gemm` kernels read any strides, so the overlapping view
 //! is not copied); this module only lays the data out and checks that every view stays inside
 //! its buffer. Deterministic: one thread (`flex` is built without `rayon`) and a fixed order of
-//! products. Not burn's order, so the results differ from burn's layer in
-//! the last bits (tests compare them to rounding).
+//! products. Not burn's order, so the results differ from burn's layer in the last bits (tests
+//! compare them to rounding).
 
 use burn::backend::Flex;
 use burn::backend::flex::{FlexTensor, Layout};
@@ -65,6 +65,7 @@ impl Geometry {
     fn flat(&self, t: &[f32], c: usize) -> FlexTensor {
         let (h, w, stride, sample) = (self.h, self.w, self.stride(), self.sample());
         assert_eq!(t.len(), self.batch * c * h * w, "a [batch, c, h, w] tensor");
+        assert!(self.kh % 2 == 1 && self.kw % 2 == 1, "odd kernel sides");
         // Written once, in order (no zeroing first): the zero sample, then per sample its rows,
         // each position's channels gathered from their planes, each row followed by `pw`
         // zero positions and the sample by `ph` zero rows; the zero sample after the batch.
