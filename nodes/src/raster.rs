@@ -982,6 +982,10 @@ pub struct RasterWriter {
     meta: RasterMeta,
     opts: WriteOptions,
     has_color_table: bool,
+    /// GDAL's `NUM_THREADS` for compressing the final file: `ALL_CPUS`. The bytes do not
+    /// depend on it (each block is compressed on its own and written in order; a test
+    /// compares), only the time.
+    compress_threads: &'static str,
     /// The failed writes when the writer was created, and its thread.
     failures_at_create: (std::thread::ThreadId, WriteFailures),
 }
@@ -1111,6 +1115,7 @@ impl RasterWriter {
             meta: meta.clone(),
             opts: opts.clone(),
             has_color_table: false,
+            compress_threads: "ALL_CPUS",
             failures_at_create,
         };
         writer.describe_staging().map_err(create_err)?;
@@ -1328,6 +1333,9 @@ impl RasterWriter {
             ("INTERLEAVE", "BAND".into()),
             ("BIGTIFF", "IF_SAFER".into()),
             ("PREDICTOR", predictor.into()),
+            // The copy is one pass over the whole raster on this thread; compressing its blocks
+            // on all cores made whole-tile steps faster (benches/README.md).
+            ("NUM_THREADS", self.compress_threads.into()),
         ];
         match self.opts.compression {
             Compression::Deflate { level } => {
@@ -2166,6 +2174,36 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// The final file is compressed by GDAL's worker threads; its bytes are those of a single
+    /// thread's.
+    #[test]
+    fn final_files_do_not_depend_on_the_compression_threads() {
+        let dir = TempDir::new().unwrap();
+        let m = meta(
+            utm18(10.0, 600, 300),
+            DType::F32,
+            Some(f64::NAN),
+            &["a", "b"],
+        );
+        let blocks: Vec<Window> = m.grid.blocks(128).collect();
+        let bytes = |threads: &'static str| {
+            let path = dir.path().join(format!("t{threads}.tif"));
+            let mut w = RasterWriter::create(&path, &m, &WriteOptions::default()).unwrap();
+            w.compress_threads = threads;
+            for b in 1..=2 {
+                for win in &blocks {
+                    w.write_window_f32(b, win, &window_values(b, win)).unwrap();
+                }
+            }
+            w.finish().unwrap();
+            std::fs::read(&path).unwrap()
+        };
+        let one = bytes("1");
+        assert!(one.len() > 1000);
+        assert_eq!(one, bytes("4"));
+        assert_eq!(one, bytes("ALL_CPUS"));
     }
 
     /// GDAL before 3.7 reports a failed block write only to its error handler (flush and
