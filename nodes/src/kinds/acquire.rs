@@ -52,7 +52,9 @@
 //! A pixel missing in any band is nodata in every band; `valid_fraction` is the share of
 //! pixels with data in all bands. A scene with no valid pixel on the grid is dropped with a
 //! warning; if every scene is empty the step fails. Memory is bounded: scenes are read,
-//! warped and written in 256 x 256 blocks.
+//! warped and written in 256 x 256 blocks, as many scenes side by side as there are threads
+//! (each its own file; listed, checked and named in order first, so the output does not depend
+//! on the thread count).
 //!
 //! ```yaml
 //! nodes:
@@ -413,6 +415,10 @@ impl Node for Acquire {
         let mut written: Vec<SceneMeta> = Vec::new();
         let mut empty: Vec<String> = Vec::new();
         let mut names = BTreeSet::new();
+        // Scenes are opened, checked and named here in order, then written as many at a time
+        // as there are threads (each scene is its own file; warping is one thread's work).
+        let at_once = rayon::current_num_threads().max(1);
+        let mut pending: Vec<SceneJob> = Vec::new();
         for group in groups {
             let first = group[0];
             let (id, date, cloud_cover) = if collection.is_static() {
@@ -432,12 +438,18 @@ impl Node for Acquire {
                     first.props.cloud_cover,
                 )
             };
-            let layers = group
+            let files = group
                 .iter()
-                .map(|item| open_layer(source.as_ref(), collection, &bands, item, &grid))
+                .map(|item| resolve_layer(source.as_ref(), collection, &bands, item))
+                .collect::<Result<Vec<_>, _>>()?;
+            let layers = files
+                .iter()
+                .map(|f| warp_layer(f, &grid))
                 .collect::<Result<Vec<_>, _>>()?;
             let label = format!("`{}` scene `{id}` ({date})", collection.id());
-            if !has_data(&layers, &grid).map_err(|e| raster_err(&label, None, e))? {
+            let with_data = has_data(&layers, &grid).map_err(|e| raster_err(&label, None, e))?;
+            drop(layers);
+            if !with_data {
                 ctx.warn(format!(
                     "{label} from `{}` has no valid pixel on the target grid; dropped",
                     first.origin
@@ -447,44 +459,32 @@ impl Node for Acquire {
             }
             let file = unique_name(&mut names, &date, &id);
             let path = ctx.output_file("scenes", &file)?;
-            let meta = RasterMeta {
-                grid: grid.clone(),
-                dtype: collection.dtype(),
-                nodata: Some(collection.nodata()),
-                band_names: bands.clone(),
-            };
-            let create_err = |e: RasterError| raster_err(&label, None, e);
-            let mut w =
-                RasterWriter::create(&path, &meta, &WriteOptions::default()).map_err(create_err)?;
-            for (k, v) in [
-                ("LULC_SENSOR", collection.id().to_string()),
-                ("LULC_SCENE_ID", id.clone()),
-                ("LULC_DATE", date.clone()),
-                ("LULC_SCALE", collection.scale().to_string()),
-            ] {
-                w.set_metadata_item(k, &v).map_err(create_err)?;
-            }
-            let mut valid = 0usize;
-            for win in grid.blocks(TILE) {
-                let (block, n) =
-                    compute_block(&layers, &win).map_err(|e| raster_err(&label, None, e))?;
-                valid += n;
-                write_block(&mut w, collection.dtype(), &win, &block).map_err(create_err)?;
-            }
-            w.finish().map_err(create_err)?;
-            written.push(SceneMeta {
-                id,
-                date,
-                file,
-                bands: bands.clone(),
-                qa_band: bands.iter().find(|b| collection.is_qa(b)).cloned(),
-                scale: collection.scale(),
-                offset: 0.0,
-                nodata: collection.nodata(),
-                valid_fraction: valid as f64 / grid.pixel_count() as f64,
-                cloud_cover,
+            pending.push(SceneJob {
+                files,
+                path,
+                label,
+                scene: SceneMeta {
+                    id,
+                    date,
+                    file,
+                    bands: bands.clone(),
+                    qa_band: bands.iter().find(|b| collection.is_qa(b)).cloned(),
+                    scale: collection.scale(),
+                    offset: 0.0,
+                    nodata: collection.nodata(),
+                    valid_fraction: 0.0,
+                    cloud_cover,
+                },
             });
+            if pending.len() == at_once {
+                written.extend(write_scenes(
+                    std::mem::take(&mut pending),
+                    collection,
+                    &grid,
+                )?);
+            }
         }
+        written.extend(write_scenes(pending, collection, &grid)?);
         if written.is_empty() {
             return Err(NodeError::new(format!(
                 "every `{}` scene is entirely nodata on the target grid ({} x {} px, {}): {}",
@@ -507,6 +507,69 @@ impl Node for Acquire {
         let value = serde_json::to_value(&meta).map_err(|e| NodeError::new(e.to_string()))?;
         ctx.set_meta("scenes", value)
     }
+}
+
+/// A scene to write: its layers' files, output path, label for messages, and its metadata
+/// (`valid_fraction` filled in when written).
+struct SceneJob {
+    files: Vec<Vec<BandFile>>,
+    path: std::path::PathBuf,
+    label: String,
+    scene: SceneMeta,
+}
+
+/// Write `jobs` side by side (rayon), block by block each; their metadata in `jobs`' order, or
+/// the first job's error in that order.
+fn write_scenes(
+    jobs: Vec<SceneJob>,
+    collection: Collection,
+    grid: &Grid,
+) -> Result<Vec<SceneMeta>, NodeError> {
+    use rayon::prelude::*;
+    jobs.into_par_iter()
+        .map(|job| write_scene(job, collection, grid))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Write one scene's file on `grid`, with its metadata items.
+fn write_scene(job: SceneJob, collection: Collection, grid: &Grid) -> Result<SceneMeta, NodeError> {
+    let SceneJob {
+        files,
+        path,
+        label,
+        mut scene,
+    } = job;
+    let layers = files
+        .iter()
+        .map(|f| warp_layer(f, grid))
+        .collect::<Result<Vec<_>, _>>()?;
+    let meta = RasterMeta {
+        grid: grid.clone(),
+        dtype: collection.dtype(),
+        nodata: Some(collection.nodata()),
+        band_names: scene.bands.clone(),
+    };
+    let create_err = |e: RasterError| raster_err(&label, None, e);
+    let mut w = RasterWriter::create(&path, &meta, &WriteOptions::default()).map_err(create_err)?;
+    for (k, v) in [
+        ("LULC_SENSOR", collection.id().to_string()),
+        ("LULC_SCENE_ID", scene.id.clone()),
+        ("LULC_DATE", scene.date.clone()),
+        ("LULC_SCALE", collection.scale().to_string()),
+    ] {
+        w.set_metadata_item(k, &v).map_err(create_err)?;
+    }
+    let mut valid = 0usize;
+    for win in grid.blocks(TILE) {
+        let (block, n) = compute_block(&layers, &win).map_err(create_err)?;
+        valid += n;
+        write_block(&mut w, collection.dtype(), &win, &block).map_err(create_err)?;
+    }
+    w.finish().map_err(create_err)?;
+    scene.valid_fraction = valid as f64 / grid.pixel_count() as f64;
+    Ok(scene)
 }
 
 /// The source the params and inputs describe.
@@ -616,14 +679,13 @@ struct BandSource {
     convert: Convert,
 }
 
-/// Every requested band of `item`, warped onto `grid`.
-fn open_layer(
+/// Where every requested band of `item` is: what [`warp_layer`] opens, on any thread.
+fn resolve_layer(
     source: &dyn Source,
     collection: Collection,
     bands: &[String],
     item: &SceneItem,
-    grid: &Grid,
-) -> Result<Vec<BandSource>, NodeError> {
+) -> Result<Vec<BandFile>, NodeError> {
     let label = format!("`{}` scene `{}` ({})", collection.id(), item.id, item.date);
     bands
         .iter()
@@ -635,12 +697,42 @@ fn open_layer(
             let at = |e: RasterError| raster_err(&label, Some((band, &asset)), e);
             let reader = RasterReader::open(&path).map_err(at)?;
             let index = pick_band(&reader, &asset, band).map_err(at)?;
-            drop(reader);
-            let warped =
-                warp_to_grid(&path, index, grid, collection.resampling(band)).map_err(at)?;
+            Ok(BandFile {
+                path,
+                index,
+                resampling: collection.resampling(band),
+                convert: collection.convert(band, item),
+                label: label.clone(),
+                band: band.clone(),
+                asset,
+            })
+        })
+        .collect()
+}
+
+/// One band of a scene, resolved to a file and its band number.
+#[derive(Clone)]
+struct BandFile {
+    path: String,
+    index: usize,
+    resampling: Resampling,
+    convert: Convert,
+    label: String,
+    band: String,
+    asset: AssetRef,
+}
+
+/// The bands of a layer warped onto `grid`, on the calling thread (a [`WarpedBand`] stays on
+/// the thread that made it).
+fn warp_layer(files: &[BandFile], grid: &Grid) -> Result<Vec<BandSource>, NodeError> {
+    files
+        .iter()
+        .map(|f| {
+            let warped = warp_to_grid(&f.path, f.index, grid, f.resampling)
+                .map_err(|e| raster_err(&f.label, Some((&f.band, &f.asset)), e))?;
             Ok(BandSource {
                 warped,
-                convert: collection.convert(band, item),
+                convert: f.convert,
             })
         })
         .collect()
