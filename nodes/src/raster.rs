@@ -1751,14 +1751,19 @@ mod tests {
         v
     }
 
-    /// Write a 2-band raster with `pattern`, block by block in the given order.
-    fn write_pattern(path: &Path, m: &RasterMeta, order: &[Window]) {
-        let mut w = RasterWriter::create(path, m, &WriteOptions::default()).unwrap();
+    /// Write `pattern` into every band of `w`, block by block in the given order.
+    fn fill_pattern(w: &mut RasterWriter, m: &RasterMeta, order: &[Window]) {
         for b in 1..=m.band_count() {
             for win in order {
                 w.write_window_f32(b, win, &window_values(b, win)).unwrap();
             }
         }
+    }
+
+    /// Write a 2-band raster with `pattern`, block by block in the given order.
+    fn write_pattern(path: &Path, m: &RasterMeta, order: &[Window]) {
+        let mut w = RasterWriter::create(path, m, &WriteOptions::default()).unwrap();
+        fill_pattern(&mut w, m, order);
         w.set_metadata_item("lulc_test", "1").unwrap();
         w.finish().unwrap();
     }
@@ -2192,11 +2197,7 @@ mod tests {
             let path = dir.path().join(format!("t{threads}.tif"));
             let mut w = RasterWriter::create(&path, &m, &WriteOptions::default()).unwrap();
             w.compress_threads = threads;
-            for b in 1..=2 {
-                for win in &blocks {
-                    w.write_window_f32(b, win, &window_values(b, win)).unwrap();
-                }
-            }
+            fill_pattern(&mut w, &m, &blocks);
             w.finish().unwrap();
             std::fs::read(&path).unwrap()
         };

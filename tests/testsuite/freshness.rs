@@ -238,12 +238,13 @@ fn editing_a_file_a_param_names_reruns_its_step_with_reason() {
     let p = Project::new(TABLE_SPEC);
     std::fs::create_dir(p.path().join("data")).unwrap();
     let csv = p.path().join("data/samples.csv");
-    std::fs::write(&csv, table(&[("a", "Rice", 0.5), ("b", "Water", 0.1)])).unwrap();
+    let first = table(&[("a", "Rice", 0.5), ("b", "Water", 0.1)]);
+    std::fs::write(&csv, &first).unwrap();
     let r = p.run(&[]);
     r.assert_ok();
     assert_eq!(r.steps_with("ran"), ids(&["table"]));
     // Untouched (even rewritten with the same bytes): cached.
-    std::fs::write(&csv, table(&[("a", "Rice", 0.5), ("b", "Water", 0.1)])).unwrap();
+    std::fs::write(&csv, &first).unwrap();
     assert_eq!(p.run(&[]).steps_with("cached"), ids(&["table"]));
     // Same path, other contents: the plan says why, and the run re-reads the table.
     std::fs::write(&csv, table(&[("a", "Rice", 0.6), ("b", "Water", 0.1)])).unwrap();
@@ -258,6 +259,6 @@ fn editing_a_file_a_param_names_reruns_its_step_with_reason() {
     r.assert_ok();
     assert_eq!(r.steps_with("ran"), ids(&["table"]));
     // Back to the first contents: the first result, from the store.
-    std::fs::write(&csv, table(&[("a", "Rice", 0.5), ("b", "Water", 0.1)])).unwrap();
+    std::fs::write(&csv, &first).unwrap();
     assert_eq!(p.run(&[]).steps_with("cached"), ids(&["table"]));
 }

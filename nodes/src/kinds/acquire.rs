@@ -711,7 +711,6 @@ fn resolve_layer(
 }
 
 /// One band of a scene, resolved to a file and its band number.
-#[derive(Clone)]
 struct BandFile {
     path: String,
     index: usize,

@@ -120,7 +120,7 @@ fn with_values<R>(t: &FloatTensor<Flex>, f: impl FnOnce(&[f32]) -> R) -> R {
 }
 
 /// A `flex` tensor of `shape` holding `values`.
-fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FloatTensor<Flex> {
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FloatTensor<Flex> {
     Flex::float_from_data(TensorData::new(values, shape), &Default::default())
 }
 
@@ -170,8 +170,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
                         *db += plane.iter().sum::<f32>();
                     }
                 }
-                let db = Flex::float_from_data(TensorData::new(db, [g.cout]), &Default::default());
-                grads.register::<Flex>(node.id, db);
+                grads.register::<Flex>(node.id, tensor(db, [g.cout]));
             }
             if let Some(node) = node_weight {
                 let dw = with_values(&x, |x| g.weight_grad(x, grad));

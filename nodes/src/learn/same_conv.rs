@@ -113,7 +113,7 @@ impl Geometry {
         let rows = self.kernel_rows(cin, cout, |ki, kj, ch, o| {
             weight[((o * cin + ch) * self.kh + ki) * self.kw + kj]
         });
-        let y = self.products(&self.flat(x, cin), cin, &rows, cout);
+        let y = self.products(&self.flat(x, cin), cin, rows, cout);
         self.unflat(values(&y), cout, bias)
     }
 
@@ -125,7 +125,7 @@ impl Geometry {
         let rows = self.kernel_rows(cout, cin, |ki, kj, o, ch| {
             weight[((o * cin + ch) * kh + (kh - 1 - ki)) * kw + (kw - 1 - kj)]
         });
-        let dx = self.products(&self.flat(grad, cout), cout, &rows, cin);
+        let dx = self.products(&self.flat(grad, cout), cout, rows, cin);
         self.unflat(values(&dx), cin, None)
     }
 
@@ -196,9 +196,9 @@ impl Geometry {
 
     /// `sum over ki of windows(ki) [positions, kw * c] by rows[ki] [kw * c, out]`, for flat
     /// `x` of `c` channels: `[positions, out]`.
-    fn products(&self, x: &FlexTensor, c: usize, rows: &[f32], out: usize) -> FlexTensor {
+    fn products(&self, x: &FlexTensor, c: usize, rows: Vec<f32>, out: usize) -> FlexTensor {
         let n = self.positions();
-        let rows = buffer(rows.to_vec());
+        let rows = buffer(rows);
         (0..self.kh)
             .map(|ki| {
                 let windows = View {
