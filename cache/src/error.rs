@@ -20,6 +20,14 @@ pub enum CacheError {
         source: std::io::Error,
     },
 
+    /// A worker was pointed at a folder that holds no store.
+    #[error("`{}` is not a lulc store (it has no objects/ and records/)", path.display())]
+    #[diagnostic(
+        code(cache::not_a_store),
+        help("give the store directory that `lulc run` uses (`--store`), as the worker sees it")
+    )]
+    NotAStore { path: PathBuf },
+
     /// An SQLite statement on the index failed.
     #[error("cache index `{}` failed: {source}", path.display())]
     #[diagnostic(code(cache::sqlite))]

@@ -66,6 +66,7 @@
 //!   handle is open, so it never deletes what a running `lulc run` is about to record (nor the
 //!   record file a `record_step` has written but not yet given its row).
 
+mod blobs;
 mod claim;
 mod digest;
 mod error;
@@ -75,6 +76,7 @@ mod rebuild;
 mod records;
 mod store;
 
+pub use blobs::Blobs;
 pub use claim::Claim;
 pub use digest::{DIGEST_PREFIX, Digest};
 pub use error::{CacheError, Result};

@@ -140,18 +140,24 @@ pub(crate) fn any_records(root: &Path) -> Result<bool> {
     Ok(false)
 }
 
-impl Store {
+impl crate::Blobs {
     /// Where the durable copy of the record of step `key` lives: `records/ab/<key>.json`
     /// (`records/ab/h-<hash>.json` for a key that is not a plain token).
     pub fn record_path(&self, key: &str) -> PathBuf {
         let (dir, name) = record_location(key);
-        self.root.join("records").join(dir).join(name)
+        self.root().join("records").join(dir).join(name)
+    }
+}
+
+impl Store {
+    /// [`crate::Blobs::record_path`].
+    pub fn record_path(&self, key: &str) -> PathBuf {
+        self.blobs.record_path(key)
     }
 
     /// Writes the record file of `rec` atomically (tmp file, fsync, rename, fsync directory).
     pub(crate) fn write_record(&self, rec: &StepRecord, stamp: i64) -> Result<()> {
-        let tmp = self.write_tmp(&encode_record(rec, stamp))?;
-        self.move_into_place(&tmp, &self.record_path(&rec.key))
+        self.blobs.write_record(rec, stamp)
     }
 
     /// Removes the record files of `keys` (absent ones are fine). Call after the rows are gone.

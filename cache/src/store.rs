@@ -1,9 +1,9 @@
 //! Opening the store, the SQLite plumbing shared by every table, and the blob files.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,6 +11,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, Transactio
 
 use crate::error::io_err;
 use crate::rebuild::{Diagnosis, diagnose};
+use crate::blobs::Blobs;
 use crate::{CacheError, Digest, RebuildReport, Result};
 
 /// Version of the index schema, kept in SQLite's `user_version`.
@@ -101,6 +102,7 @@ CREATE INDEX run_steps_by_key ON run_steps(key);
 /// wait for each other instead of failing with "database is locked".
 pub struct Store {
     pub(crate) root: PathBuf,
+    pub(crate) blobs: Blobs,
     pub(crate) index_path: PathBuf,
     pub(crate) conn: Mutex<Connection>,
     /// Shared `flock` on `locks/.store.lock` for the lifetime of the handle.
@@ -263,30 +265,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn set_read_only(path: &Path) -> Result<()> {
-    let mut perms = fs::metadata(path)
-        .map_err(io_err("stat", path))?
-        .permissions();
-    perms.set_readonly(true);
-    fs::set_permissions(path, perms).map_err(io_err("make read-only", path))
-}
-
-/// Keeps characters that are harmless in a file name; the tail (extension) survives truncation.
-fn sanitize_hint(hint: &str) -> String {
-    let clean: String = hint
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let skip = clean.len().saturating_sub(64);
-    clean[skip..].to_owned()
-}
-
 impl Store {
     /// Opens the store at `root`, creating the directory layout and the index if needed.
     ///
@@ -300,13 +278,7 @@ impl Store {
     /// minute, then fails with `IndexRebuildBusy`. Fails with `SchemaTooNew` if a newer lulc
     /// wrote the index.
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
-        let root = root.as_ref();
-        fs::create_dir_all(root).map_err(io_err("create store directory", root))?;
-        let root = std::path::absolute(root).map_err(io_err("resolve store directory", root))?;
-        for sub in ["objects", "records", "tmp", "locks", "quarantine"] {
-            let dir = root.join(sub);
-            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-        }
+        let root = Blobs::create(root.as_ref())?.root().to_path_buf();
         let lock_path = root.join("locks").join(STORE_LOCK);
         let store_lock = open_lock_file(&lock_path)?;
         store_lock
@@ -377,6 +349,7 @@ impl Store {
 
     pub(crate) fn with(root: PathBuf, index_path: PathBuf, conn: Connection, lock: File) -> Store {
         Store {
+            blobs: Blobs::at(root.clone()),
             root,
             index_path,
             conn: Mutex::new(conn),
@@ -441,152 +414,52 @@ impl Store {
 
     // ----- blobs -----------------------------------------------------------------------------
 
-    /// A fresh, unique path under `root/tmp` (not created). `hint` is kept as the suffix, so
-    /// `tmp_path(".tif")` ends in `.tif` for tools that care about extensions.
+    /// The file layer: what a worker without the index uses.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// [`Blobs::tmp_path`].
     pub fn tmp_path(&self, hint: &str) -> PathBuf {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let hint = sanitize_hint(hint);
-        let sep = if hint.is_empty() || hint.starts_with('.') {
-            ""
-        } else {
-            "-"
-        };
-        self.root
-            .join("tmp")
-            .join(format!("{}-{n}-{nanos:08x}{sep}{hint}", std::process::id()))
+        self.blobs.tmp_path(hint)
     }
 
     /// Where the blob named `d` lives: `objects/ab/cdef...`.
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        let hex = d.hex();
-        self.root.join("objects").join(&hex[..2]).join(&hex[2..])
+        self.blobs.blob_path(d)
     }
 
     /// Stores `bytes`; returns their digest. Idempotent: a blob already present is not rewritten.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
-        let d = Digest::of_bytes(bytes);
-        let dest = self.blob_path(&d);
-        let size = bytes.len() as u64;
-        if !present_with_size(&dest, size) {
-            let tmp = self.write_tmp(bytes)?;
-            set_read_only(&tmp)?;
-            self.move_into_place(&tmp, &dest)?;
-        }
+        let (d, size) = self.blobs.store_bytes(bytes)?;
         self.note_blob(&d, size)?;
         Ok(d)
-    }
-
-    /// Creates a fresh file under `tmp/` (never reusing an existing name).
-    fn create_tmp_file(&self) -> Result<(PathBuf, File)> {
-        loop {
-            let tmp = self.tmp_path("blob");
-            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                Ok(f) => return Ok((tmp, f)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_err("create temp file", &tmp)(e)),
-            }
-        }
-    }
-
-    pub(crate) fn write_tmp(&self, bytes: &[u8]) -> Result<PathBuf> {
-        let (tmp, mut file) = self.create_tmp_file()?;
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
-        drop(file);
-        match written {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(io_err("write temp file", &tmp)(e))
-            }
-        }
-    }
-
-    /// Renames a complete, fsynced file to its blob (or record) path and makes the rename durable.
-    pub(crate) fn move_into_place(&self, src: &Path, dest: &Path) -> Result<()> {
-        let dir = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-        if let Err(e) = fs::rename(src, dest) {
-            let _ = fs::remove_file(src);
-            return Err(io_err(format!("rename `{}` to", src.display()), dest)(e));
-        }
-        sync_dir(dir)
     }
 
     /// Moves the file at `src` into the store (it is consumed). `src` should be on the store's
     /// filesystem, e.g. from [`Store::tmp_path`]; otherwise it is copied.
     pub fn put_file(&self, src: &Path) -> Result<Digest> {
-        let (d, size) = {
-            let mut file = File::open(src).map_err(io_err("open", src))?;
-            let mut hasher = blake3::Hasher::new();
-            hasher
-                .update_reader(&mut file)
-                .map_err(io_err("read", src))?;
-            // The bytes must be on disk before the rename publishes them.
-            file.sync_all().map_err(io_err("fsync", src))?;
-            (Digest::from_hash(&hasher.finalize()), hasher.count())
-        };
-        let dest = self.blob_path(&d);
-        if present_with_size(&dest, size) {
-            fs::remove_file(src).map_err(io_err("remove", src))?;
-        } else {
-            set_read_only(src)?;
-            let dir = dest.parent().unwrap_or(&self.root);
-            fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-            match fs::rename(src, &dest) {
-                Ok(()) => sync_dir(dir)?,
-                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                    let tmp = self.copy_to_tmp(src, &d)?;
-                    set_read_only(&tmp)?;
-                    self.move_into_place(&tmp, &dest)?;
-                    fs::remove_file(src).map_err(io_err("remove", src))?;
-                }
-                Err(e) => {
-                    return Err(io_err(format!("rename `{}` to", src.display()), &dest)(e));
-                }
-            }
-        }
+        let (d, size) = self.blobs.store_file(src)?;
         self.note_blob(&d, size)?;
         Ok(d)
     }
 
-    /// Copies `src` into a fresh tmp file (fsynced), checking the copy still hashes to `expect`.
-    fn copy_to_tmp(&self, src: &Path, expect: &Digest) -> Result<PathBuf> {
-        let mut input = File::open(src).map_err(io_err("open", src))?;
-        let (tmp, mut out) = self.create_tmp_file()?;
-        let copied = (|| -> io::Result<Digest> {
-            let mut hasher = blake3::Hasher::new();
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = input.read(&mut buf)?;
-                if n == 0 {
-                    break;
+    /// Notes the sizes of blobs a worker stored through [`Blobs`] (which has no index), so
+    /// later cache hits check them by size; fails with `MissingBlob` for one that is absent.
+    pub fn note_blobs<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) -> Result<()> {
+        for d in digests {
+            let path = self.blob_path(d);
+            match fs::metadata(&path) {
+                Ok(m) if m.is_file() => self.note_blob(d, m.len())?,
+                _ => {
+                    return Err(CacheError::MissingBlob {
+                        digest: d.clone(),
+                        path,
+                    });
                 }
-                hasher.update(&buf[..n]);
-                out.write_all(&buf[..n])?;
-            }
-            out.sync_all()?;
-            Ok(Digest::from_hash(&hasher.finalize()))
-        })();
-        match copied {
-            Ok(got) if &got == expect => Ok(tmp),
-            Ok(got) => {
-                let _ = fs::remove_file(&tmp);
-                Err(CacheError::CorruptBlob {
-                    digest: expect.clone(),
-                    path: src.to_owned(),
-                    actual: got,
-                })
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(io_err(format!("copy `{}` to", src.display()), &tmp)(e))
             }
         }
+        Ok(())
     }
 
     /// Records digest -> size once the blob file is in place (the row is written last).
@@ -615,26 +488,7 @@ impl Store {
 
     /// Reads a whole blob and checks it still hashes to its name.
     pub fn read_bytes(&self, d: &Digest) -> Result<Vec<u8>> {
-        let path = self.blob_path(d);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(CacheError::MissingBlob {
-                    digest: d.clone(),
-                    path,
-                });
-            }
-            Err(e) => return Err(io_err("read blob", &path)(e)),
-        };
-        let actual = Digest::of_bytes(&bytes);
-        if &actual != d {
-            return Err(CacheError::CorruptBlob {
-                digest: d.clone(),
-                path,
-                actual,
-            });
-        }
-        Ok(bytes)
+        self.blobs.read_bytes(d)
     }
 
     /// Is the blob usable? `rehash = false` compares the file size with the size recorded at
@@ -667,10 +521,6 @@ impl Store {
             Err(_) => BlobState::Corrupt,
         }
     }
-}
-
-fn present_with_size(path: &Path, size: u64) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
 }
 
 /// Outcome of [`Store::check_blob`].

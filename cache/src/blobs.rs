@@ -1,0 +1,376 @@
+//! The store's files without its index: blobs, temp files and record files.
+//!
+//! [`Blobs`] is what a worker needs to run a step anywhere the store's directory is mounted (a
+//! compute node of a cluster): read input blobs (re-hashed), write output blobs and the step's
+//! record file, all by temp file + fsync + rename. It never opens `index.sqlite` and never takes
+//! a lock, because neither works across the hosts of a network file system (SQLite's WAL needs
+//! shared memory; `flock` is per node or unsupported on many mounts). Two workers writing the
+//! same key write the same bytes, so the last rename wins harmlessly.
+//!
+//! [`crate::Store`] is built on it and adds the index: the sizes of the blobs it stored, step
+//! rows, runs, claims.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::io_err;
+use crate::records::encode_record;
+use crate::store::{hash_file, next_stamp, sync_dir, unix_now};
+use crate::{BlobState, CacheError, Digest, Result, StepRecord};
+
+/// The directories of a store's layout (see the crate docs).
+pub(crate) const LAYOUT: [&str; 5] = ["objects", "records", "tmp", "locks", "quarantine"];
+
+/// The file layer of a store: blobs, temp files, record files. No index, no locks.
+#[derive(Clone, Debug)]
+pub struct Blobs {
+    root: PathBuf,
+}
+
+impl Blobs {
+    /// The file layer of the store at `root`, creating its directories if needed.
+    pub(crate) fn create(root: &Path) -> Result<Blobs> {
+        fs::create_dir_all(root).map_err(io_err("create store directory", root))?;
+        let root = std::path::absolute(root).map_err(io_err("resolve store directory", root))?;
+        for sub in LAYOUT {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        }
+        Ok(Blobs { root })
+    }
+
+    /// The file layer of a store whose directories exist.
+    pub(crate) fn at(root: PathBuf) -> Blobs {
+        Blobs { root }
+    }
+
+    /// The file layer of an existing store (a worker's view): fails with `NotAStore` when
+    /// `root` has no `objects/` and `records/`, so a mistyped path never becomes a new store.
+    pub fn open_existing(root: impl AsRef<Path>) -> Result<Blobs> {
+        let root = root.as_ref();
+        let root = std::path::absolute(root).map_err(io_err("resolve store directory", root))?;
+        if !(root.join("objects").is_dir() && root.join("records").is_dir()) {
+            return Err(CacheError::NotAStore { path: root });
+        }
+        Blobs::create(&root)
+    }
+
+    /// The store directory (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A fresh, unique path under `root/tmp` (not created). `hint` is kept as the suffix, so
+    /// `tmp_path(".tif")` ends in `.tif` for tools that care about extensions. Unique across
+    /// hosts too: the name holds the host's name, the process id and a counter.
+    pub fn tmp_path(&self, hint: &str) -> PathBuf {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let hint = sanitize_hint(hint);
+        let sep = if hint.is_empty() || hint.starts_with('.') {
+            ""
+        } else {
+            "-"
+        };
+        self.root.join("tmp").join(format!(
+            "{}{}-{n}-{nanos:08x}{sep}{hint}",
+            host_tag(),
+            std::process::id()
+        ))
+    }
+
+    /// Where the blob named `d` lives: `objects/ab/cdef...`.
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        let hex = d.hex();
+        self.root.join("objects").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Stores `bytes`; returns their digest and size. Idempotent: a blob already present is
+    /// not rewritten.
+    pub fn store_bytes(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
+        let d = Digest::of_bytes(bytes);
+        let dest = self.blob_path(&d);
+        let size = bytes.len() as u64;
+        if !present_with_size(&dest, size) {
+            let tmp = self.write_tmp(bytes)?;
+            set_read_only(&tmp)?;
+            self.move_into_place(&tmp, &dest)?;
+        }
+        Ok((d, size))
+    }
+
+    /// Moves the file at `src` into the store (it is consumed); returns its digest and size.
+    /// `src` should be on the store's filesystem, e.g. from [`Blobs::tmp_path`]; otherwise it
+    /// is copied (and the copy checked against the hash).
+    pub fn store_file(&self, src: &Path) -> Result<(Digest, u64)> {
+        let (d, size) = {
+            let mut file = File::open(src).map_err(io_err("open", src))?;
+            let mut hasher = blake3::Hasher::new();
+            hasher
+                .update_reader(&mut file)
+                .map_err(io_err("read", src))?;
+            // The bytes must be on disk before the rename publishes them.
+            file.sync_all().map_err(io_err("fsync", src))?;
+            (Digest::from_hash(&hasher.finalize()), hasher.count())
+        };
+        let dest = self.blob_path(&d);
+        if present_with_size(&dest, size) {
+            fs::remove_file(src).map_err(io_err("remove", src))?;
+            return Ok((d, size));
+        }
+        set_read_only(src)?;
+        let dir = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        match fs::rename(src, &dest) {
+            Ok(()) => sync_dir(dir)?,
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                let tmp = self.copy_to_tmp(src, &d)?;
+                set_read_only(&tmp)?;
+                self.move_into_place(&tmp, &dest)?;
+                fs::remove_file(src).map_err(io_err("remove", src))?;
+            }
+            Err(e) => {
+                return Err(io_err(format!("rename `{}` to", src.display()), &dest)(e));
+            }
+        }
+        Ok((d, size))
+    }
+
+    /// Reads a whole blob and checks it still hashes to its name.
+    pub fn read_bytes(&self, d: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(d);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(CacheError::MissingBlob {
+                    digest: d.clone(),
+                    path,
+                });
+            }
+            Err(e) => return Err(io_err("read blob", &path)(e)),
+        };
+        let actual = Digest::of_bytes(&bytes);
+        if &actual != d {
+            return Err(CacheError::CorruptBlob {
+                digest: d.clone(),
+                path,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Hashes the blob file `d`: is it there and intact? Also its size when it is.
+    pub fn rehash(&self, d: &Digest) -> (BlobState, u64) {
+        match hash_file(&self.blob_path(d)) {
+            Ok((actual, size)) if &actual == d => (BlobState::Ok, size),
+            Ok(_) => (BlobState::Corrupt, 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (BlobState::Missing, 0),
+            Err(_) => (BlobState::Corrupt, 0),
+        }
+    }
+
+    /// Writes the record file of a computed step (`records/ab/<key>.json`, atomically), after
+    /// its blobs: the durable proof that the step finished, which the coordinator turns into an
+    /// index row. Fails with `MissingBlob` if a referenced blob is not in the store.
+    pub fn write_step_record(&self, rec: &StepRecord) -> Result<StepRecord> {
+        for d in rec.outputs.values().chain(&rec.blobs) {
+            let path = self.blob_path(d);
+            if !path.is_file() {
+                return Err(CacheError::MissingBlob {
+                    digest: d.clone(),
+                    path,
+                });
+            }
+        }
+        let mut rec = rec.clone();
+        if rec.created_at == 0 {
+            rec.created_at = unix_now();
+        }
+        self.write_record(&rec, next_stamp())?;
+        Ok(rec)
+    }
+
+    /// Writes the record file of `rec` atomically (tmp file, fsync, rename, fsync directory).
+    pub(crate) fn write_record(&self, rec: &StepRecord, stamp: i64) -> Result<()> {
+        let tmp = self.write_tmp(&encode_record(rec, stamp))?;
+        self.move_into_place(&tmp, &self.record_path(&rec.key))
+    }
+
+    /// Writes `bytes` to `dest` atomically: a temp file of the store, fsync, rename, fsync of
+    /// the directory. For small files beside the blobs (a run's journal, a worker's result).
+    pub fn write_file_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.write_tmp(bytes)?;
+        self.move_into_place(&tmp, dest)
+    }
+
+    /// Creates a fresh file under `tmp/` (never reusing an existing name).
+    fn create_tmp_file(&self) -> Result<(PathBuf, File)> {
+        loop {
+            let tmp = self.tmp_path("blob");
+            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(f) => return Ok((tmp, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("create temp file", &tmp)(e)),
+            }
+        }
+    }
+
+    pub(crate) fn write_tmp(&self, bytes: &[u8]) -> Result<PathBuf> {
+        let (tmp, mut file) = self.create_tmp_file()?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        drop(file);
+        match written {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(io_err("write temp file", &tmp)(e))
+            }
+        }
+    }
+
+    /// Renames a complete, fsynced file to its blob (or record) path and makes the rename durable.
+    pub(crate) fn move_into_place(&self, src: &Path, dest: &Path) -> Result<()> {
+        let dir = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        if let Err(e) = fs::rename(src, dest) {
+            let _ = fs::remove_file(src);
+            return Err(io_err(format!("rename `{}` to", src.display()), dest)(e));
+        }
+        sync_dir(dir)
+    }
+
+    /// Copies `src` into a fresh tmp file (fsynced), checking the copy still hashes to `expect`.
+    fn copy_to_tmp(&self, src: &Path, expect: &Digest) -> Result<PathBuf> {
+        let mut input = File::open(src).map_err(io_err("open", src))?;
+        let (tmp, mut out) = self.create_tmp_file()?;
+        let copied = (|| -> io::Result<Digest> {
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = input.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n])?;
+            }
+            out.sync_all()?;
+            Ok(Digest::from_hash(&hasher.finalize()))
+        })();
+        match copied {
+            Ok(got) if &got == expect => Ok(tmp),
+            Ok(got) => {
+                let _ = fs::remove_file(&tmp);
+                Err(CacheError::CorruptBlob {
+                    digest: expect.clone(),
+                    path: src.to_owned(),
+                    actual: got,
+                })
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(io_err(format!("copy `{}` to", src.display()), &tmp)(e))
+            }
+        }
+    }
+}
+
+/// The host's name as a file-name prefix (`node7-`), empty when unknown: temp names written by
+/// workers on different hosts into one shared `tmp/` never collide on equal process ids.
+fn host_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let clean = sanitize_hint(name.trim());
+        if clean.is_empty() {
+            String::new()
+        } else {
+            format!("{clean}-")
+        }
+    })
+}
+
+pub(crate) fn present_with_size(path: &Path, size: u64) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
+}
+
+fn set_read_only(path: &Path) -> Result<()> {
+    let mut perms = fs::metadata(path)
+        .map_err(io_err("stat", path))?
+        .permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(path, perms).map_err(io_err("make read-only", path))
+}
+
+/// Keeps characters that are harmless in a file name; the tail (extension) survives truncation.
+fn sanitize_hint(hint: &str) -> String {
+    let clean: String = hint
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let skip = clean.len().saturating_sub(64);
+    clean[skip..].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{step, store};
+
+    #[test]
+    fn a_worker_view_refuses_a_folder_that_is_not_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        match Blobs::open_existing(dir.path()) {
+            Err(CacheError::NotAStore { path }) => assert_eq!(path, dir.path()),
+            other => panic!("{other:?}"),
+        }
+        assert!(!dir.path().join("objects").exists(), "nothing created");
+    }
+
+    #[test]
+    fn a_worker_writes_blobs_and_a_record_file_that_the_index_then_takes() {
+        let (_dir, store) = store();
+        let blobs = Blobs::open_existing(store.root()).unwrap();
+        let src = blobs.tmp_path(".tif");
+        std::fs::write(&src, b"worker output").unwrap();
+        let (d, size) = blobs.store_file(&src).unwrap();
+        assert_eq!(size, 13);
+        assert_eq!(blobs.rehash(&d), (BlobState::Ok, 13));
+        assert_eq!(blobs.read_bytes(&d).unwrap(), b"worker output");
+
+        let mut rec = step(&store, "kworker", "w", b"other");
+        rec.outputs.insert("map".into(), d.clone());
+        rec.blobs.push(d.clone());
+        let written = blobs.write_step_record(&rec).unwrap();
+        assert!(store.record_path("kworker").is_file());
+        assert!(written.created_at > 0);
+        // The worker wrote no row: the coordinator records it.
+        assert!(store.lookup("kworker").unwrap().is_none());
+        store.record_step(&written).unwrap();
+        assert_eq!(store.lookup("kworker").unwrap().unwrap().outputs, written.outputs);
+
+        // A record naming a blob that is not there is refused.
+        let mut bad = rec.clone();
+        bad.key = "kbad".into();
+        bad.blobs.push(Digest::of_bytes(b"never stored"));
+        assert!(matches!(
+            blobs.write_step_record(&bad),
+            Err(CacheError::MissingBlob { .. })
+        ));
+        assert!(!store.record_path("kbad").exists());
+    }
+}
