@@ -12,18 +12,19 @@
 //! the store again, runs the node, moves its files into the store and records the step last.
 //! A killed run leaves finished steps recorded and nothing half-written; the next run resumes.
 
-use std::collections::{BTreeMap, HashMap};
-use std::panic::AssertUnwindSafe;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::Duration;
 
-use lulc_cache::{BlobState, Digest, RunInfo, RunStep, StepRecord, Store};
+use lulc_cache::{BlobState, Claim, Digest, RunInfo, RunStep, StepRecord, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::fingerprint::{self, DirtyReason, ENGINE_CACHE_VERSION, KeyMaterial};
-use crate::node::{ArtifactIn, Inputs, NodeError, RunCtx};
+use crate::executor::{Executor, ExecutorError, LocalThreads};
+use crate::node::NodeError;
 use crate::plan::{Plan, Step};
+use crate::task::{StepResult, StepTask, TaskInput, TaskOutcome, disk_hint};
 
 /// Status of a step, in `plan` (`fresh`, `dirty`, `new`, `maybe`) or `run` (`cached`, `ran`,
 /// `failed`, `skipped`).
@@ -102,16 +103,12 @@ pub enum ExecError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Cache(#[from] lulc_cache::CacheError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Executor(#[from] ExecutorError),
 }
 
-/// The manifest of one output artifact, stored as a blob; its digest is the output's digest.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Manifest {
-    #[serde(rename = "type")]
-    pub ty: String,
-    pub files: BTreeMap<String, Digest>,
-    pub meta: Value,
-}
+pub use crate::task::Manifest;
 
 fn material(
     step: &Step,
@@ -313,6 +310,8 @@ impl Observer for Quiet {}
 pub struct RunReport {
     pub run_id: i64,
     pub outcomes: Vec<Outcome>,
+    /// The executor's counters (`Executor::stats`).
+    pub executor: Value,
 }
 
 impl RunReport {
@@ -325,16 +324,33 @@ impl RunReport {
     }
 }
 
-enum Msg {
-    Done(Box<Outcome>),
-}
+/// How long the coordinator waits before trying again the claim of a step that another process
+/// is computing.
+const CLAIM_RETRY: Duration = Duration::from_millis(100);
 
-/// Run the plan: every step either comes from the store (`cached`) or runs.
+/// Run the plan on `opts.jobs` worker threads of this process: every step either comes from
+/// the store (`cached`) or runs.
 pub fn run(
     plan: &Plan,
     store: &Store,
     opts: &RunOptions,
     obs: &dyn Observer,
+) -> Result<RunReport, ExecError> {
+    std::thread::scope(|scope| {
+        let mut threads = LocalThreads::new(scope, opts.jobs, store.blobs(), &plan.registry);
+        run_with(plan, store, opts, obs, &mut threads)
+    })
+}
+
+/// Run the plan, computing the steps that must run on `executor`. The coordinator (this
+/// function, on the calling thread) alone decides what is cached and what is ready, holds the
+/// claims of the steps in flight and writes the index; the executor only runs tasks.
+pub fn run_with(
+    plan: &Plan,
+    store: &Store,
+    opts: &RunOptions,
+    obs: &dyn Observer,
+    executor: &mut dyn Executor,
 ) -> Result<RunReport, ExecError> {
     let n = plan.steps.len();
     let run_id = store.begin_run(&RunInfo {
@@ -345,112 +361,40 @@ pub fn run(
         argv: opts.argv.clone(),
     })?;
     obs.started(n);
-    let mut remaining: Vec<usize> = (0..n).map(|i| plan.dependencies(i).len()).collect();
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-    let mut known: Vec<Option<BTreeMap<String, Digest>>> = vec![None; n];
-    let mut ready: std::collections::VecDeque<usize> =
-        (0..n).filter(|&i| remaining[i] == 0).collect();
-    let jobs = opts.jobs.max(1);
-    let (task_tx, task_rx) =
-        crossbeam_channel::unbounded::<(usize, BTreeMap<String, Vec<String>>)>();
-    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Msg>();
-    let mut stop = false;
-    let mut in_flight = 0usize;
-    let mut finished = 0usize;
-
-    std::thread::scope(|scope| -> Result<(), ExecError> {
-        for _ in 0..jobs {
-            let task_rx = task_rx.clone();
-            let done_tx = done_tx.clone();
-            scope.spawn(move || {
-                while let Ok((i, inputs)) = task_rx.recv() {
-                    let outcome = match execute(plan, store, i, inputs, obs, opts) {
-                        Ok(o) => o,
-                        Err(e) => {
-                            let mut o = Outcome::new(i, Status::Failed);
-                            o.error = Some(disk_hint(store, NodeError::new(format!("store: {e}"))));
-                            o
-                        }
-                    };
-                    if done_tx.send(Msg::Done(Box::new(outcome))).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(done_tx);
-        while finished < n {
-            while !stop && in_flight < jobs * 4 {
-                let Some(i) = ready.pop_front() else { break };
-                let inputs =
-                    input_digests(&plan.steps[i], &known).expect("ready steps have known inputs");
-                task_tx.send((i, inputs)).expect("workers alive");
-                in_flight += 1;
-            }
-            if in_flight == 0 {
-                // Stopped (fail-fast): everything not dispatched is skipped.
-                for (i, slot) in outcomes.iter_mut().enumerate() {
-                    if slot.is_none() {
-                        let mut o = Outcome::new(i, Status::Skipped);
-                        o.reasons.push(DirtyReason::UpstreamFailed {
-                            step: "(stopped at first failure)".into(),
-                        });
-                        obs.step_finished(plan, &o);
-                        *slot = Some(o);
-                        finished += 1;
-                    }
-                }
-                break;
-            }
-            let Ok(Msg::Done(o)) = done_rx.recv() else {
-                break;
-            };
-            in_flight -= 1;
-            finished += 1;
-            let i = o.step;
-            obs.step_finished(plan, &o);
-            let ok = matches!(o.status, Status::Cached | Status::Ran);
-            if ok {
-                known[i] = Some(o.outputs.clone());
-                for d in plan
-                    .dependents(i)
-                    .collect::<std::collections::BTreeSet<_>>()
-                {
-                    remaining[d] -= 1;
-                    if remaining[d] == 0 && outcomes[d].is_none() {
-                        ready.push_back(d);
-                    }
-                }
-            } else {
-                if !opts.keep_going {
-                    stop = true;
-                }
-                // Skip every descendant.
-                let mut stack: Vec<usize> = plan.dependents(i).collect();
-                while let Some(d) = stack.pop() {
-                    if outcomes[d].is_some() {
-                        continue;
-                    }
-                    let mut s = Outcome::new(d, Status::Skipped);
-                    s.reasons.push(DirtyReason::UpstreamFailed {
-                        step: plan.steps[i].id.clone(),
-                    });
-                    obs.step_finished(plan, &s);
-                    outcomes[d] = Some(s);
-                    finished += 1;
-                    stack.extend(plan.dependents(d));
-                }
-            }
-            outcomes[i] = Some(*o);
-        }
-        drop(task_tx);
-        Ok(())
-    })?;
-
-    let outcomes: Vec<Outcome> = outcomes
+    let mut c = Coordinator {
+        plan,
+        store,
+        opts,
+        obs,
+        remaining: (0..n).map(|i| plan.dependencies(i).len()).collect(),
+        outcomes: vec![None; n],
+        known: vec![None; n],
+        ready: (0..n)
+            .filter(|&i| plan.dependencies(i).is_empty())
+            .collect(),
+        flight: HashMap::new(),
+        finished: 0,
+        stop: false,
+    };
+    let driven = c.drive(executor);
+    if !c.flight.is_empty() {
+        executor.cancel();
+    }
+    let why = match &driven {
+        Ok(()) => "(stopped at first failure)".to_string(),
+        Err(e) => format!("(the executor failed: {e})"),
+    };
+    let outcomes: Vec<Outcome> = c
+        .outcomes
         .into_iter()
         .enumerate()
-        .map(|(i, o)| o.unwrap_or_else(|| Outcome::new(i, Status::Skipped)))
+        .map(|(i, o)| {
+            o.unwrap_or_else(|| {
+                let mut o = Outcome::new(i, Status::Skipped);
+                o.reasons.push(DirtyReason::UpstreamFailed { step: why.clone() });
+                o
+            })
+        })
         .collect();
     let steps: Vec<RunStep> = outcomes
         .iter()
@@ -475,204 +419,266 @@ pub fn run(
         .filter_map(|o| o.key.as_deref())
         .collect();
     store.touch_steps(&hits)?;
-    let failed = outcomes.iter().any(|o| o.status == Status::Failed);
+    let failed = driven.is_err() || outcomes.iter().any(|o| o.status == Status::Failed);
     store.finish_run(run_id, if failed { "failed" } else { "ok" })?;
-    Ok(RunReport { run_id, outcomes })
+    driven?;
+    Ok(RunReport {
+        run_id,
+        outcomes,
+        executor: executor.stats(),
+    })
 }
 
-/// Run one step on a worker: cached, or claimed and executed.
-fn execute(
-    plan: &Plan,
-    store: &Store,
-    i: usize,
-    inputs: BTreeMap<String, Vec<String>>,
-    obs: &dyn Observer,
-    opts: &RunOptions,
-) -> Result<Outcome, ExecError> {
-    let step = &plan.steps[i];
-    let first = decide(plan, store, i, Some(inputs.clone()), None)?;
-    if first.status == Status::Fresh {
-        return Ok(cached(first));
+/// What the coordinator found for a ready step.
+enum Prepared {
+    /// Decided without running: cached, or failed before it could start.
+    Done(Box<Outcome>),
+    /// Must run: the task, the claim held while it runs, the outcome so far.
+    Run(Box<StepTask>, Claim, Box<Outcome>),
+    /// Another process holds its claim (it is computing it): try again shortly.
+    Busy,
+}
+
+struct Coordinator<'a> {
+    plan: &'a Plan,
+    store: &'a Store,
+    opts: &'a RunOptions,
+    obs: &'a dyn Observer,
+    /// Per step: dependencies not finished yet.
+    remaining: Vec<usize>,
+    outcomes: Vec<Option<Outcome>>,
+    /// Output digests of finished steps.
+    known: Vec<Option<BTreeMap<String, Digest>>>,
+    ready: VecDeque<usize>,
+    /// Steps submitted and not answered: their claim, outcome so far and task.
+    flight: HashMap<usize, (Claim, Outcome, StepTask)>,
+    finished: usize,
+    /// Fail-fast after a failure: nothing more is started.
+    stop: bool,
+}
+
+impl Coordinator<'_> {
+    fn drive(&mut self, executor: &mut dyn Executor) -> Result<(), ExecutorError> {
+        let n = self.plan.steps.len();
+        let mut deferred: Vec<usize> = Vec::new();
+        while self.finished < n {
+            while !self.stop && self.flight.len() < executor.capacity() {
+                let Some(i) = self.ready.pop_front() else {
+                    break;
+                };
+                match self.prepare(i) {
+                    Prepared::Done(o) => self.complete(*o),
+                    Prepared::Run(task, claim, o) => {
+                        self.obs.step_started(self.plan, i);
+                        executor.submit((*task).clone())?;
+                        self.flight.insert(i, (claim, *o, *task));
+                    }
+                    Prepared::Busy => deferred.push(i),
+                }
+            }
+            if self.flight.is_empty() {
+                if deferred.is_empty() {
+                    if self.stop || self.ready.is_empty() {
+                        break;
+                    }
+                    continue;
+                }
+                std::thread::sleep(CLAIM_RETRY);
+            } else {
+                let timeout = if deferred.is_empty() {
+                    Duration::from_secs(600)
+                } else {
+                    CLAIM_RETRY
+                };
+                for result in executor.wait(timeout)? {
+                    self.finish(result);
+                }
+            }
+            // Steps another process was computing: try their claims again, first.
+            for i in deferred.drain(..).rev() {
+                self.ready.push_front(i);
+            }
+        }
+        Ok(())
     }
-    let key = first.key.clone().expect("inputs known, key computed");
-    let _claim = store.claim(&key)?;
-    // Another process may have computed it while we waited for the claim. Same material (the
-    // files a param names are not hashed again): the claimed key is the one recorded.
-    let mat = first.material.clone().expect("decide sets the material");
-    let mut o = decide_with(plan, store, i, mat, true, None)?;
-    if o.status == Status::Fresh {
-        return Ok(cached(o));
+
+    /// Cached, or claimed and turned into a task.
+    fn prepare(&self, i: usize) -> Prepared {
+        let (plan, store) = (self.plan, self.store);
+        let failed = |e: ExecError| {
+            let mut o = Outcome::new(i, Status::Failed);
+            o.error = Some(disk_hint(
+                store.root(),
+                NodeError::new(format!("store: {e}")),
+            ));
+            Prepared::Done(Box::new(o))
+        };
+        let inputs = input_digests(&plan.steps[i], &self.known).expect("ready steps have known inputs");
+        let first = match decide(plan, store, i, Some(inputs.clone()), None) {
+            Ok(o) => o,
+            Err(e) => return failed(e),
+        };
+        if first.status == Status::Fresh {
+            return Prepared::Done(Box::new(cached(first)));
+        }
+        let key = first.key.clone().expect("inputs known, key computed");
+        let claim = match store.try_claim(&key) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Prepared::Busy,
+            Err(e) => return failed(e.into()),
+        };
+        // Another process may have computed it before we got the claim. Same material (the
+        // files a param names are not hashed again): the claimed key is the one recorded.
+        let mat = first.material.clone().expect("decide sets the material");
+        let o = match decide_with(plan, store, i, mat, true, None) {
+            Ok(o) => o,
+            Err(e) => return failed(e),
+        };
+        if o.status == Status::Fresh {
+            return Prepared::Done(Box::new(cached(o)));
+        }
+        match self.task(i, &key, &inputs, o.material.clone().expect("decided")) {
+            Ok(task) => Prepared::Run(Box::new(task), claim, Box::new(o)),
+            Err(e) => {
+                let mut o = o;
+                o.status = Status::Failed;
+                o.error = Some(e);
+                Prepared::Done(Box::new(o))
+            }
+        }
     }
-    obs.step_started(plan, i);
-    let started = Instant::now();
-    let result = run_node(plan, store, step, &key, &inputs, opts);
-    o.duration_s = started.elapsed().as_secs_f64();
-    match result {
-        Ok((outputs, blobs, warnings, metrics)) => {
-            let rec = StepRecord {
-                key: key.clone(),
-                scope: plan.name.clone(),
-                step_id: step.id.clone(),
-                kind: step.kind.clone(),
-                material: serde_json::to_value(o.material.as_ref().expect("decided"))
-                    .expect("material serialises"),
-                outputs: outputs.clone(),
+
+    fn task(
+        &self,
+        i: usize,
+        key: &str,
+        digests: &BTreeMap<String, Vec<String>>,
+        material: KeyMaterial,
+    ) -> Result<StepTask, NodeError> {
+        let step = &self.plan.steps[i];
+        let mut inputs = BTreeMap::new();
+        for (port, edges) in &step.inputs {
+            let port_digests = digests.get(port).map(Vec::as_slice).unwrap_or(&[]);
+            let mut list = Vec::with_capacity(edges.len());
+            for (e, d) in edges.iter().zip(port_digests) {
+                let up = &self.plan.steps[e.step];
+                list.push(TaskInput {
+                    step_id: up.id.clone(),
+                    dims: up.dims.clone(),
+                    manifest: Digest::parse(d).map_err(|err| NodeError::new(err.to_string()))?,
+                });
+            }
+            inputs.insert(port.clone(), list);
+        }
+        Ok(StepTask {
+            step: i,
+            key: key.to_string(),
+            scope: self.plan.name.clone(),
+            step_id: step.id.clone(),
+            kind: step.kind.clone(),
+            version: step.version,
+            params: step.params.clone(),
+            dims: step.dims.clone(),
+            env: material.env.clone(),
+            inputs,
+            spec_dir: self.plan.spec_dir.clone(),
+            allowed_paths: self.opts.allowed_paths.clone(),
+            material,
+        })
+    }
+
+    /// A task's result: record the step (blobs were written by the worker), release its claim.
+    fn finish(&mut self, result: StepResult) {
+        // An answer for a step not in flight (a duplicate) changes nothing.
+        let Some((claim, mut o, task)) = self.flight.remove(&result.step) else {
+            return;
+        };
+        o.duration_s = result.duration_s;
+        let record = task.record(&result);
+        match result.outcome {
+            TaskOutcome::Done {
+                outputs,
                 blobs,
-                metrics: metrics.clone(),
-                duration_s: o.duration_s,
-                created_at: 0,
-            };
-            store.record_step(&rec)?;
-            o.status = Status::Ran;
-            o.outputs = outputs;
-            o.warnings = warnings;
-            o.metrics = metrics;
+                warnings,
+                metrics,
+            } => {
+                let rec = record.expect("a done task has a record");
+                match self
+                    .store
+                    .note_blobs(&blobs)
+                    .and_then(|()| self.store.record_step(&rec))
+                {
+                    Ok(()) => {
+                        o.status = Status::Ran;
+                        o.outputs = outputs;
+                        o.warnings = warnings;
+                        o.metrics = metrics;
+                    }
+                    Err(e) => {
+                        o.status = Status::Failed;
+                        o.error = Some(disk_hint(
+                            self.store.root(),
+                            NodeError::new(format!("store: {e}")),
+                        ));
+                    }
+                }
+            }
+            TaskOutcome::Failed {
+                message,
+                help,
+                corrupt_input,
+            } => {
+                if let Some(d) = corrupt_input {
+                    let _ = self.store.quarantine(&d);
+                }
+                o.status = Status::Failed;
+                o.error = Some(NodeError { message, help });
+            }
         }
-        Err(e) => {
-            o.status = Status::Failed;
-            o.error = Some(e);
-        }
+        drop(claim);
+        self.complete(o);
     }
-    Ok(o)
+
+    /// A step is finished: its readers may become ready, or are skipped if it failed.
+    fn complete(&mut self, o: Outcome) {
+        let (plan, i) = (self.plan, o.step);
+        self.finished += 1;
+        self.obs.step_finished(plan, &o);
+        if matches!(o.status, Status::Cached | Status::Ran) {
+            self.known[i] = Some(o.outputs.clone());
+            for d in plan.dependents(i).collect::<BTreeSet<_>>() {
+                self.remaining[d] -= 1;
+                if self.remaining[d] == 0 && self.outcomes[d].is_none() {
+                    self.ready.push_back(d);
+                }
+            }
+        } else {
+            if !self.opts.keep_going {
+                self.stop = true;
+            }
+            let mut stack: Vec<usize> = plan.dependents(i).collect();
+            while let Some(d) = stack.pop() {
+                if self.outcomes[d].is_some() {
+                    continue;
+                }
+                let mut s = Outcome::new(d, Status::Skipped);
+                s.reasons.push(DirtyReason::UpstreamFailed {
+                    step: plan.steps[i].id.clone(),
+                });
+                self.obs.step_finished(plan, &s);
+                self.outcomes[d] = Some(s);
+                self.finished += 1;
+                stack.extend(plan.dependents(d));
+            }
+        }
+        self.outcomes[i] = Some(o);
+    }
 }
 
 fn cached(mut o: Outcome) -> Outcome {
     o.status = Status::Cached;
     o.reasons.clear();
     o
-}
-
-type NodeResult = (BTreeMap<String, Digest>, Vec<Digest>, Vec<String>, Value);
-
-fn run_node(
-    plan: &Plan,
-    store: &Store,
-    step: &Step,
-    key: &str,
-    digests: &BTreeMap<String, Vec<String>>,
-    opts: &RunOptions,
-) -> Result<NodeResult, NodeError> {
-    let inputs = load_inputs(plan, store, step, digests)?;
-    let tmp_store = tmp_paths(store);
-    let mut ctx = RunCtx {
-        step_id: step.id.clone(),
-        dims: step.dims.clone(),
-        seed: seed_from_key(key),
-        env: step
-            .env
-            .iter()
-            .map(|n| (n.clone(), std::env::var(n).ok()))
-            .collect(),
-        tmp: tmp_store,
-        outputs: BTreeMap::new(),
-        output_ports: step.outputs.clone(),
-        warnings: Vec::new(),
-        metrics: serde_json::Map::new(),
-        spec_dir: plan.spec_dir.clone(),
-        allowed_paths: opts.allowed_paths.clone(),
-    };
-    let node = plan.kind(step).clone();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        node.run(&mut ctx, &step.params, &inputs)
-    }));
-    let cleanup = |ctx: &RunCtx| {
-        for out in ctx.outputs.values() {
-            for p in out.files.values() {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    };
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            // Judge free space before the partial files are removed.
-            let e = disk_hint(store, e);
-            cleanup(&ctx);
-            return Err(e);
-        }
-        Err(panic) => {
-            cleanup(&ctx);
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            return Err(NodeError::new(format!("node panicked: {msg}")));
-        }
-    }
-    let mut outputs = BTreeMap::new();
-    let mut blobs = Vec::new();
-    for port in &step.outputs {
-        let Some(out) = ctx.outputs.remove(port.name) else {
-            cleanup(&ctx);
-            return Err(NodeError::new(format!(
-                "node `{}` produced no output `{}`",
-                step.kind, port.name
-            )));
-        };
-        let mut files = BTreeMap::new();
-        for (name, path) in out.files {
-            if !path.exists() {
-                return Err(NodeError::new(format!(
-                    "node did not write file `{name}` of output `{}`",
-                    port.name
-                )));
-            }
-            let d = store
-                .put_file(&path)
-                .map_err(|e| disk_hint(store, NodeError::new(e.to_string())))?;
-            blobs.push(d.clone());
-            files.insert(name, d);
-        }
-        let manifest = Manifest {
-            ty: port.ty.to_string(),
-            files,
-            meta: out.meta,
-        };
-        let bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
-        let d = store
-            .put_bytes(&bytes)
-            .map_err(|e| disk_hint(store, NodeError::new(e.to_string())))?;
-        blobs.push(d.clone());
-        outputs.insert(port.name.to_string(), d);
-    }
-    blobs.sort();
-    blobs.dedup();
-    Ok((outputs, blobs, ctx.warnings, Value::Object(ctx.metrics)))
-}
-
-/// Below this much free space on the store's file system, a failed step is said to have
-/// probably met a full disk (GDAL reports a failed write as "IO error writing tag data", without
-/// the OS error; tmp files of failed steps are removed right after, so some space comes back).
-const LOW_SPACE: u64 = 16 << 20;
-
-/// Adds "the disk is probably full" to a step's error when the store's file system is (nearly)
-/// out of space, so the user does not have to guess from a library's I/O message.
-fn disk_hint(store: &Store, mut e: NodeError) -> NodeError {
-    let Some(free) = free_space(store.root()) else {
-        return e;
-    };
-    if free >= LOW_SPACE {
-        return e;
-    }
-    let hint = format!(
-        "the store's file system ({}) has only {} free: the disk is probably full. Free space \
-         (`lulc gc`, or elsewhere on that disk) or use `--store` on a larger disk, then run again: \
-         finished steps are kept and only the unfinished ones run",
-        store.root().display(),
-        human_bytes(free)
-    );
-    e.help = Some(match e.help.take() {
-        Some(h) => format!("{h}\n{hint}"),
-        None => hint,
-    });
-    e
-}
-
-/// Bytes available to this user on the file system holding `dir`.
-fn free_space(dir: &Path) -> Option<u64> {
-    let st = rustix::fs::statvfs(dir).ok()?;
-    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// `1536` -> `1.5 KiB`.
@@ -691,80 +697,3 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Fresh temp paths inside the store (same filesystem, so finished files are renamed, not copied).
-fn tmp_paths(store: &Store) -> Box<dyn Fn(&str) -> PathBuf + Send + Sync> {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let dir = store.root().join("tmp");
-    Box::new(move |hint| {
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        dir.join(format!("out-{}-{n}-{hint}", std::process::id()))
-    })
-}
-
-fn seed_from_key(key: &str) -> u64 {
-    let h = blake3::hash(format!("seed:{key}").as_bytes());
-    u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
-}
-
-/// Read and verify the manifests and files of a step's inputs. A corrupt input blob is never
-/// used: it is quarantined and every step referencing it forgotten, so the next run recomputes it.
-fn load_inputs(
-    plan: &Plan,
-    store: &Store,
-    step: &Step,
-    digests: &BTreeMap<String, Vec<String>>,
-) -> Result<Inputs, NodeError> {
-    let mut inputs = Inputs::default();
-    let mut manifests: HashMap<String, Manifest> = HashMap::new();
-    for (port, edges) in &step.inputs {
-        let port_digests = digests.get(port).map(Vec::as_slice).unwrap_or(&[]);
-        let mut list = Vec::with_capacity(edges.len());
-        for (e, d) in edges.iter().zip(port_digests) {
-            let up = &plan.steps[e.step];
-            let manifest_digest =
-                Digest::parse(d).map_err(|err| NodeError::new(err.to_string()))?;
-            let manifest = match manifests.get(d) {
-                Some(m) => m.clone(),
-                None => {
-                    let bytes = store.read_bytes(&manifest_digest).map_err(|err| {
-                        corrupt_input(store, up, &manifest_digest, &err.to_string())
-                    })?;
-                    let m: Manifest = serde_json::from_slice(&bytes).map_err(|err| {
-                        NodeError::new(format!("manifest of `{}` unreadable: {err}", up.id))
-                    })?;
-                    manifests.insert(d.clone(), m.clone());
-                    m
-                }
-            };
-            let mut files = BTreeMap::new();
-            for (name, fd) in &manifest.files {
-                if store.check_blob(fd, true) != BlobState::Ok {
-                    return Err(corrupt_input(
-                        store,
-                        up,
-                        fd,
-                        &format!("file `{name}` ({fd}) is corrupt or missing"),
-                    ));
-                }
-                files.insert(name.clone(), store.blob_path(fd));
-            }
-            list.push(ArtifactIn {
-                step_id: up.id.clone(),
-                dims: up.dims.clone(),
-                ty: manifest.ty.clone(),
-                digest: d.clone(),
-                files,
-                meta: manifest.meta.clone(),
-            });
-        }
-        inputs.ports.insert(port.clone(), list);
-    }
-    Ok(inputs)
-}
-
-fn corrupt_input(store: &Store, up: &Step, blob: &Digest, what: &str) -> NodeError {
-    let _ = store.quarantine(blob);
-    NodeError::new(format!("input from `{}` is corrupt in the store: {what}", up.id)).with_help(
-        "the corrupt blob was quarantined and the steps using it forgotten; run again to recompute them",
-    )
-}

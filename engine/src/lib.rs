@@ -14,11 +14,14 @@
 
 pub mod diag;
 pub mod exec;
+pub mod executor;
 pub mod fingerprint;
 mod introspect;
 pub mod node;
 pub mod plan;
+pub mod slurm;
 pub mod spec;
+pub mod task;
 pub mod testkit;
 
 pub use diag::{SpecError, SpecErrors};

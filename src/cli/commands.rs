@@ -6,11 +6,15 @@ use std::path::Path;
 use lulc_cache::{Digest, GcOptions, Store};
 use lulc_engine::exec::{self, Manifest, Outcome, RunOptions, Status};
 use lulc_engine::plan::{self, LowerOptions};
+use lulc_engine::executor::ExecutorError;
+use lulc_engine::slurm::{SlurmExecutor, SlurmProfile};
 use lulc_engine::{Plan, Registry};
 use serde_json::{Value, json};
 
 use super::output::{self, Progress};
-use super::{Command, EXIT_FAILED, EXIT_OK, EXIT_USAGE, GraphFormat, SpecArgs, StoreArgs};
+use super::{
+    Command, EXIT_FAILED, EXIT_OK, EXIT_USAGE, ExecutorKind, GraphFormat, SpecArgs, StoreArgs,
+};
 
 pub fn dispatch(cmd: Command) -> i32 {
     match cmd {
@@ -23,7 +27,22 @@ pub fn dispatch(cmd: Command) -> i32 {
             fail_fast,
             verbose,
             allow_path,
-        } => run(&spec, &store, jobs, json, !fail_fast, verbose, allow_path),
+            executor,
+            profile,
+        } => run(
+            &spec,
+            &store,
+            RunArgs {
+                jobs,
+                json,
+                keep_going: !fail_fast,
+                verbose,
+                allowed_paths: allow_path,
+                executor,
+                profile,
+            },
+        ),
+        Command::ExecStep { task_file } => exec_step(&task_file),
         Command::Plan {
             spec,
             store,
@@ -119,31 +138,80 @@ pub(super) fn read_manifest(store: &Store, d: &Digest) -> Option<Manifest> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
-fn run(
-    spec: &SpecArgs,
-    store_args: &StoreArgs,
+/// `lulc run`'s options besides the spec and the store.
+struct RunArgs {
     jobs: Option<usize>,
     json: bool,
     keep_going: bool,
     verbose: bool,
     allowed_paths: Vec<std::path::PathBuf>,
-) -> i32 {
+    executor: ExecutorKind,
+    profile: Option<std::path::PathBuf>,
+}
+
+/// The Slurm executor of `--executor slurm`: its profile read and the kinds that may run
+/// checked with `sbatch --test-only` before anything is submitted.
+fn slurm_executor(plan: &Plan, store: &Store, profile: Option<&Path>) -> Result<SlurmExecutor, i32> {
+    let fail = |e: ExecutorError| {
+        output::eprint_diag(e);
+        EXIT_USAGE
+    };
+    let profile = match profile
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("LULC_PROFILE").map(Into::into))
+    {
+        Some(path) => SlurmProfile::load(&path).map_err(fail)?,
+        None => SlurmProfile::default(),
+    };
+    let exe = std::env::current_exe().map_err(|e| {
+        eprintln!("error: cannot find this lulc binary for the Slurm jobs: {e}");
+        EXIT_FAILED
+    })?;
+    let mut ex = SlurmExecutor::new(profile, vec![exe.display().to_string()], store.root());
+    let kinds: std::collections::BTreeSet<&str> =
+        plan.steps.iter().map(|s| s.kind.as_str()).collect();
+    ex.validate(&kinds.into_iter().collect::<Vec<_>>())
+        .map_err(fail)?;
+    Ok(ex)
+}
+
+/// `lulc exec-step FILE`, on a compute node: exit 0 when every step of the file succeeded.
+fn exec_step(task_file: &Path) -> i32 {
+    match lulc_engine::slurm::exec_task_file(task_file, &super::registry()) {
+        Ok(0) => EXIT_OK,
+        Ok(_) => EXIT_FAILED,
+        Err(e) => {
+            output::eprint_diag(e);
+            EXIT_FAILED
+        }
+    }
+}
+
+fn run(spec: &SpecArgs, store_args: &StoreArgs, args: RunArgs) -> i32 {
     let plan = tri!(load(spec));
     let store = tri!(open_store(store_args, Some(&spec.spec)));
-    let jobs = jobs.unwrap_or_else(|| {
+    let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     });
     let opts = RunOptions {
         jobs,
-        keep_going,
+        keep_going: args.keep_going,
         argv: std::env::args().collect(),
-        allowed_paths,
+        allowed_paths: args.allowed_paths,
     };
-    let progress = Progress::new(verbose, false);
+    let json = args.json;
+    let progress = Progress::new(args.verbose, false);
     let started = std::time::Instant::now();
-    let report = match exec::run(&plan, &store, &opts, &progress) {
+    let result = match args.executor {
+        ExecutorKind::Local => exec::run(&plan, &store, &opts, &progress),
+        ExecutorKind::Slurm => {
+            let mut ex = tri!(slurm_executor(&plan, &store, args.profile.as_deref()));
+            exec::run_with(&plan, &store, &opts, &progress, &mut ex)
+        }
+    };
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             progress.finish();
@@ -171,6 +239,7 @@ fn run(
             "run_id": report.run_id.to_string(),
             "spec": spec.spec.display().to_string(),
             "steps": report.outcomes.iter().map(|o| output::step_json(&plan, o)).collect::<Vec<_>>(),
+            "executor": report.executor,
         });
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
     }

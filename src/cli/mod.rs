@@ -84,6 +84,21 @@ pub enum Command {
         /// (repeatable). Without it, paths in a spec cannot leave the spec's directory.
         #[arg(long, value_name = "DIR")]
         allow_path: Vec<std::path::PathBuf>,
+        /// Where steps run: `local` (worker threads of this process) or `slurm` (job arrays
+        /// on the Slurm cluster whose login node this is; the store must be on a file system
+        /// every node mounts).
+        #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+        executor: ExecutorKind,
+        /// Site settings of the Slurm executor (partition, account, resources per kind,
+        /// polling): a YAML file outside the spec (default: `LULC_PROFILE`).
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
+    },
+    /// Run the steps of one Slurm array task (what the Slurm executor's jobs call).
+    #[command(hide = true)]
+    ExecStep {
+        /// The task file the coordinator wrote.
+        task_file: PathBuf,
     },
     /// Show what a run would do and why; runs nothing.
     Plan {
@@ -205,6 +220,12 @@ pub enum Command {
         #[arg(long)]
         years: Option<String>,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorKind {
+    Local,
+    Slurm,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

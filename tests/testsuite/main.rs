@@ -10,4 +10,5 @@ mod index_recovery;
 mod pipelines;
 mod reliability;
 mod results;
+mod slurm;
 mod support;

@@ -1,0 +1,132 @@
+//! Where tasks run: the seam between the coordinator, which decides what is ready and what is
+//! cached, and the processes that compute steps.
+//!
+//! An [`Executor`] takes [`StepTask`]s and gives back [`StepResult`]s, in any order. It never
+//! decides what runs and never writes the index. [`LocalThreads`] runs tasks on worker threads
+//! of this process; `crate::slurm` submits them as Slurm jobs.
+
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use lulc_cache::Blobs;
+use serde_json::Value;
+
+use crate::node::Registry;
+use crate::task::{StepResult, StepTask, run_task};
+
+/// A failure of the executor itself (not of a step): Slurm refusing a job, a lost worker pool.
+#[derive(Clone, Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+#[diagnostic(code(run::executor))]
+pub struct ExecutorError {
+    pub message: String,
+    #[help]
+    pub help: Option<String>,
+}
+
+impl ExecutorError {
+    pub fn new(message: impl Into<String>) -> ExecutorError {
+        ExecutorError {
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> ExecutorError {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Runs tasks somewhere and reports their results.
+pub trait Executor {
+    /// How many tasks it wants in flight at once (submitted and not yet answered).
+    fn capacity(&self) -> usize;
+
+    /// Queues a task. It may only start at the next [`Executor::wait`] (which lets an
+    /// executor pack the tasks that became ready together into one submission).
+    fn submit(&mut self, task: StepTask) -> Result<(), ExecutorError>;
+
+    /// Results of finished tasks, waiting up to `timeout` for the first one. Empty when none
+    /// finished in time. A task that cannot be run any more (its job vanished and its retries
+    /// are spent) is answered with a failed result, never dropped.
+    fn wait(&mut self, timeout: Duration) -> Result<Vec<StepResult>, ExecutorError>;
+
+    /// The run stops with tasks still in flight: cancel them (best effort).
+    fn cancel(&mut self) {}
+
+    /// Counters for the run's report (`--json`'s `executor`).
+    fn stats(&self) -> Value {
+        Value::Null
+    }
+}
+
+/// Tasks on `jobs` worker threads of this process.
+pub struct LocalThreads {
+    jobs: usize,
+    tasks: Option<Sender<StepTask>>,
+    done: Receiver<StepResult>,
+}
+
+impl LocalThreads {
+    /// Starts `jobs` worker threads in `scope`; they end when the executor is dropped.
+    pub fn new<'scope, 'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        jobs: usize,
+        blobs: &'env Blobs,
+        registry: &'env Registry,
+    ) -> LocalThreads {
+        let jobs = jobs.max(1);
+        let (task_tx, task_rx) = crossbeam_channel::unbounded::<StepTask>();
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<StepResult>();
+        for _ in 0..jobs {
+            let task_rx = task_rx.clone();
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
+                while let Ok(task) = task_rx.recv() {
+                    if done_tx.send(run_task(&task, blobs, registry)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        LocalThreads {
+            jobs,
+            tasks: Some(task_tx),
+            done: done_rx,
+        }
+    }
+}
+
+impl Executor for LocalThreads {
+    fn capacity(&self) -> usize {
+        self.jobs
+    }
+
+    fn submit(&mut self, task: StepTask) -> Result<(), ExecutorError> {
+        let tasks = self.tasks.as_ref().expect("open until dropped");
+        tasks
+            .send(task)
+            .map_err(|_| ExecutorError::new("the worker threads have stopped"))
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<Vec<StepResult>, ExecutorError> {
+        let first = match self.done.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => return Ok(Vec::new()),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(ExecutorError::new("the worker threads have stopped"));
+            }
+        };
+        let mut out = vec![first];
+        out.extend(self.done.try_iter());
+        Ok(out)
+    }
+}
+
+impl Drop for LocalThreads {
+    fn drop(&mut self) {
+        // Closing the task channel ends the workers once they finish what they hold.
+        self.tasks.take();
+    }
+}

@@ -1,0 +1,698 @@
+//! The Slurm executor: ready steps become job-array tasks; Slurm allocates and runs them, lulc
+//! decides what is ready and what is cached.
+//!
+//! # What runs where
+//!
+//! The coordinator (`lulc run --executor slurm`, on a login node) plans, claims, writes the
+//! index and calls `sbatch`/`squeue`/`scancel`. Each array task runs `lulc exec-step` on a
+//! compute node: it reads its tasks from a file, runs them through the store's file layer
+//! ([`lulc_cache::Blobs`], never SQLite, never a lock), and writes each step's blobs, record
+//! file and result file by temp file + fsync + rename. The store must therefore be on a file
+//! system every node mounts at the same path, with atomic rename in one directory (NFS, Lustre,
+//! GPFS all provide it).
+//!
+//! # Layout (inside the store)
+//!
+//! ```text
+//! slurm/<run>/b<N>/job.sh        the batch script of array N
+//! slurm/<run>/b<N>/<i>.json      the tasks of its array task i
+//! slurm/<run>/b<N>/<i>.log       their stdout and stderr
+//! slurm/<run>/results/<key>.json each step's result (the success is the record file)
+//! ```
+//!
+//! # Scheduler load
+//!
+//! One `sbatch` per resource class per wait (all the steps that became ready together go into
+//! one array), one `squeue` per poll interval for the whole run (adaptive: `poll_min_s`, then
+//! 1.5x longer after every poll that saw nothing finish, up to `poll_max_s`). Finished steps are
+//! noticed from their result files, which costs the scheduler nothing.
+//!
+//! # Success and failure
+//!
+//! A step succeeded when its result file says so; its record and blobs are checked by the
+//! coordinator before it is recorded. A job's exit state is never trusted on its own: a job
+//! that left the queue without writing the results of all its steps is given `result_wait_s`
+//! (file-system latency), then its unanswered steps are resubmitted (`retries` times, default 2,
+//! not counted against anything else), then reported failed with the job's log.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use lulc_cache::Blobs;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::executor::{Executor, ExecutorError};
+use crate::node::Registry;
+use crate::task::{StepResult, StepTask, run_task, write_result};
+
+/// Resources of one job (one array task). Unset fields fall back to the profile's defaults,
+/// then to lulc's ([`Resources::DEFAULT`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub cpus: Option<u32>,
+    /// Memory in MB (`--mem`).
+    pub mem_mb: Option<u64>,
+    /// Wall time in minutes (`--time`).
+    pub time_min: Option<u64>,
+    /// Generic resources (`--gres`, e.g. `gpu:1`).
+    pub gres: Option<String>,
+    /// Local scratch in MB (`--tmp`).
+    pub tmp_mb: Option<u64>,
+}
+
+impl Resources {
+    /// lulc's defaults: 1 CPU, 4 GB, 2 hours.
+    pub const DEFAULT: Resources = Resources {
+        cpus: Some(1),
+        mem_mb: Some(4096),
+        time_min: Some(120),
+        gres: None,
+        tmp_mb: None,
+    };
+
+    /// `self`'s fields where set, else `base`'s.
+    fn over(&self, base: &Resources) -> Resources {
+        Resources {
+            cpus: self.cpus.or(base.cpus),
+            mem_mb: self.mem_mb.or(base.mem_mb),
+            time_min: self.time_min.or(base.time_min),
+            gres: self.gres.clone().or_else(|| base.gres.clone()),
+            tmp_mb: self.tmp_mb.or(base.tmp_mb),
+        }
+    }
+
+    fn sbatch_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(c) = self.cpus {
+            a.push(format!("--cpus-per-task={c}"));
+        }
+        if let Some(m) = self.mem_mb {
+            a.push(format!("--mem={m}M"));
+        }
+        if let Some(t) = self.time_min {
+            a.push(format!("--time={t}"));
+        }
+        if let Some(g) = &self.gres {
+            a.push(format!("--gres={g}"));
+        }
+        if let Some(t) = self.tmp_mb {
+            a.push(format!("--tmp={t}M"));
+        }
+        a
+    }
+}
+
+/// Site settings of the Slurm executor, from a profile file outside the spec (`--profile`,
+/// `$LULC_PROFILE`): a spec stays portable, and nothing here enters a step key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmProfile {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// Resources of every job; `kinds` overrides them per node kind.
+    pub resources: Resources,
+    /// Per node kind (`train: {cpus: 8, mem_mb: 32000}`).
+    pub kinds: BTreeMap<String, Resources>,
+    /// Further `sbatch` arguments, passed as they are (site flags such as `--constraint=...`).
+    pub sbatch_args: Vec<String>,
+    /// Steps one array task runs one after the other (more for many short steps).
+    pub steps_per_task: usize,
+    /// Largest array, in tasks (below the cluster's `MaxArraySize`).
+    pub max_array_size: usize,
+    /// Steps in flight (queued or running) at most.
+    pub max_queued: usize,
+    /// Status poll interval: first and longest, in seconds.
+    pub poll_min_s: f64,
+    pub poll_max_s: f64,
+    /// How long a job that left the queue may take to show its results (file-system latency).
+    pub result_wait_s: f64,
+    /// Resubmissions of a step whose job ended without its result (a node failure, preemption,
+    /// a cancelled job).
+    pub retries: u32,
+    /// The commands, for sites that wrap them.
+    pub sbatch: String,
+    pub squeue: String,
+    pub scancel: String,
+}
+
+impl Default for SlurmProfile {
+    fn default() -> SlurmProfile {
+        SlurmProfile {
+            partition: None,
+            account: None,
+            qos: None,
+            resources: Resources::default(),
+            kinds: BTreeMap::new(),
+            sbatch_args: Vec::new(),
+            steps_per_task: 1,
+            max_array_size: 1000,
+            max_queued: 1000,
+            poll_min_s: 5.0,
+            poll_max_s: 60.0,
+            result_wait_s: 60.0,
+            retries: 2,
+            sbatch: "sbatch".into(),
+            squeue: "squeue".into(),
+            scancel: "scancel".into(),
+        }
+    }
+}
+
+impl SlurmProfile {
+    /// Reads a profile file (YAML); the error names the file, line and column.
+    pub fn load(path: &Path) -> Result<SlurmProfile, ExecutorError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ExecutorError::new(format!("cannot read the Slurm profile `{}`: {e}", path.display()))
+        })?;
+        let profile: SlurmProfile = serde_saphyr::from_str(&text).map_err(|e| {
+            ExecutorError::new(format!("Slurm profile `{}`: {e}", path.display())).with_help(
+                "fields: partition, account, qos, resources {cpus, mem_mb, time_min, gres, \
+                 tmp_mb}, kinds {KIND: resources}, sbatch_args, steps_per_task, max_array_size, \
+                 max_queued, poll_min_s, poll_max_s, result_wait_s, retries, sbatch, squeue, \
+                 scancel",
+            )
+        })?;
+        profile.check().map_err(|m| {
+            ExecutorError::new(format!("Slurm profile `{}`: {m}", path.display()))
+        })?;
+        Ok(profile)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.steps_per_task == 0 || self.max_array_size == 0 || self.max_queued == 0 {
+            return Err("steps_per_task, max_array_size and max_queued must be at least 1".into());
+        }
+        if !(self.poll_min_s > 0.0 && self.poll_max_s >= self.poll_min_s) {
+            return Err("poll_min_s must be above 0 and at most poll_max_s".into());
+        }
+        Ok(())
+    }
+
+    /// The resources of a job running steps of `kind`.
+    pub fn resources_for(&self, kind: &str) -> Resources {
+        let base = self.resources.over(&Resources::DEFAULT);
+        match self.kinds.get(kind) {
+            Some(r) => r.over(&base),
+            None => base,
+        }
+    }
+
+    /// Every `sbatch` argument of a job of `res` except the array, name and output.
+    fn job_args(&self, res: &Resources) -> Vec<String> {
+        let mut a = vec!["--no-requeue".to_string()];
+        for (flag, v) in [
+            ("--partition", &self.partition),
+            ("--account", &self.account),
+            ("--qos", &self.qos),
+        ] {
+            if let Some(v) = v {
+                a.push(format!("{flag}={v}"));
+            }
+        }
+        a.extend(res.sbatch_args());
+        a.extend(self.sbatch_args.iter().cloned());
+        a
+    }
+}
+
+/// One submitted array.
+struct Batch {
+    name: String,
+    job_id: String,
+    dir: PathBuf,
+    /// Keys of the steps it runs.
+    keys: Vec<String>,
+    /// When `squeue` first stopped listing it.
+    gone_since: Option<Instant>,
+}
+
+/// A step in flight.
+struct Flying {
+    task: StepTask,
+    batch: usize,
+    attempt: u32,
+}
+
+/// Ready steps as Slurm job arrays on the cluster whose login node this runs on.
+pub struct SlurmExecutor {
+    profile: SlurmProfile,
+    /// `lulc` (this binary, as the compute nodes see it) and the arguments before `exec-step`.
+    worker: Vec<String>,
+    store: PathBuf,
+    run_dir: PathBuf,
+    tag: String,
+    pending: Vec<(StepTask, u32)>,
+    batches: Vec<Batch>,
+    flying: HashMap<String, Flying>,
+    next_poll: Instant,
+    poll: Duration,
+    validated: BTreeSet<Resources>,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+impl SlurmExecutor {
+    /// An executor submitting `worker exec-step ...` jobs for the store at `store`.
+    pub fn new(profile: SlurmProfile, worker: Vec<String>, store: &Path) -> SlurmExecutor {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let tag = format!("{stamp}-{}", std::process::id());
+        let poll = Duration::from_secs_f64(profile.poll_min_s);
+        SlurmExecutor {
+            worker,
+            store: store.to_path_buf(),
+            run_dir: store.join("slurm").join(&tag),
+            tag,
+            pending: Vec::new(),
+            batches: Vec::new(),
+            flying: HashMap::new(),
+            next_poll: Instant::now(),
+            poll,
+            validated: BTreeSet::new(),
+            counts: BTreeMap::new(),
+            profile,
+        }
+    }
+
+    /// Asks Slurm (`sbatch --test-only`) whether it would accept the jobs of these node kinds,
+    /// before anything is submitted: a bad request is an error naming the kind and Slurm's words.
+    pub fn validate(&mut self, kinds: &[&str]) -> Result<(), ExecutorError> {
+        let mut seen = BTreeSet::new();
+        for kind in kinds {
+            let res = self.profile.resources_for(kind);
+            if self.validated.contains(&res) || !seen.insert(res.clone()) {
+                continue;
+            }
+            let args = self.profile.job_args(&res);
+            let out = self.command(&self.profile.sbatch.clone(), "sbatch", |c| {
+                c.arg("--test-only").args(&args).args(["--wrap", "true"]);
+            })?;
+            if !out.status.success() {
+                return Err(ExecutorError::new(format!(
+                    "Slurm refuses the jobs of node kind `{kind}` ({}): {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+                .with_help(
+                    "change the resources in the Slurm profile (`resources`, or `kinds` for \
+                     this kind) to what the partition allows (`scontrol show partition`)",
+                ));
+            }
+            self.validated.insert(res);
+        }
+        Ok(())
+    }
+
+    fn command(
+        &mut self,
+        program: &str,
+        what: &'static str,
+        build: impl FnOnce(&mut Command),
+    ) -> Result<std::process::Output, ExecutorError> {
+        *self.counts.entry(what).or_default() += 1;
+        let mut c = Command::new(program);
+        build(&mut c);
+        c.output().map_err(|e| {
+            ExecutorError::new(format!("cannot run `{program}`: {e}"))
+                .with_help("run lulc with `--executor slurm` on a machine of the cluster (a login node) where the Slurm commands are on PATH")
+        })
+    }
+
+    /// Submits everything pending: per resource class, arrays of `steps_per_task` steps per
+    /// array task.
+    fn flush(&mut self) -> Result<(), ExecutorError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut classes: BTreeMap<Resources, Vec<(StepTask, u32)>> = BTreeMap::new();
+        for (task, attempt) in std::mem::take(&mut self.pending) {
+            classes
+                .entry(self.profile.resources_for(&task.kind))
+                .or_default()
+                .push((task, attempt));
+        }
+        for (res, tasks) in classes {
+            self.validate_class(&res, &tasks[0].0.kind)?;
+            let per_array = self.profile.steps_per_task * self.profile.max_array_size;
+            for group in tasks.chunks(per_array) {
+                self.submit_array(&res, group)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_class(&mut self, res: &Resources, kind: &str) -> Result<(), ExecutorError> {
+        if self.validated.contains(res) {
+            return Ok(());
+        }
+        self.validate(&[kind])
+    }
+
+    fn submit_array(
+        &mut self,
+        res: &Resources,
+        group: &[(StepTask, u32)],
+    ) -> Result<(), ExecutorError> {
+        let n = self.batches.len();
+        let dir = self.run_dir.join(format!("b{n}"));
+        let io = |what: &str, p: &Path, e: std::io::Error| {
+            ExecutorError::new(format!("cannot write {what} `{}`: {e}", p.display()))
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| io("the job folder", &dir, e))?;
+        std::fs::create_dir_all(self.results_dir())
+            .map_err(|e| io("the results folder", &self.results_dir(), e))?;
+        let chunks: Vec<&[(StepTask, u32)]> = group.chunks(self.profile.steps_per_task).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let tasks: Vec<&StepTask> = chunk.iter().map(|(t, _)| t).collect();
+            let path = dir.join(format!("{i}.json"));
+            let bytes = serde_json::to_vec(&TaskFile {
+                store: self.store.clone(),
+                results: self.results_dir(),
+                tasks: tasks.into_iter().cloned().collect(),
+            })
+            .expect("tasks serialise");
+            std::fs::write(&path, bytes).map_err(|e| io("the task file", &path, e))?;
+        }
+        let script = dir.join("job.sh");
+        let mut text = String::from("#!/bin/sh\n# lulc: one array task runs the steps of <task id>.json\nexec");
+        for w in &self.worker {
+            text.push(' ');
+            text.push_str(&shell_quote(w));
+        }
+        text.push_str(&format!(
+            " exec-step {}/\"$SLURM_ARRAY_TASK_ID\".json\n",
+            shell_quote(&dir.display().to_string())
+        ));
+        std::fs::write(&script, text).map_err(|e| io("the batch script", &script, e))?;
+        let name = format!("lulc-{}-b{n}", self.tag);
+        let args = self.profile.job_args(res);
+        let out = self.command(&self.profile.sbatch.clone(), "sbatch", |c| {
+            c.arg("--parsable")
+                .arg(format!("--array=0-{}", chunks.len() - 1))
+                .arg(format!("--job-name={name}"))
+                .arg(format!("--output={}/%a.log", dir.display()))
+                .args(&args)
+                .arg(&script);
+        })?;
+        if !out.status.success() {
+            return Err(ExecutorError::new(format!(
+                "sbatch refused the array `{name}` ({} steps): {}",
+                group.len(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        // `--parsable` prints `jobid[;cluster]`.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let job_id = stdout.trim().split(';').next().unwrap_or("").to_string();
+        *self.counts.entry("jobs").or_default() += chunks.len() as u64;
+        let mut keys = Vec::with_capacity(group.len());
+        for (task, attempt) in group {
+            keys.push(task.key.clone());
+            self.flying.insert(
+                task.key.clone(),
+                Flying {
+                    task: task.clone(),
+                    batch: n,
+                    attempt: *attempt,
+                },
+            );
+        }
+        self.batches.push(Batch {
+            name,
+            job_id,
+            dir,
+            keys,
+            gone_since: None,
+        });
+        Ok(())
+    }
+
+    fn results_dir(&self) -> PathBuf {
+        self.run_dir.join("results")
+    }
+
+    /// Results that appeared for steps in flight.
+    fn collect(&mut self) -> Vec<StepResult> {
+        let mut out = Vec::new();
+        let dir = self.results_dir();
+        let done: Vec<String> = self
+            .flying
+            .keys()
+            .filter(|k| dir.join(format!("{k}.json")).is_file())
+            .cloned()
+            .collect();
+        for key in done {
+            let path = dir.join(format!("{key}.json"));
+            let flying = self.flying.remove(&key).expect("in flight");
+            let result = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<StepResult>(&b).ok());
+            out.push(match result {
+                Some(mut r) => {
+                    r.step = flying.task.step;
+                    r
+                }
+                None => StepResult::failed(
+                    &flying.task,
+                    format!("the result file `{}` is unreadable", path.display()),
+                    None,
+                ),
+            });
+        }
+        out
+    }
+
+    /// One `squeue` for every array still thought alive; arrays it no longer lists are gone.
+    fn poll_queue(&mut self) -> Result<(), ExecutorError> {
+        let live: Vec<usize> = (0..self.batches.len())
+            .filter(|&b| self.batches[b].gone_since.is_none())
+            .filter(|&b| self.batches[b].keys.iter().any(|k| self.flying.contains_key(k)))
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = live.iter().map(|&b| self.batches[b].name.as_str()).collect();
+        let names = names.join(",");
+        let out = self.command(&self.profile.squeue.clone(), "squeue", |c| {
+            c.args(["--noheader", "--format=%F|%j|%T"])
+                .arg(format!("--name={names}"));
+        })?;
+        if !out.status.success() {
+            // A slow or restarting controller: try again at the next poll, later.
+            self.poll = (self.poll * 2).min(Duration::from_secs_f64(self.profile.poll_max_s));
+            return Ok(());
+        }
+        let listed: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split('|').nth(1).map(str::to_string))
+            .collect();
+        let now = Instant::now();
+        for b in live {
+            if !listed.contains(&self.batches[b].name) {
+                self.batches[b].gone_since = Some(now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps whose array left the queue longer than `result_wait_s` ago without answering:
+    /// resubmitted, or failed once their retries are spent.
+    fn vanished(&mut self) -> Vec<StepResult> {
+        let wait = Duration::from_secs_f64(self.profile.result_wait_s);
+        let mut out = Vec::new();
+        for b in 0..self.batches.len() {
+            let Some(since) = self.batches[b].gone_since else {
+                continue;
+            };
+            if since.elapsed() < wait {
+                continue;
+            }
+            let keys = std::mem::take(&mut self.batches[b].keys);
+            for key in keys {
+                let Some(f) = self.flying.remove(&key) else {
+                    continue;
+                };
+                if f.attempt < self.profile.retries {
+                    *self.counts.entry("retries").or_default() += 1;
+                    self.pending.push((f.task, f.attempt + 1));
+                } else {
+                    let batch = &self.batches[f.batch];
+                    out.push(StepResult::failed(
+                        &f.task,
+                        format!(
+                            "the Slurm job {} (`{}`) ended without finishing this step, {} times",
+                            batch.job_id,
+                            batch.name,
+                            f.attempt + 1
+                        ),
+                        Some(format!(
+                            "its logs are in {}; `sacct -j {}` says why Slurm ended it",
+                            batch.dir.display(),
+                            batch.job_id
+                        )),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// How often result files are looked for (a `stat` per step in flight; no scheduler call).
+const RESULT_CHECK: Duration = Duration::from_millis(200);
+
+impl Executor for SlurmExecutor {
+    fn capacity(&self) -> usize {
+        self.profile.max_queued
+    }
+
+    fn submit(&mut self, task: StepTask) -> Result<(), ExecutorError> {
+        self.pending.push((task, 0));
+        Ok(())
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<Vec<StepResult>, ExecutorError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.flush()?;
+            let mut out = self.collect();
+            if Instant::now() >= self.next_poll {
+                self.poll_queue()?;
+                // Results written just before the array left the queue.
+                out.extend(self.collect());
+                out.extend(self.vanished());
+                self.poll = if out.is_empty() {
+                    (self.poll.mul_f64(1.5)).min(Duration::from_secs_f64(self.profile.poll_max_s))
+                } else {
+                    Duration::from_secs_f64(self.profile.poll_min_s)
+                };
+                self.next_poll = Instant::now() + self.poll;
+            }
+            if !out.is_empty() || !self.pending.is_empty() {
+                return Ok(out);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(out);
+            }
+            std::thread::sleep(RESULT_CHECK.min(deadline - now));
+        }
+    }
+
+    fn cancel(&mut self) {
+        let names: Vec<String> = self
+            .batches
+            .iter()
+            .filter(|b| b.gone_since.is_none() && b.keys.iter().any(|k| self.flying.contains_key(k)))
+            .map(|b| b.name.clone())
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        let names = names.join(",");
+        let scancel = self.profile.scancel.clone();
+        let _ = self.command(&scancel, "scancel", |c| {
+            c.arg(format!("--name={names}"));
+        });
+    }
+
+    fn stats(&self) -> Value {
+        json!({
+            "executor": "slurm",
+            "sbatch": self.counts.get("sbatch").copied().unwrap_or(0),
+            "squeue": self.counts.get("squeue").copied().unwrap_or(0),
+            "scancel": self.counts.get("scancel").copied().unwrap_or(0),
+            "jobs": self.counts.get("jobs").copied().unwrap_or(0),
+            "retries": self.counts.get("retries").copied().unwrap_or(0),
+            "dir": self.run_dir.display().to_string(),
+        })
+    }
+}
+
+/// What one array task runs.
+#[derive(Serialize, Deserialize)]
+struct TaskFile {
+    store: PathBuf,
+    results: PathBuf,
+    tasks: Vec<StepTask>,
+}
+
+/// `lulc exec-step FILE`: runs the tasks of one array task, writing each step's blobs, record
+/// file and result file. Returns how many failed (the exit status says so; the coordinator
+/// reads the result files, never the exit status).
+pub fn exec_task_file(path: &Path, registry: &Registry) -> Result<usize, ExecutorError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        ExecutorError::new(format!("cannot read the task file `{}`: {e}", path.display()))
+    })?;
+    let file: TaskFile = serde_json::from_slice(&bytes).map_err(|e| {
+        ExecutorError::new(format!("the task file `{}` is unreadable: {e}", path.display()))
+            .with_help("it was written by another lulc build: run the same build everywhere")
+    })?;
+    let blobs = Blobs::open_existing(&file.store).map_err(|e| ExecutorError::new(e.to_string()))?;
+    let mut failed = 0;
+    for task in &file.tasks {
+        let result = run_task(task, &blobs, registry);
+        if !matches!(result.outcome, crate::task::TaskOutcome::Done { .. }) {
+            failed += 1;
+        }
+        let dest = file.results.join(format!("{}.json", task.key));
+        if let Err(e) = write_result(task, &result, &blobs, &dest) {
+            eprintln!("lulc exec-step: step `{}`: {e}", task.step_id);
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
+
+/// `'...'` for `sh`, with inner quotes escaped.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_fall_back_from_kind_to_profile_to_lulc() {
+        let profile: SlurmProfile = serde_saphyr::from_str(
+            "partition: batch\nresources: {mem_mb: 8000}\nkinds:\n  train: {cpus: 8, time_min: 600}\n",
+        )
+        .unwrap();
+        let train = profile.resources_for("train");
+        assert_eq!(train.cpus, Some(8));
+        assert_eq!(train.mem_mb, Some(8000));
+        assert_eq!(train.time_min, Some(600));
+        let other = profile.resources_for("index");
+        assert_eq!((other.cpus, other.mem_mb, other.time_min), (Some(1), Some(8000), Some(120)));
+        let args = profile.job_args(&train);
+        assert_eq!(
+            args,
+            ["--no-requeue", "--partition=batch", "--cpus-per-task=8", "--mem=8000M", "--time=600"]
+        );
+    }
+
+    #[test]
+    fn a_bad_profile_names_the_file_and_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.yaml");
+        std::fs::write(&path, "partition: batch\nmem: 4000\n").unwrap();
+        let e = SlurmProfile::load(&path).unwrap_err();
+        assert!(e.message.contains("cluster.yaml"), "{}", e.message);
+        assert!(e.message.contains("mem"), "{}", e.message);
+        std::fs::write(&path, "steps_per_task: 0\n").unwrap();
+        let e = SlurmProfile::load(&path).unwrap_err();
+        assert!(e.message.contains("at least 1"), "{}", e.message);
+    }
+
+    #[test]
+    fn shell_quoting_survives_quotes_and_spaces() {
+        assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
+    }
+}

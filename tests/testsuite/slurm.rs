@@ -1,0 +1,273 @@
+//! `lulc run --executor slurm` against a real Slurm: the one `scripts/slurm-local.sh start`
+//! runs on this machine (three slurmd nodes). Where no cluster answers, each test prints why it
+//! is skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Project, bin, demo_spec, run_demo, step_outputs};
+
+/// `SLURM_CONF` of a cluster whose nodes answer, or `None` (and a printed reason).
+fn cluster(test: &str) -> Option<String> {
+    let conf = std::env::var("SLURM_CONF").ok().or_else(|| {
+        let local = "/tmp/lulc-slurm/slurm.conf";
+        Path::new(local).exists().then(|| local.to_string())
+    });
+    let Some(conf) = conf else {
+        eprintln!("skipped {test}: no Slurm cluster (start one with scripts/slurm-local.sh start)");
+        return None;
+    };
+    let sinfo = Command::new("sinfo")
+        .env("SLURM_CONF", &conf)
+        .args(["--noheader", "--format=%t"])
+        .output();
+    match sinfo {
+        Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("idle") => {
+            Some(conf)
+        }
+        Ok(o) => {
+            eprintln!(
+                "skipped {test}: the Slurm cluster of {conf} has no idle node: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("skipped {test}: cannot run sinfo ({e}): Slurm is not installed");
+            None
+        }
+    }
+}
+
+/// A profile that polls often (tests), with small jobs.
+fn profile(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("cluster.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "poll_min_s: 0.5\npoll_max_s: 2\nresult_wait_s: 3\nresources: {{mem_mb: 1000, time_min: 30}}\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run_slurm(conf: &str, store: &Path, profile: &Path, sets: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(bin())
+        .args(["run", &demo_spec(), "--json", "--executor", "slurm", "--profile"])
+        .arg(profile)
+        .args(sets)
+        .arg("--store")
+        .arg(store)
+        .env("SLURM_CONF", conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {stderr}");
+    });
+    (out.status.code().unwrap_or(-1), doc, stderr)
+}
+
+const SMALL: [&str; 4] = ["--set", "size=64", "--set", "years=2020..2021"];
+
+#[test]
+fn the_demo_chain_on_slurm_equals_a_local_run_and_a_rerun_submits_nothing() {
+    let Some(conf) = cluster("the demo chain on slurm") else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    let expected = step_outputs(&run_demo(local.path(), "2", &SMALL));
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let profile = profile(dir.path(), "");
+    let (code, doc, stderr) = run_slurm(&conf, &store, &profile, &SMALL);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(step_outputs(&doc), expected, "slurm outputs differ from local ones");
+    let ex = &doc["executor"];
+    assert_eq!(ex["executor"], "slurm", "{ex}");
+    let ran = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "ran")
+        .count() as u64;
+    let (sbatch, jobs) = (ex["sbatch"].as_u64().unwrap(), ex["jobs"].as_u64().unwrap());
+    assert_eq!(jobs, ran, "one array task per step that ran: {ex}");
+    assert!(
+        sbatch < jobs,
+        "steps that become ready together share one array: {ex}"
+    );
+
+    let (code, again, stderr) = run_slurm(&conf, &store, &profile, &SMALL);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(again["executor"]["sbatch"], 0, "{}", again["executor"]);
+    assert_eq!(again["executor"]["squeue"], 0, "{}", again["executor"]);
+    assert!(
+        again["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "cached")
+    );
+}
+
+const FORKED: &str = r#"
+name: forked
+nodes:
+  a: { kind: emit, params: { value: 1 } }
+  bad:
+    kind: combine
+    inputs: { parts: a }
+    params: { fail: true }
+  after_bad: { kind: combine, inputs: { parts: bad } }
+  good: { kind: combine, inputs: { parts: a } }
+"#;
+
+#[test]
+fn a_step_failing_on_slurm_is_reported_like_a_local_failure() {
+    let Some(conf) = cluster("a failing step on slurm") else {
+        return;
+    };
+    let p = Project::new(FORKED);
+    let profile = profile(p.path(), "");
+    let out = p
+        .cmd(&["run", "pipeline.yaml", "--json", "--executor", "slurm", "--profile"])
+        .arg(&profile)
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = |id: &str| {
+        doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status("a"), "ran");
+    assert_eq!(status("bad"), "failed");
+    assert_eq!(status("after_bad"), "skipped");
+    assert_eq!(status("good"), "ran");
+    assert!(stderr.contains("run::step_failed"), "{stderr}");
+    assert!(stderr.contains("failing on purpose"), "{stderr}");
+    assert!(stderr.contains("bad:"), "{stderr}");
+}
+
+#[test]
+fn resources_slurm_cannot_give_are_refused_before_anything_is_submitted() {
+    let Some(conf) = cluster("refused resources") else {
+        return;
+    };
+    let p = Project::new(FORKED);
+    let profile = profile(p.path(), "kinds:\n  combine: {mem_mb: 99000000}\n");
+    let r = p
+        .cmd(&["run", "pipeline.yaml", "--executor", "slurm", "--profile"])
+        .arg(&profile)
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Slurm refuses the jobs of node kind `combine`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--mem=99000000M"), "{stderr}");
+    assert!(
+        !p.store().join("slurm").exists(),
+        "nothing was submitted, so no job folder"
+    );
+    let plan = p.plan(&[]);
+    assert!(
+        plan.json()["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "new"),
+        "nothing ran"
+    );
+}
+
+#[test]
+fn a_cancelled_job_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
+    let Some(conf) = cluster("a cancelled job") else {
+        return;
+    };
+    let spec = r#"
+name: slow
+nodes:
+  a: { kind: emit, params: { value: 1, delay_ms: 4000 } }
+  b: { kind: combine, inputs: { parts: a } }
+"#;
+    let local = Project::new(spec);
+    let expected = local.run(&[]);
+    expected.assert_ok();
+
+    let p = Project::new(spec);
+    let profile = profile(p.path(), "");
+    let child = p
+        .cmd(&["run", "pipeline.yaml", "--json", "--executor", "slurm", "--profile"])
+        .arg(&profile)
+        .env("SLURM_CONF", &conf)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Cancel `a`'s job as soon as it runs.
+    let started = Instant::now();
+    let mut cancelled = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        let q = Command::new("squeue")
+            .env("SLURM_CONF", &conf)
+            .args(["--noheader", "--format=%i|%j|%T", "--states=RUNNING"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&q.stdout).into_owned();
+        let store = p.store().display().to_string();
+        if let Some(line) = text.lines().find(|l| l.contains("|lulc-")) {
+            let id = line.split('|').next().unwrap();
+            // Only jobs of this test's store: their batch script lies in it.
+            let show = Command::new("scontrol")
+                .env("SLURM_CONF", &conf)
+                .args(["show", "job", id])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&show.stdout).contains(&store) {
+                let c = Command::new("scancel")
+                    .env("SLURM_CONF", &conf)
+                    .arg(id)
+                    .status()
+                    .unwrap();
+                assert!(c.success());
+                cancelled = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(cancelled, "a's job never ran");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["executor"]["retries"].as_u64().unwrap() >= 1,
+        "{}",
+        doc["executor"]
+    );
+    assert_eq!(
+        step_outputs(&doc),
+        step_outputs(&expected.json()),
+        "a resubmitted step gives the same outputs"
+    );
+}
