@@ -28,6 +28,8 @@ install() {
 }
 
 write_conf() {
+  # A fresh cluster: no jobs or node states of an earlier one.
+  rm -rf "$DIR"/spool "$DIR"/state
   mkdir -p "$DIR"/{spool,state,log,run}
   local last=$((17000 + NODES))
   cat >"$CONF" <<EOF

@@ -361,7 +361,10 @@ mod tests {
         // The worker wrote no row: the coordinator records it.
         assert!(store.lookup("kworker").unwrap().is_none());
         store.record_step(&written).unwrap();
-        assert_eq!(store.lookup("kworker").unwrap().unwrap().outputs, written.outputs);
+        assert_eq!(
+            store.lookup("kworker").unwrap().unwrap().outputs,
+            written.outputs
+        );
 
         // A record naming a blob that is not there is refused.
         let mut bad = rec.clone();

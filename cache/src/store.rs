@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 
+use crate::blobs::Blobs;
 use crate::error::io_err;
 use crate::rebuild::{Diagnosis, diagnose};
-use crate::blobs::Blobs;
 use crate::{CacheError, Digest, RebuildReport, Result};
 
 /// Version of the index schema, kept in SQLite's `user_version`.

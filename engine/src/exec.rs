@@ -20,8 +20,8 @@ use lulc_cache::{BlobState, Claim, Digest, RunInfo, RunStep, StepRecord, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::fingerprint::{self, DirtyReason, ENGINE_CACHE_VERSION, KeyMaterial};
 use crate::executor::{Executor, ExecutorError, LocalThreads};
+use crate::fingerprint::{self, DirtyReason, ENGINE_CACHE_VERSION, KeyMaterial};
 use crate::node::NodeError;
 use crate::plan::{Plan, Step};
 use crate::task::{StepResult, StepTask, TaskInput, TaskOutcome, disk_hint};
@@ -391,7 +391,8 @@ pub fn run_with(
         .map(|(i, o)| {
             o.unwrap_or_else(|| {
                 let mut o = Outcome::new(i, Status::Skipped);
-                o.reasons.push(DirtyReason::UpstreamFailed { step: why.clone() });
+                o.reasons
+                    .push(DirtyReason::UpstreamFailed { step: why.clone() });
                 o
             })
         })
@@ -513,7 +514,8 @@ impl Coordinator<'_> {
             ));
             Prepared::Done(Box::new(o))
         };
-        let inputs = input_digests(&plan.steps[i], &self.known).expect("ready steps have known inputs");
+        let inputs =
+            input_digests(&plan.steps[i], &self.known).expect("ready steps have known inputs");
         let first = match decide(plan, store, i, Some(inputs.clone()), None) {
             Ok(o) => o,
             Err(e) => return failed(e),
@@ -697,3 +699,179 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Registry;
+    use crate::plan::{LowerOptions, lower};
+    use crate::task::run_task;
+
+    const SPEC: &str = r#"
+name: forked
+params:
+  years: 2018..2020
+nodes:
+  raw:
+    kind: emit
+    for_each: { year: years }
+    params: { value: "v${year}" }
+  all: { kind: combine, inputs: { parts: raw } }
+  bad: { kind: combine, inputs: { parts: all }, params: { fail: true } }
+  after_bad: { kind: combine, inputs: { parts: bad } }
+  good: { kind: combine, inputs: { parts: all }, params: { op: sum } }
+"#;
+
+    fn plan(dir: &Path, spec: &str) -> Plan {
+        let registry = Registry::new(crate::testkit::kinds());
+        let opts = LowerOptions {
+            registry: &registry,
+            overrides: &[],
+        };
+        lower(&dir.join("spec.yaml"), spec.to_string(), &opts).expect("spec lowers")
+    }
+
+    fn opts() -> RunOptions {
+        RunOptions {
+            jobs: 2,
+            keep_going: true,
+            argv: vec![],
+            allowed_paths: vec![],
+        }
+    }
+
+    /// Runs tasks in this process, answering them in reverse order of submission, all at once,
+    /// and remembers how many tasks each `wait` found queued.
+    struct Reversed<'a> {
+        blobs: &'a lulc_cache::Blobs,
+        registry: &'a Registry,
+        queued: Vec<StepTask>,
+        batches: Vec<Vec<String>>,
+        /// Step ids answered as lost jobs instead of being run.
+        lose: Vec<&'static str>,
+        /// Fail the submission of this step id.
+        refuse: Option<&'static str>,
+    }
+
+    impl Executor for Reversed<'_> {
+        fn capacity(&self) -> usize {
+            100
+        }
+        fn submit(&mut self, task: StepTask) -> Result<(), ExecutorError> {
+            if self.refuse == Some(task.step_id.as_str()) {
+                return Err(ExecutorError::new("the cluster is closed"));
+            }
+            self.queued.push(task);
+            Ok(())
+        }
+        fn wait(&mut self, _timeout: Duration) -> Result<Vec<StepResult>, ExecutorError> {
+            let tasks = std::mem::take(&mut self.queued);
+            self.batches
+                .push(tasks.iter().map(|t| t.step_id.clone()).collect());
+            Ok(tasks
+                .iter()
+                .rev()
+                .map(|t| {
+                    if self.lose.contains(&t.step_id.as_str()) {
+                        StepResult::failed(t, "the job vanished", None)
+                    } else {
+                        run_task(t, self.blobs, self.registry)
+                    }
+                })
+                .collect())
+        }
+    }
+
+    fn outputs(report: &RunReport) -> Vec<(Status, BTreeMap<String, Digest>)> {
+        report
+            .outcomes
+            .iter()
+            .map(|o| (o.status, o.outputs.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn another_executor_gives_the_outputs_of_local_threads_and_gets_ready_steps_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path(), SPEC);
+        let local_store = Store::open(dir.path().join("local")).unwrap();
+        let local = run(&plan, &local_store, &opts(), &Quiet).unwrap();
+
+        let store = Store::open(dir.path().join("other")).unwrap();
+        let mut ex = Reversed {
+            blobs: store.blobs(),
+            registry: &plan.registry,
+            queued: vec![],
+            batches: vec![],
+            lose: vec![],
+            refuse: None,
+        };
+        let report = run_with(&plan, &store, &opts(), &Quiet, &mut ex).unwrap();
+        assert_eq!(outputs(&report), outputs(&local));
+        // The three years were ready at once and reached the executor before its first wait.
+        assert_eq!(
+            ex.batches[0],
+            ["raw[year=2018]", "raw[year=2019]", "raw[year=2020]"]
+        );
+        assert_eq!(ex.batches[1], ["all"]);
+        let status = |id: &str| report.outcomes[plan.by_id[id]].status;
+        assert_eq!(status("bad"), Status::Failed);
+        assert_eq!(status("after_bad"), Status::Skipped);
+        assert_eq!(status("good"), Status::Ran);
+        // Recorded by the coordinator: a second run finds everything but the failure cached.
+        let again = run_with(&plan, &store, &opts(), &Quiet, &mut ex).unwrap();
+        assert_eq!(again.count(Status::Cached), 5);
+        assert_eq!(again.count(Status::Ran), 0);
+    }
+
+    #[test]
+    fn a_lost_task_fails_its_step_only_and_a_refused_submission_ends_the_run_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path(), SPEC);
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let mut ex = Reversed {
+            blobs: store.blobs(),
+            registry: &plan.registry,
+            queued: vec![],
+            batches: vec![],
+            lose: vec!["raw[year=2019]"],
+            refuse: None,
+        };
+        let report = run_with(&plan, &store, &opts(), &Quiet, &mut ex).unwrap();
+        let o = &report.outcomes[plan.by_id["raw[year=2019]"]];
+        assert_eq!(o.status, Status::Failed);
+        assert_eq!(o.error.as_ref().unwrap().message, "the job vanished");
+        assert_eq!(report.count(Status::Ran), 2);
+        assert_eq!(report.count(Status::Skipped), 4);
+        // Its claim was released: the next run computes it.
+        ex.lose.clear();
+        let again = run_with(&plan, &store, &opts(), &Quiet, &mut ex).unwrap();
+        assert_eq!(
+            again.outcomes[plan.by_id["raw[year=2019]"]].status,
+            Status::Ran
+        );
+
+        let store = Store::open(dir.path().join("refused")).unwrap();
+        let mut ex = Reversed {
+            blobs: store.blobs(),
+            registry: &plan.registry,
+            queued: vec![],
+            batches: vec![],
+            lose: vec![],
+            refuse: Some("all"),
+        };
+        let err = run_with(&plan, &store, &opts(), &Quiet, &mut ex)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("the cluster is closed"), "{err}");
+        let runs = store.runs(10).unwrap();
+        assert_eq!(runs[0].status, "failed");
+        // What finished before the refusal is recorded and reused.
+        let steps = store.run_steps(runs[0].id).unwrap();
+        assert_eq!(steps.iter().filter(|s| s.status == "ran").count(), 3);
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.status == "skipped" && s.reason.contains("the executor failed"))
+        );
+    }
+}

@@ -167,7 +167,10 @@ impl SlurmProfile {
     /// Reads a profile file (YAML); the error names the file, line and column.
     pub fn load(path: &Path) -> Result<SlurmProfile, ExecutorError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ExecutorError::new(format!("cannot read the Slurm profile `{}`: {e}", path.display()))
+            ExecutorError::new(format!(
+                "cannot read the Slurm profile `{}`: {e}",
+                path.display()
+            ))
         })?;
         let profile: SlurmProfile = serde_saphyr::from_str(&text).map_err(|e| {
             ExecutorError::new(format!("Slurm profile `{}`: {e}", path.display())).with_help(
@@ -177,9 +180,9 @@ impl SlurmProfile {
                  scancel",
             )
         })?;
-        profile.check().map_err(|m| {
-            ExecutorError::new(format!("Slurm profile `{}`: {m}", path.display()))
-        })?;
+        profile
+            .check()
+            .map_err(|m| ExecutorError::new(format!("Slurm profile `{}`: {m}", path.display())))?;
         Ok(profile)
     }
 
@@ -380,7 +383,9 @@ impl SlurmExecutor {
             std::fs::write(&path, bytes).map_err(|e| io("the task file", &path, e))?;
         }
         let script = dir.join("job.sh");
-        let mut text = String::from("#!/bin/sh\n# lulc: one array task runs the steps of <task id>.json\nexec");
+        let mut text = String::from(
+            "#!/bin/sh\n# lulc: one array task runs the steps of <task id>.json\nexec",
+        );
         for w in &self.worker {
             text.push(' ');
             text.push_str(&shell_quote(w));
@@ -472,12 +477,20 @@ impl SlurmExecutor {
     fn poll_queue(&mut self) -> Result<(), ExecutorError> {
         let live: Vec<usize> = (0..self.batches.len())
             .filter(|&b| self.batches[b].gone_since.is_none())
-            .filter(|&b| self.batches[b].keys.iter().any(|k| self.flying.contains_key(k)))
+            .filter(|&b| {
+                self.batches[b]
+                    .keys
+                    .iter()
+                    .any(|k| self.flying.contains_key(k))
+            })
             .collect();
         if live.is_empty() {
             return Ok(());
         }
-        let names: Vec<&str> = live.iter().map(|&b| self.batches[b].name.as_str()).collect();
+        let names: Vec<&str> = live
+            .iter()
+            .map(|&b| self.batches[b].name.as_str())
+            .collect();
         let names = names.join(",");
         let out = self.command(&self.profile.squeue.clone(), "squeue", |c| {
             c.args(["--noheader", "--format=%F|%j|%T"])
@@ -589,7 +602,9 @@ impl Executor for SlurmExecutor {
         let names: Vec<String> = self
             .batches
             .iter()
-            .filter(|b| b.gone_since.is_none() && b.keys.iter().any(|k| self.flying.contains_key(k)))
+            .filter(|b| {
+                b.gone_since.is_none() && b.keys.iter().any(|k| self.flying.contains_key(k))
+            })
             .map(|b| b.name.clone())
             .collect();
         if names.is_empty() {
@@ -628,11 +643,17 @@ struct TaskFile {
 /// reads the result files, never the exit status).
 pub fn exec_task_file(path: &Path, registry: &Registry) -> Result<usize, ExecutorError> {
     let bytes = std::fs::read(path).map_err(|e| {
-        ExecutorError::new(format!("cannot read the task file `{}`: {e}", path.display()))
+        ExecutorError::new(format!(
+            "cannot read the task file `{}`: {e}",
+            path.display()
+        ))
     })?;
     let file: TaskFile = serde_json::from_slice(&bytes).map_err(|e| {
-        ExecutorError::new(format!("the task file `{}` is unreadable: {e}", path.display()))
-            .with_help("it was written by another lulc build: run the same build everywhere")
+        ExecutorError::new(format!(
+            "the task file `{}` is unreadable: {e}",
+            path.display()
+        ))
+        .with_help("it was written by another lulc build: run the same build everywhere")
     })?;
     let blobs = Blobs::open_existing(&file.store).map_err(|e| ExecutorError::new(e.to_string()))?;
     let mut failed = 0;
@@ -670,11 +691,20 @@ mod tests {
         assert_eq!(train.mem_mb, Some(8000));
         assert_eq!(train.time_min, Some(600));
         let other = profile.resources_for("index");
-        assert_eq!((other.cpus, other.mem_mb, other.time_min), (Some(1), Some(8000), Some(120)));
+        assert_eq!(
+            (other.cpus, other.mem_mb, other.time_min),
+            (Some(1), Some(8000), Some(120))
+        );
         let args = profile.job_args(&train);
         assert_eq!(
             args,
-            ["--no-requeue", "--partition=batch", "--cpus-per-task=8", "--mem=8000M", "--time=600"]
+            [
+                "--no-requeue",
+                "--partition=batch",
+                "--cpus-per-task=8",
+                "--mem=8000M",
+                "--time=600"
+            ]
         );
     }
 

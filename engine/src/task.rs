@@ -195,12 +195,11 @@ type NodeResult = (BTreeMap<String, Digest>, Vec<Digest>, Vec<String>, Value);
 
 fn run_node(task: &StepTask, blobs: &Blobs, registry: &Registry) -> Result<NodeResult, Failure> {
     let Some(node) = registry.get(&task.kind) else {
-        return Err(NodeError::new(format!(
-            "this lulc has no node kind `{}`",
-            task.kind
-        ))
-        .with_help("run the same lulc build on the coordinator and on every worker")
-        .into());
+        return Err(
+            NodeError::new(format!("this lulc has no node kind `{}`", task.kind))
+                .with_help("run the same lulc build on the coordinator and on every worker")
+                .into(),
+        );
     };
     if node.version() != task.version {
         return Err(NodeError::new(format!(
@@ -254,7 +253,8 @@ fn run_node(task: &StepTask, blobs: &Blobs, registry: &Registry) -> Result<NodeR
             return Err(NodeError::new(format!("node panicked: {msg}")).into());
         }
     }
-    let store_err = |e: lulc_cache::CacheError| disk_hint(blobs.root(), NodeError::new(e.to_string()));
+    let store_err =
+        |e: lulc_cache::CacheError| disk_hint(blobs.root(), NodeError::new(e.to_string()));
     let mut outputs = BTreeMap::new();
     let mut all = Vec::new();
     for port in node.outputs() {

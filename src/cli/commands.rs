@@ -5,8 +5,8 @@ use std::path::Path;
 
 use lulc_cache::{Digest, GcOptions, Store};
 use lulc_engine::exec::{self, Manifest, Outcome, RunOptions, Status};
-use lulc_engine::plan::{self, LowerOptions};
 use lulc_engine::executor::ExecutorError;
+use lulc_engine::plan::{self, LowerOptions};
 use lulc_engine::slurm::{SlurmExecutor, SlurmProfile};
 use lulc_engine::{Plan, Registry};
 use serde_json::{Value, json};
@@ -151,7 +151,11 @@ struct RunArgs {
 
 /// The Slurm executor of `--executor slurm`: its profile read and the kinds that may run
 /// checked with `sbatch --test-only` before anything is submitted.
-fn slurm_executor(plan: &Plan, store: &Store, profile: Option<&Path>) -> Result<SlurmExecutor, i32> {
+fn slurm_executor(
+    plan: &Plan,
+    store: &Store,
+    profile: Option<&Path>,
+) -> Result<SlurmExecutor, i32> {
     let fail = |e: ExecutorError| {
         output::eprint_diag(e);
         EXIT_USAGE

@@ -58,7 +58,14 @@ fn profile(dir: &Path, extra: &str) -> PathBuf {
 
 fn run_slurm(conf: &str, store: &Path, profile: &Path, sets: &[&str]) -> (i32, Value, String) {
     let out = Command::new(bin())
-        .args(["run", &demo_spec(), "--json", "--executor", "slurm", "--profile"])
+        .args([
+            "run",
+            &demo_spec(),
+            "--json",
+            "--executor",
+            "slurm",
+            "--profile",
+        ])
         .arg(profile)
         .args(sets)
         .arg("--store")
@@ -88,7 +95,11 @@ fn the_demo_chain_on_slurm_equals_a_local_run_and_a_rerun_submits_nothing() {
     let profile = profile(dir.path(), "");
     let (code, doc, stderr) = run_slurm(&conf, &store, &profile, &SMALL);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(step_outputs(&doc), expected, "slurm outputs differ from local ones");
+    assert_eq!(
+        step_outputs(&doc),
+        expected,
+        "slurm outputs differ from local ones"
+    );
     let ex = &doc["executor"];
     assert_eq!(ex["executor"], "slurm", "{ex}");
     let ran = doc["steps"]
@@ -137,7 +148,14 @@ fn a_step_failing_on_slurm_is_reported_like_a_local_failure() {
     let p = Project::new(FORKED);
     let profile = profile(p.path(), "");
     let out = p
-        .cmd(&["run", "pipeline.yaml", "--json", "--executor", "slurm", "--profile"])
+        .cmd(&[
+            "run",
+            "pipeline.yaml",
+            "--json",
+            "--executor",
+            "slurm",
+            "--profile",
+        ])
         .arg(&profile)
         .env("SLURM_CONF", &conf)
         .output()
@@ -216,7 +234,14 @@ nodes:
     let p = Project::new(spec);
     let profile = profile(p.path(), "");
     let child = p
-        .cmd(&["run", "pipeline.yaml", "--json", "--executor", "slurm", "--profile"])
+        .cmd(&[
+            "run",
+            "pipeline.yaml",
+            "--json",
+            "--executor",
+            "slurm",
+            "--profile",
+        ])
         .arg(&profile)
         .env("SLURM_CONF", &conf)
         .stdout(std::process::Stdio::piped())
