@@ -89,6 +89,7 @@ fn main() -> miette::Result<()> {
         keep_going: true,
         argv: vec![],
         allowed_paths: vec![],
+        interrupt: None,
     };
     let report = exec::run(&plan, &store, &opts, &Quiet)?;
     for o in &report.outcomes {

@@ -57,6 +57,7 @@ fn main() -> miette::Result<()> {
             keep_going: true,
             argv: vec![],
             allowed_paths: vec![],
+            interrupt: None,
         },
         &Quiet,
     )?;

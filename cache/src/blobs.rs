@@ -198,6 +198,20 @@ impl Blobs {
         Ok(rec)
     }
 
+    /// The record file of step `key`, if there is a readable one whose every blob re-hashes to
+    /// its name: a step a worker finished whose coordinator never recorded it.
+    pub fn finished_record(&self, key: &str) -> Option<StepRecord> {
+        let bytes = fs::read(self.record_path(key)).ok()?;
+        let (rec, _) = crate::records::decode_record(&bytes).ok()?;
+        let intact = rec.key == key
+            && rec
+                .outputs
+                .values()
+                .chain(&rec.blobs)
+                .all(|d| self.rehash(d).0 == BlobState::Ok);
+        intact.then_some(rec)
+    }
+
     /// Writes the record file of `rec` atomically (tmp file, fsync, rename, fsync directory).
     pub(crate) fn write_record(&self, rec: &StepRecord, stamp: i64) -> Result<()> {
         let tmp = self.write_tmp(&encode_record(rec, stamp))?;
@@ -360,6 +374,8 @@ mod tests {
         assert!(written.created_at > 0);
         // The worker wrote no row: the coordinator records it.
         assert!(store.lookup("kworker").unwrap().is_none());
+        assert_eq!(blobs.finished_record("kworker"), Some(written.clone()));
+        assert_eq!(blobs.finished_record("knone"), None);
         store.record_step(&written).unwrap();
         assert_eq!(
             store.lookup("kworker").unwrap().unwrap().outputs,

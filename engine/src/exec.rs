@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lulc_cache::{BlobState, Claim, Digest, RunInfo, RunStep, StepRecord, Store};
@@ -293,6 +295,9 @@ pub struct RunOptions {
     /// Directories outside the spec's directory that nodes may read (`lulc run --allow-path`).
     /// A spec cannot grant this itself: paths in a spec are confined to its directory.
     pub allowed_paths: Vec<PathBuf>,
+    /// Set (by a Ctrl-C handler) to stop the run: nothing more starts, the executor cancels
+    /// what is in flight, and the run is recorded as `interrupted`.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// Progress callbacks (the CLI draws bars or prints lines; tests collect).
@@ -312,6 +317,8 @@ pub struct RunReport {
     pub outcomes: Vec<Outcome>,
     /// The executor's counters (`Executor::stats`).
     pub executor: Value,
+    /// Stopped by [`RunOptions::interrupt`].
+    pub interrupted: bool,
 }
 
 impl RunReport {
@@ -375,15 +382,18 @@ pub fn run_with(
         flight: HashMap::new(),
         finished: 0,
         stop: false,
+        interrupted: false,
     };
     let driven = c.drive(executor);
     if !c.flight.is_empty() {
         executor.cancel();
     }
     let why = match &driven {
+        Ok(()) if c.interrupted => "(interrupted)".to_string(),
         Ok(()) => "(stopped at first failure)".to_string(),
         Err(e) => format!("(the executor failed: {e})"),
     };
+    let interrupted = c.interrupted;
     let outcomes: Vec<Outcome> = c
         .outcomes
         .into_iter()
@@ -421,12 +431,18 @@ pub fn run_with(
         .collect();
     store.touch_steps(&hits)?;
     let failed = driven.is_err() || outcomes.iter().any(|o| o.status == Status::Failed);
-    store.finish_run(run_id, if failed { "failed" } else { "ok" })?;
+    let status = match (interrupted, failed) {
+        (true, _) => "interrupted",
+        (false, true) => "failed",
+        (false, false) => "ok",
+    };
+    store.finish_run(run_id, status)?;
     driven?;
     Ok(RunReport {
         run_id,
         outcomes,
         executor: executor.stats(),
+        interrupted,
     })
 }
 
@@ -456,13 +472,22 @@ struct Coordinator<'a> {
     finished: usize,
     /// Fail-fast after a failure: nothing more is started.
     stop: bool,
+    /// Stopped by the interrupt flag.
+    interrupted: bool,
 }
 
 impl Coordinator<'_> {
     fn drive(&mut self, executor: &mut dyn Executor) -> Result<(), ExecutorError> {
         let n = self.plan.steps.len();
         let mut deferred: Vec<usize> = Vec::new();
+        let interrupt = self.opts.interrupt.clone();
+        let asked_to_stop = || interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
         while self.finished < n {
+            if asked_to_stop() {
+                self.stop = true;
+                self.interrupted = true;
+                break;
+            }
             while !self.stop && self.flight.len() < executor.capacity() {
                 let Some(i) = self.ready.pop_front() else {
                     break;
@@ -486,10 +511,12 @@ impl Coordinator<'_> {
                 }
                 std::thread::sleep(CLAIM_RETRY);
             } else {
-                let timeout = if deferred.is_empty() {
-                    Duration::from_secs(600)
-                } else {
+                let timeout = if !deferred.is_empty() {
                     CLAIM_RETRY
+                } else if interrupt.is_some() {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_secs(600)
                 };
                 for result in executor.wait(timeout)? {
                     self.finish(result);
@@ -736,6 +763,7 @@ nodes:
             keep_going: true,
             argv: vec![],
             allowed_paths: vec![],
+            interrupt: None,
         }
     }
 

@@ -46,7 +46,7 @@ use serde_json::{Value, json};
 
 use crate::executor::{Executor, ExecutorError};
 use crate::node::Registry;
-use crate::task::{StepResult, StepTask, run_task, write_result};
+use crate::task::{StepResult, StepTask, TaskOutcome, run_task, write_result};
 
 /// Resources of one job (one array task). Unset fields fall back to the profile's defaults,
 /// then to lulc's ([`Resources::DEFAULT`]).
@@ -228,6 +228,8 @@ struct Batch {
     name: String,
     job_id: String,
     dir: PathBuf,
+    /// Where its steps' result files appear.
+    results: PathBuf,
     /// Keys of the steps it runs.
     keys: Vec<String>,
     /// When `squeue` first stopped listing it.
@@ -249,9 +251,16 @@ pub struct SlurmExecutor {
     store: PathBuf,
     run_dir: PathBuf,
     tag: String,
+    /// `lulc-<store>-`: the names of every job of this store start with it.
+    prefix: String,
+    blobs: Blobs,
     pending: Vec<(StepTask, u32)>,
     batches: Vec<Batch>,
     flying: HashMap<String, Flying>,
+    /// Step key -> batch, for the live jobs of an earlier coordinator ([`SlurmExecutor::adopt`]).
+    adoptable: HashMap<String, usize>,
+    /// Answers known at submission (steps a worker finished after its coordinator died).
+    answered: Vec<StepResult>,
     next_poll: Instant,
     poll: Duration,
     validated: BTreeSet<Resources>,
@@ -260,14 +269,20 @@ pub struct SlurmExecutor {
 
 impl SlurmExecutor {
     /// An executor submitting `worker exec-step ...` jobs for the store at `store`.
-    pub fn new(profile: SlurmProfile, worker: Vec<String>, store: &Path) -> SlurmExecutor {
+    pub fn new(profile: SlurmProfile, worker: Vec<String>, blobs: &Blobs) -> SlurmExecutor {
+        let store = blobs.root();
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
         let tag = format!("{stamp}-{}", std::process::id());
         let poll = Duration::from_secs_f64(profile.poll_min_s);
+        let store_id = blake3::hash(store.as_os_str().as_encoded_bytes()).to_hex();
         SlurmExecutor {
+            prefix: format!("lulc-{}-", &store_id[..8]),
+            blobs: blobs.clone(),
+            adoptable: HashMap::new(),
+            answered: Vec::new(),
             worker,
             store: store.to_path_buf(),
             run_dir: store.join("slurm").join(&tag),
@@ -293,7 +308,7 @@ impl SlurmExecutor {
                 continue;
             }
             let args = self.profile.job_args(&res);
-            let out = self.command(&self.profile.sbatch.clone(), "sbatch", |c| {
+            let out = self.command(&self.profile.sbatch.clone(), "test_only", |c| {
                 c.arg("--test-only").args(&args).args(["--wrap", "true"]);
             })?;
             if !out.status.success() {
@@ -310,6 +325,74 @@ impl SlurmExecutor {
             self.validated.insert(res);
         }
         Ok(())
+    }
+
+    /// Takes over the live jobs of an earlier coordinator on this store (one that was killed,
+    /// or lost its ssh session): one `squeue` for this user's jobs, then the task files of those
+    /// whose name says they belong to this store. Their steps, when the coordinator submits
+    /// them, are waited for instead of submitted again.
+    pub fn adopt(&mut self) -> Result<usize, ExecutorError> {
+        let out = self.command(&self.profile.squeue.clone(), "squeue", |c| {
+            c.args(["--me", "--noheader", "--format=%F|%j|%T"]);
+        })?;
+        if !out.status.success() {
+            return Err(ExecutorError::new(format!(
+                "squeue failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+            .with_help("is the Slurm controller up? `sinfo` says"));
+        }
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut f = line.split('|');
+            let (Some(id), Some(name)) = (f.next(), f.next()) else {
+                continue;
+            };
+            if name.starts_with(&self.prefix) {
+                names.insert(name.to_string(), id.to_string());
+            }
+        }
+        let mut adopted = 0;
+        for (name, job_id) in names {
+            // `lulc-<store>-<tag>-b<N>`: the tag names the run's folder.
+            let Some((tag, b)) = name[self.prefix.len()..].rsplit_once("-b") else {
+                continue;
+            };
+            let dir = self.store.join("slurm").join(tag).join(format!("b{b}"));
+            let mut keys = Vec::new();
+            let mut results = None;
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let Some(file) = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<TaskFile>(&b).ok())
+                else {
+                    continue;
+                };
+                results = Some(file.results);
+                keys.extend(file.tasks.into_iter().map(|t| t.key));
+            }
+            let Some(results) = results else {
+                continue;
+            };
+            let batch = self.batches.len();
+            for key in &keys {
+                self.adoptable.insert(key.clone(), batch);
+            }
+            adopted += keys.len();
+            self.batches.push(Batch {
+                name,
+                job_id,
+                dir,
+                results,
+                keys,
+                gone_since: None,
+            });
+        }
+        Ok(adopted)
     }
 
     fn command(
@@ -395,7 +478,7 @@ impl SlurmExecutor {
             shell_quote(&dir.display().to_string())
         ));
         std::fs::write(&script, text).map_err(|e| io("the batch script", &script, e))?;
-        let name = format!("lulc-{}-b{n}", self.tag);
+        let name = format!("{}{}-b{n}", self.prefix, self.tag);
         let args = self.profile.job_args(res);
         let out = self.command(&self.profile.sbatch.clone(), "sbatch", |c| {
             c.arg("--parsable")
@@ -428,10 +511,12 @@ impl SlurmExecutor {
                 },
             );
         }
+        let results = self.results_dir();
         self.batches.push(Batch {
             name,
             job_id,
             dir,
+            results,
             keys,
             gone_since: None,
         });
@@ -445,15 +530,18 @@ impl SlurmExecutor {
     /// Results that appeared for steps in flight.
     fn collect(&mut self) -> Vec<StepResult> {
         let mut out = Vec::new();
-        let dir = self.results_dir();
-        let done: Vec<String> = self
+        let path_of = |f: &Flying| {
+            self.batches[f.batch]
+                .results
+                .join(format!("{}.json", f.task.key))
+        };
+        let done: Vec<(String, PathBuf)> = self
             .flying
-            .keys()
-            .filter(|k| dir.join(format!("{k}.json")).is_file())
-            .cloned()
+            .iter()
+            .map(|(k, f)| (k.clone(), path_of(f)))
+            .filter(|(_, p)| p.is_file())
             .collect();
-        for key in done {
-            let path = dir.join(format!("{key}.json"));
+        for (key, path) in done {
             let flying = self.flying.remove(&key).expect("in flight");
             let result = std::fs::read(&path)
                 .ok()
@@ -526,7 +614,12 @@ impl SlurmExecutor {
             if since.elapsed() < wait {
                 continue;
             }
-            let keys = std::mem::take(&mut self.batches[b].keys);
+            let keys: Vec<String> = self
+                .flying
+                .iter()
+                .filter(|(_, f)| f.batch == b)
+                .map(|(k, _)| k.clone())
+                .collect();
             for key in keys {
                 let Some(f) = self.flying.remove(&key) else {
                     continue;
@@ -566,6 +659,41 @@ impl Executor for SlurmExecutor {
     }
 
     fn submit(&mut self, task: StepTask) -> Result<(), ExecutorError> {
+        if let Some(rec) = self.blobs.finished_record(&task.key) {
+            // A worker finished it, and its coordinator died before recording it.
+            *self.counts.entry("taken").or_default() += 1;
+            self.answered.push(StepResult {
+                step: task.step,
+                key: task.key.clone(),
+                duration_s: rec.duration_s,
+                outcome: TaskOutcome::Done {
+                    outputs: rec.outputs,
+                    blobs: rec.blobs,
+                    warnings: Vec::new(),
+                    metrics: rec.metrics,
+                },
+            });
+            return Ok(());
+        }
+        if let Some(batch) = self
+            .adoptable
+            .get(&task.key)
+            .copied()
+            .filter(|&b| self.batches[b].gone_since.is_none())
+        {
+            // Still queued or running in a job of an earlier coordinator: wait for that one.
+            *self.counts.entry("adopted").or_default() += 1;
+            self.adoptable.remove(&task.key);
+            self.flying.insert(
+                task.key.clone(),
+                Flying {
+                    task,
+                    batch,
+                    attempt: 0,
+                },
+            );
+            return Ok(());
+        }
         self.pending.push((task, 0));
         Ok(())
     }
@@ -574,7 +702,8 @@ impl Executor for SlurmExecutor {
         let deadline = Instant::now() + timeout;
         loop {
             self.flush()?;
-            let mut out = self.collect();
+            let mut out = std::mem::take(&mut self.answered);
+            out.extend(self.collect());
             if Instant::now() >= self.next_poll {
                 self.poll_queue()?;
                 // Results written just before the array left the queue.
@@ -615,16 +744,35 @@ impl Executor for SlurmExecutor {
         let _ = self.command(&scancel, "scancel", |c| {
             c.arg(format!("--name={names}"));
         });
+        // Until they have left the queue (a job being killed still holds its node), at most
+        // a minute.
+        let squeue = self.profile.squeue.clone();
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(500));
+            let Ok(out) = self.command(&squeue, "squeue", |c| {
+                c.args(["--noheader", "--format=%F"])
+                    .arg(format!("--name={names}"));
+            }) else {
+                break;
+            };
+            if out.status.success() && out.stdout.iter().all(u8::is_ascii_whitespace) {
+                break;
+            }
+        }
     }
 
     fn stats(&self) -> Value {
         json!({
             "executor": "slurm",
             "sbatch": self.counts.get("sbatch").copied().unwrap_or(0),
+            "sbatch_test_only": self.counts.get("test_only").copied().unwrap_or(0),
             "squeue": self.counts.get("squeue").copied().unwrap_or(0),
             "scancel": self.counts.get("scancel").copied().unwrap_or(0),
             "jobs": self.counts.get("jobs").copied().unwrap_or(0),
             "retries": self.counts.get("retries").copied().unwrap_or(0),
+            "adopted": self.counts.get("adopted").copied().unwrap_or(0),
+            "taken": self.counts.get("taken").copied().unwrap_or(0),
             "dir": self.run_dir.display().to_string(),
         })
     }
@@ -659,7 +807,7 @@ pub fn exec_task_file(path: &Path, registry: &Registry) -> Result<usize, Executo
     let mut failed = 0;
     for task in &file.tasks {
         let result = run_task(task, &blobs, registry);
-        if !matches!(result.outcome, crate::task::TaskOutcome::Done { .. }) {
+        if !matches!(result.outcome, TaskOutcome::Done { .. }) {
             failed += 1;
         }
         let dest = file.results.join(format!("{}.json", task.key));

@@ -171,12 +171,43 @@ fn slurm_executor(
         eprintln!("error: cannot find this lulc binary for the Slurm jobs: {e}");
         EXIT_FAILED
     })?;
-    let mut ex = SlurmExecutor::new(profile, vec![exe.display().to_string()], store.root());
+    let mut ex = SlurmExecutor::new(profile, vec![exe.display().to_string()], store.blobs());
     let kinds: std::collections::BTreeSet<&str> =
         plan.steps.iter().map(|s| s.kind.as_str()).collect();
     ex.validate(&kinds.into_iter().collect::<Vec<_>>())
         .map_err(fail)?;
+    let adopted = ex.adopt().map_err(fail)?;
+    if adopted > 0 {
+        eprintln!(
+            "taking over {adopted} steps still queued or running in Slurm jobs of an earlier run"
+        );
+    }
     Ok(ex)
+}
+
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT, what a shell reports).
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// The flag a first Ctrl-C (or SIGTERM) sets: the coordinator stops starting steps and cancels
+/// the run's jobs. A second one leaves at once, the jobs still running, and says how to go on.
+fn on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let seen = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if seen.swap(true, Ordering::SeqCst) {
+            eprintln!(
+                "\ndetached: the run's Slurm jobs go on. Run the same command again to take \
+                 them over and record what they finish"
+            );
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+        eprintln!("\ninterrupting: cancelling the run's Slurm jobs (Ctrl-C again to detach)");
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C will not cancel the Slurm jobs: {e}");
+    }
+    flag
 }
 
 /// `lulc exec-step FILE`, on a compute node: exit 0 when every step of the file succeeded.
@@ -199,11 +230,16 @@ fn run(spec: &SpecArgs, store_args: &StoreArgs, args: RunArgs) -> i32 {
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let interrupt = match args.executor {
+        ExecutorKind::Local => None,
+        ExecutorKind::Slurm => Some(on_ctrl_c()),
+    };
     let opts = RunOptions {
         jobs,
         keep_going: args.keep_going,
         argv: std::env::args().collect(),
         allowed_paths: args.allowed_paths,
+        interrupt,
     };
     let json = args.json;
     let progress = Progress::new(args.verbose, false);
@@ -224,6 +260,14 @@ fn run(spec: &SpecArgs, store_args: &StoreArgs, args: RunArgs) -> i32 {
         }
     };
     progress.finish();
+    if report.interrupted {
+        eprintln!(
+            "run {}: interrupted; its Slurm jobs were cancelled. Finished steps are kept: run the \
+             same command again to go on",
+            report.run_id
+        );
+        return EXIT_INTERRUPTED;
+    }
     for o in report.failed() {
         output::eprint_diag(output::step_failed(&plan, o));
     }

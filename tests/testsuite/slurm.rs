@@ -118,7 +118,8 @@ fn the_demo_chain_on_slurm_equals_a_local_run_and_a_rerun_submits_nothing() {
     let (code, again, stderr) = run_slurm(&conf, &store, &profile, &SMALL);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(again["executor"]["sbatch"], 0, "{}", again["executor"]);
-    assert_eq!(again["executor"]["squeue"], 0, "{}", again["executor"]);
+    // One squeue: the live jobs of an earlier run on this store, to take over.
+    assert_eq!(again["executor"]["squeue"], 1, "{}", again["executor"]);
     assert!(
         again["steps"]
             .as_array()
@@ -216,71 +217,125 @@ fn resources_slurm_cannot_give_are_refused_before_anything_is_submitted() {
     );
 }
 
-#[test]
-fn a_cancelled_job_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
-    let Some(conf) = cluster("a cancelled job") else {
-        return;
-    };
-    let spec = r#"
+const SLOW: &str = r#"
 name: slow
 nodes:
   a: { kind: emit, params: { value: 1, delay_ms: 4000 } }
   b: { kind: combine, inputs: { parts: a } }
 "#;
-    let local = Project::new(spec);
-    let expected = local.run(&[]);
-    expected.assert_ok();
 
-    let p = Project::new(spec);
-    let profile = profile(p.path(), "");
-    let child = p
-        .cmd(&[
-            "run",
-            "pipeline.yaml",
-            "--json",
-            "--executor",
-            "slurm",
-            "--profile",
-        ])
-        .arg(&profile)
-        .env("SLURM_CONF", &conf)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Cancel `a`'s job as soon as it runs.
+/// Starts `lulc run --json --executor slurm` on `p` in the background.
+fn spawn_slurm_run(p: &Project, conf: &str, profile: &Path) -> std::process::Child {
+    p.cmd(&[
+        "run",
+        "pipeline.yaml",
+        "--json",
+        "--executor",
+        "slurm",
+        "--profile",
+    ])
+    .arg(profile)
+    .env("SLURM_CONF", conf)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
+/// The id of a running job of `p`'s store (its batch script lies in the store), waiting up to
+/// a minute for one.
+fn running_job(p: &Project, conf: &str) -> String {
+    let store = p.store().display().to_string();
     let started = Instant::now();
-    let mut cancelled = false;
     while started.elapsed() < Duration::from_secs(60) {
         let q = Command::new("squeue")
-            .env("SLURM_CONF", &conf)
-            .args(["--noheader", "--format=%i|%j|%T", "--states=RUNNING"])
+            .env("SLURM_CONF", conf)
+            .args(["--noheader", "--format=%i|%j", "--states=RUNNING"])
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&q.stdout).into_owned();
-        let store = p.store().display().to_string();
-        if let Some(line) = text.lines().find(|l| l.contains("|lulc-")) {
+        for line in String::from_utf8_lossy(&q.stdout).lines() {
             let id = line.split('|').next().unwrap();
-            // Only jobs of this test's store: their batch script lies in it.
             let show = Command::new("scontrol")
-                .env("SLURM_CONF", &conf)
+                .env("SLURM_CONF", conf)
                 .args(["show", "job", id])
                 .output()
                 .unwrap();
             if String::from_utf8_lossy(&show.stdout).contains(&store) {
-                let c = Command::new("scancel")
-                    .env("SLURM_CONF", &conf)
-                    .arg(id)
-                    .status()
-                    .unwrap();
-                assert!(c.success());
-                cancelled = true;
-                break;
+                return id.to_string();
             }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(cancelled, "a's job never ran");
+    panic!("no job of {store} ran within a minute");
+}
+
+/// Jobs of `p`'s store still in the queue.
+fn queued_jobs(p: &Project, conf: &str) -> usize {
+    let store = p.store().display().to_string();
+    let q = Command::new("squeue")
+        .env("SLURM_CONF", conf)
+        .args(["--noheader", "--format=%i"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&q.stdout)
+        .lines()
+        .filter(|id| {
+            let show = Command::new("scontrol")
+                .env("SLURM_CONF", conf)
+                .args(["show", "job", id.trim()])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&show.stdout).contains(&store)
+        })
+        .count()
+}
+
+/// How many task files (one per submission of a step) name each step key.
+fn submissions_per_key(p: &Project) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    let slurm = p.store().join("slurm");
+    for run in std::fs::read_dir(&slurm).unwrap().flatten() {
+        for batch in std::fs::read_dir(run.path()).unwrap().flatten() {
+            if !batch.file_name().to_string_lossy().starts_with('b') {
+                continue;
+            }
+            for f in std::fs::read_dir(batch.path()).unwrap().flatten() {
+                if f.path().extension().is_some_and(|e| e == "json") {
+                    let doc: Value =
+                        serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap();
+                    for t in doc["tasks"].as_array().unwrap() {
+                        *counts
+                            .entry(t["key"].as_str().unwrap().to_string())
+                            .or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    counts
+}
+
+#[test]
+fn a_cancelled_job_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
+    let Some(conf) = cluster("a cancelled job") else {
+        return;
+    };
+    let local = Project::new(SLOW);
+    let expected = local.run(&[]);
+    expected.assert_ok();
+
+    let p = Project::new(SLOW);
+    let profile = profile(p.path(), "");
+    let child = spawn_slurm_run(&p, &conf, &profile);
+    let job = running_job(&p, &conf);
+    assert!(
+        Command::new("scancel")
+            .env("SLURM_CONF", &conf)
+            .arg(&job)
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -294,5 +349,102 @@ nodes:
         step_outputs(&doc),
         step_outputs(&expected.json()),
         "a resubmitted step gives the same outputs"
+    );
+}
+
+#[test]
+fn a_killed_coordinator_is_replaced_by_a_rerun_that_takes_over_its_jobs() {
+    let Some(conf) = cluster("a killed coordinator") else {
+        return;
+    };
+    let local = Project::new(SLOW);
+    let expected = local.run(&[]);
+    expected.assert_ok();
+
+    let p = Project::new(SLOW);
+    let profile = profile(p.path(), "");
+    let mut child = spawn_slurm_run(&p, &conf, &profile);
+    running_job(&p, &conf);
+    child.kill().unwrap(); // SIGKILL: the job goes on without its coordinator
+    let _ = child.wait();
+
+    let again = p
+        .cmd(&[
+            "run",
+            "pipeline.yaml",
+            "--json",
+            "--executor",
+            "slurm",
+            "--profile",
+        ])
+        .arg(&profile)
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&again.stdout).unwrap();
+    let ex = &doc["executor"];
+    // `a` was either still running (taken over) or finished meanwhile (its record taken).
+    assert_eq!(
+        ex["adopted"].as_u64().unwrap() + ex["taken"].as_u64().unwrap(),
+        1,
+        "{ex}"
+    );
+    assert_eq!(step_outputs(&doc), step_outputs(&expected.json()));
+    let counts = submissions_per_key(&p);
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "no step was submitted twice: {counts:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_the_runs_jobs_and_a_rerun_goes_on() {
+    let Some(conf) = cluster("ctrl-c on a slurm run") else {
+        return;
+    };
+    let p = Project::new(SLOW);
+    let profile = profile(p.path(), "");
+    let child = spawn_slurm_run(&p, &conf, &profile);
+    running_job(&p, &conf);
+    // While the run holds the store, gc refuses.
+    let gc = p.lulc(&["gc", "--store", p.store().to_str().unwrap()]);
+    assert_ne!(gc.code, 0, "gc during a run: {}", gc.stderr);
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(
+        queued_jobs(&p, &conf),
+        0,
+        "every job of the run was cancelled"
+    );
+    let again = p
+        .cmd(&[
+            "run",
+            "pipeline.yaml",
+            "--json",
+            "--executor",
+            "slurm",
+            "--profile",
+        ])
+        .arg(&profile)
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
     );
 }
