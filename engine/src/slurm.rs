@@ -126,6 +126,9 @@ pub struct SlurmProfile {
     pub max_array_size: usize,
     /// Steps in flight (queued or running) at most.
     pub max_queued: usize,
+    /// How long a ready step may wait for others to share its array, in seconds (it is
+    /// submitted at once when nothing else is in flight, or when a whole array is ready).
+    pub batch_wait_s: f64,
     /// Status poll interval: first and longest, in seconds.
     pub poll_min_s: f64,
     pub poll_max_s: f64,
@@ -152,6 +155,7 @@ impl Default for SlurmProfile {
             steps_per_task: 1,
             max_array_size: 1000,
             max_queued: 1000,
+            batch_wait_s: 2.0,
             poll_min_s: 5.0,
             poll_max_s: 60.0,
             result_wait_s: 60.0,
@@ -176,7 +180,7 @@ impl SlurmProfile {
             ExecutorError::new(format!("Slurm profile `{}`: {e}", path.display())).with_help(
                 "fields: partition, account, qos, resources {cpus, mem_mb, time_min, gres, \
                  tmp_mb}, kinds {KIND: resources}, sbatch_args, steps_per_task, max_array_size, \
-                 max_queued, poll_min_s, poll_max_s, result_wait_s, retries, sbatch, squeue, \
+                 max_queued, batch_wait_s, poll_min_s, poll_max_s, result_wait_s, retries, sbatch, squeue, \
                  scancel",
             )
         })?;
@@ -255,6 +259,8 @@ pub struct SlurmExecutor {
     prefix: String,
     blobs: Blobs,
     pending: Vec<(StepTask, u32)>,
+    /// When the oldest pending step became pending.
+    pending_since: Option<Instant>,
     batches: Vec<Batch>,
     flying: HashMap<String, Flying>,
     /// Step key -> batch, for the live jobs of an earlier coordinator ([`SlurmExecutor::adopt`]).
@@ -283,6 +289,7 @@ impl SlurmExecutor {
             blobs: blobs.clone(),
             adoptable: HashMap::new(),
             answered: Vec::new(),
+            pending_since: None,
             worker,
             store: store.to_path_buf(),
             run_dir: store.join("slurm").join(&tag),
@@ -413,9 +420,15 @@ impl SlurmExecutor {
     /// Submits everything pending: per resource class, arrays of `steps_per_task` steps per
     /// array task.
     fn flush(&mut self) -> Result<(), ExecutorError> {
-        if self.pending.is_empty() {
+        let Some(since) = self.pending_since else {
+            return Ok(());
+        };
+        let full = self.pending.len() >= self.profile.steps_per_task * self.profile.max_array_size;
+        let waited = since.elapsed() >= Duration::from_secs_f64(self.profile.batch_wait_s);
+        if !(self.flying.is_empty() || full || waited) {
             return Ok(());
         }
+        self.pending_since = None;
         let mut classes: BTreeMap<Resources, Vec<(StepTask, u32)>> = BTreeMap::new();
         for (task, attempt) in std::mem::take(&mut self.pending) {
             classes
@@ -627,6 +640,7 @@ impl SlurmExecutor {
                 if f.attempt < self.profile.retries {
                     *self.counts.entry("retries").or_default() += 1;
                     self.pending.push((f.task, f.attempt + 1));
+                    self.pending_since.get_or_insert_with(Instant::now);
                 } else {
                     let batch = &self.batches[f.batch];
                     out.push(StepResult::failed(
@@ -695,6 +709,7 @@ impl Executor for SlurmExecutor {
             return Ok(());
         }
         self.pending.push((task, 0));
+        self.pending_since.get_or_insert_with(Instant::now);
         Ok(())
     }
 
@@ -716,7 +731,7 @@ impl Executor for SlurmExecutor {
                 };
                 self.next_poll = Instant::now() + self.poll;
             }
-            if !out.is_empty() || !self.pending.is_empty() {
+            if !out.is_empty() {
                 return Ok(out);
             }
             let now = Instant::now();
