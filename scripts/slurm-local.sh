@@ -86,6 +86,10 @@ start() {
     chown munge:munge /run/munge
     start_bg munged setpriv --reuid=munge --regid=munge --init-groups munged -F
     for _ in $(seq 50); do [ -S /run/munge/munge.socket.2 ] && break; sleep 0.1; done
+    # Programs that ignore SLURM_CONF (srun inside Snakemake's jobs) read the default path.
+    if [ ! -e /etc/slurm/slurm.conf ] && mkdir -p /etc/slurm 2>/dev/null; then
+      ln -s "$CONF" /etc/slurm/slurm.conf && touch "$DIR/run/etc-link"
+    fi
     start_bg slurmctld slurmctld -D -i -f "$CONF"
     for i in $(seq 1 "$NODES"); do
       start_bg "slurmd-n$i" slurmd -D -N "n$i" -f "$CONF"
@@ -115,6 +119,9 @@ stop() {
     kill -9 "$(cat "$rec")" 2>/dev/null || true
     rm -f "$rec"
   done
+  if [ -e "$DIR/run/etc-link" ]; then
+    rm -f /etc/slurm/slurm.conf "$DIR/run/etc-link"
+  fi
 }
 
 case "${1:-}" in

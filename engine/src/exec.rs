@@ -610,8 +610,9 @@ impl Coordinator<'_> {
             dims: step.dims.clone(),
             env: material.env.clone(),
             inputs,
-            spec_dir: self.plan.spec_dir.clone(),
-            allowed_paths: self.opts.allowed_paths.clone(),
+            // Absolute: a worker on another host starts in another directory.
+            spec_dir: absolute(&self.plan.spec_dir),
+            allowed_paths: self.opts.allowed_paths.iter().map(|p| absolute(p)).collect(),
             material,
         })
     }
@@ -702,6 +703,12 @@ impl Coordinator<'_> {
         }
         self.outcomes[i] = Some(o);
     }
+}
+
+/// `p` made absolute against the current directory (`""`, a spec in the current directory, too).
+fn absolute(p: &Path) -> PathBuf {
+    let p = if p.as_os_str().is_empty() { Path::new(".") } else { p };
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn cached(mut o: Outcome) -> Outcome {
