@@ -612,7 +612,12 @@ impl Coordinator<'_> {
             inputs,
             // Absolute: a worker on another host starts in another directory.
             spec_dir: absolute(&self.plan.spec_dir),
-            allowed_paths: self.opts.allowed_paths.iter().map(|p| absolute(p)).collect(),
+            allowed_paths: self
+                .opts
+                .allowed_paths
+                .iter()
+                .map(|p| absolute(p))
+                .collect(),
             material,
         })
     }
@@ -707,7 +712,11 @@ impl Coordinator<'_> {
 
 /// `p` made absolute against the current directory (`""`, a spec in the current directory, too).
 fn absolute(p: &Path) -> PathBuf {
-    let p = if p.as_os_str().is_empty() { Path::new(".") } else { p };
+    let p = if p.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        p
+    };
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 

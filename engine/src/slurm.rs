@@ -821,9 +821,23 @@ pub fn exec_task_file(path: &Path, registry: &Registry) -> Result<usize, Executo
     let blobs = Blobs::open_existing(&file.store).map_err(|e| ExecutorError::new(e.to_string()))?;
     let mut failed = 0;
     for task in &file.tasks {
+        // The header `lulc logs` finds a step's part of the log by.
+        eprintln!("{LOG_HEADER}{} {}", task.key, task.step_id);
         let result = run_task(task, &blobs, registry);
-        if !matches!(result.outcome, TaskOutcome::Done { .. }) {
-            failed += 1;
+        match &result.outcome {
+            TaskOutcome::Done { warnings, .. } => {
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
+                eprintln!("step `{}` done in {:.1} s", task.step_id, result.duration_s);
+            }
+            TaskOutcome::Failed { message, help, .. } => {
+                failed += 1;
+                eprintln!("step `{}` failed: {message}", task.step_id);
+                if let Some(help) = help {
+                    eprintln!("help: {help}");
+                }
+            }
         }
         let dest = file.results.join(format!("{}.json", task.key));
         if let Err(e) = write_result(task, &result, &blobs, &dest) {
@@ -832,6 +846,61 @@ pub fn exec_task_file(path: &Path, registry: &Registry) -> Result<usize, Executo
         }
     }
     Ok(failed)
+}
+
+/// Starts the line `lulc exec-step` writes to its log before each step (then the key and id).
+const LOG_HEADER: &str = "== lulc exec-step: ";
+
+/// The newest Slurm log of step `key` in the store at `store`: the log file and the part of it
+/// written while the step ran. `None` when no job of this store ran it.
+pub fn step_log(store: &Path, key: &str) -> Option<(PathBuf, String)> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(store.join("slurm"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    // Run folders are named `<unix ms>-<pid>`: newest first.
+    runs.sort_by(|a, b| b.cmp(a));
+    for run in runs {
+        let mut batches: Vec<PathBuf> = std::fs::read_dir(&run)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('b'))
+            })
+            .collect();
+        batches.sort_by_key(|p| std::cmp::Reverse(p.file_name().map(|n| n.to_owned())));
+        for batch in batches {
+            for entry in std::fs::read_dir(&batch).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                if !text.contains(key) {
+                    continue;
+                }
+                let log = path.with_extension("log");
+                let whole = std::fs::read_to_string(&log).unwrap_or_default();
+                let start = format!("{LOG_HEADER}{key}");
+                let part = match whole.find(&start) {
+                    Some(at) => {
+                        let rest = &whole[at..];
+                        let end = rest[1..].find(LOG_HEADER).map_or(rest.len(), |e| e + 1);
+                        rest[..end].to_string()
+                    }
+                    None => whole,
+                };
+                return Some((log, part));
+            }
+        }
+    }
+    None
 }
 
 /// `'...'` for `sh`, with inner quotes escaped.

@@ -48,8 +48,17 @@ pub fn dispatch(cmd: Command) -> i32 {
             store,
             json,
             verbose,
-        } => plan_cmd(&spec, &store, json, verbose),
+            executor,
+            profile,
+        } => {
+            let profile = match executor {
+                ExecutorKind::Local => None,
+                ExecutorKind::Slurm => Some(tri!(slurm_profile(profile.as_deref()))),
+            };
+            plan_cmd(&spec, &store, json, verbose, profile.as_ref())
+        }
         Command::Explain { spec, step, store } => explain(&spec, &step, &store),
+        Command::Logs { spec, step, store } => logs(&spec, &step, &store),
         Command::Validate { spec } => validate(&spec),
         Command::Graph { spec, format } => graph(&spec, format),
         Command::Show {
@@ -210,6 +219,59 @@ fn on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     flag
 }
 
+/// The Slurm profile of `--profile`, else `$LULC_PROFILE`, else the defaults.
+fn slurm_profile(profile: Option<&Path>) -> Result<SlurmProfile, i32> {
+    match profile
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("LULC_PROFILE").map(Into::into))
+    {
+        Some(path) => SlurmProfile::load(&path).map_err(|e| {
+            output::eprint_diag(e);
+            EXIT_USAGE
+        }),
+        None => Ok(SlurmProfile::default()),
+    }
+}
+
+/// `lulc plan --executor slurm`: the steps that could start now, packed as the Slurm executor
+/// would pack them (one array per resource class), and how many wait for upstream results.
+fn print_packing(plan: &Plan, outcomes: &[Outcome], profile: &SlurmProfile) {
+    let mut classes: BTreeMap<String, (usize, std::collections::BTreeSet<&str>)> = BTreeMap::new();
+    let mut later = 0;
+    for o in outcomes {
+        match o.status {
+            Status::New | Status::Dirty if o.key.is_some() => {
+                let kind = plan.steps[o.step].kind.as_str();
+                let res = profile.resources_for(kind);
+                let class = format!(
+                    "cpus={} mem={}M time={}min{}",
+                    res.cpus.unwrap_or(1),
+                    res.mem_mb.unwrap_or(0),
+                    res.time_min.unwrap_or(0),
+                    res.gres.map(|g| format!(" gres={g}")).unwrap_or_default()
+                );
+                let entry = classes.entry(class).or_default();
+                entry.0 += 1;
+                entry.1.insert(kind);
+            }
+            Status::New | Status::Dirty | Status::Maybe => later += 1,
+            _ => {}
+        }
+    }
+    let per_array = profile.steps_per_task * profile.max_array_size;
+    let ready: usize = classes.values().map(|c| c.0).sum();
+    let arrays: usize = classes.values().map(|c| c.0.div_ceil(per_array)).sum();
+    println!("slurm: {ready} steps could start now, in {arrays} job arrays:");
+    for (class, (n, kinds)) in &classes {
+        println!(
+            "  {class}: {n} steps in {} array tasks ({})",
+            n.div_ceil(profile.steps_per_task),
+            kinds.iter().copied().collect::<Vec<_>>().join(", ")
+        );
+    }
+    println!("slurm: {later} more steps are submitted as their inputs are computed");
+}
+
 /// `lulc exec-step FILE`, on a compute node: exit 0 when every step of the file succeeded.
 fn exec_step(task_file: &Path) -> i32 {
     match lulc_engine::slurm::exec_task_file(task_file, &super::registry()) {
@@ -294,7 +356,13 @@ fn run(spec: &SpecArgs, store_args: &StoreArgs, args: RunArgs) -> i32 {
     if failed > 0 { EXIT_FAILED } else { EXIT_OK }
 }
 
-fn plan_cmd(spec: &SpecArgs, store_args: &StoreArgs, json: bool, verbose: bool) -> i32 {
+fn plan_cmd(
+    spec: &SpecArgs,
+    store_args: &StoreArgs,
+    json: bool,
+    verbose: bool,
+    slurm: Option<&SlurmProfile>,
+) -> i32 {
     let plan = tri!(load(spec));
     let store = tri!(open_store(store_args, Some(&spec.spec)));
     let outcomes = tri!(step_status(&plan, &store));
@@ -324,6 +392,9 @@ fn plan_cmd(spec: &SpecArgs, store_args: &StoreArgs, json: bool, verbose: bool) 
         outcomes.len(),
         summary.join(", ")
     );
+    if let Some(profile) = slurm {
+        print_packing(&plan, &outcomes, profile);
+    }
     EXIT_OK
 }
 
@@ -424,6 +495,33 @@ fn graph(spec: &SpecArgs, format: GraphFormat) -> i32 {
         }
     }
     EXIT_OK
+}
+
+fn logs(spec: &SpecArgs, id: &str, store_args: &StoreArgs) -> i32 {
+    let plan = tri!(load(spec));
+    let i = tri!(find_step(&plan, id));
+    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    // The key it last ran with, else the one it would run with now.
+    let key = match store.latest_for(&plan.name, id) {
+        Ok(Some(rec)) => Some(rec.key),
+        _ => tri!(step_status(&plan, &store)).swap_remove(i).key,
+    };
+    let found = key.and_then(|k| lulc_engine::slurm::step_log(store.root(), &k));
+    match found {
+        Some((path, text)) => {
+            println!("# {}", path.display());
+            print!("{text}");
+            EXIT_OK
+        }
+        None => {
+            eprintln!(
+                "error: no Slurm log of `{id}` in {}: it has not run with `--executor slurm` on \
+                 this store, or its job folders were removed",
+                store.root().display()
+            );
+            EXIT_FAILED
+        }
+    }
 }
 
 fn show(spec: &SpecArgs, id: &str, store_args: &StoreArgs, json: bool) -> i32 {

@@ -111,6 +111,13 @@ pub enum Command {
         /// Also list fresh steps.
         #[arg(long, short = 'v')]
         verbose: bool,
+        /// `slurm`: also show how the steps that could start now would be packed into job
+        /// arrays (no Slurm command is run).
+        #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+        executor: ExecutorKind,
+        /// The Slurm profile (default: `LULC_PROFILE`).
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
     },
     /// Full key material of one step and why it is dirty or fresh.
     Explain {
@@ -142,6 +149,14 @@ pub enum Command {
         store: StoreArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// The log of a step's newest Slurm job (what the node printed, and Slurm's own words).
+    Logs {
+        #[command(flatten)]
+        spec: SpecArgs,
+        step: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Metrics recorded by the steps (nodata shares, samples kept, accuracies), from the store
     /// without running anything: one row per step.

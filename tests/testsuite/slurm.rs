@@ -180,6 +180,48 @@ fn a_step_failing_on_slurm_is_reported_like_a_local_failure() {
     assert!(stderr.contains("run::step_failed"), "{stderr}");
     assert!(stderr.contains("failing on purpose"), "{stderr}");
     assert!(stderr.contains("bad:"), "{stderr}");
+    // Its job's log, kept in the store, has the node's error.
+    let logs = p.lulc(&["logs", "pipeline.yaml", "bad"]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert!(logs.stdout.contains("step `bad`"), "{}", logs.stdout);
+    let local_only = Project::new(FORKED);
+    local_only.run(&[]);
+    let none = local_only.lulc(&["logs", "pipeline.yaml", "good"]);
+    assert_eq!(none.code, 1);
+    assert!(
+        none.stderr.contains("no Slurm log of `good`"),
+        "{}",
+        none.stderr
+    );
+}
+
+#[test]
+fn plan_shows_how_the_ready_steps_would_be_packed_without_calling_slurm() {
+    let p = Project::new(FORKED);
+    let profile = profile(p.path(), "kinds:\n  combine: {cpus: 2}\n");
+    let r = p.lulc(&[
+        "plan",
+        "pipeline.yaml",
+        "--executor",
+        "slurm",
+        "--profile",
+        profile.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Only `a` can start now; the three `combine` steps wait for it.
+    assert!(
+        r.stdout
+            .contains("slurm: 1 steps could start now, in 1 job arrays"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("cpus=1 mem=1000M time=30min: 1 steps in 1 array tasks (emit)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("slurm: 3 more steps"), "{}", r.stdout);
 }
 
 #[test]
