@@ -30,10 +30,11 @@
 //! # Success and failure
 //!
 //! A step succeeded when its result file says so; its record and blobs are checked by the
-//! coordinator before it is recorded. A job's exit state is never trusted on its own: a job
-//! that left the queue without writing the results of all its steps is given `result_wait_s`
-//! (file-system latency), then its unanswered steps are resubmitted (`retries` times, default 2,
-//! not counted against anything else), then reported failed with the job's log.
+//! coordinator before it is recorded. A job's exit state is never trusted on its own: an array
+//! task that ended (or an array that left the queue) without writing the results of its steps is
+//! given `result_wait_s` (file-system latency), then its unanswered steps are resubmitted
+//! (`retries` times, default 2, not counted against anything else; with twice the time after
+//! `TIMEOUT`, twice the memory after `OUT_OF_MEMORY`), then reported failed with the job's log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -236,15 +237,29 @@ struct Batch {
     results: PathBuf,
     /// Keys of the steps it runs.
     keys: Vec<String>,
-    /// When `squeue` first stopped listing it.
+    /// When `squeue` first listed none of its array tasks as queued or running.
     gone_since: Option<Instant>,
+    /// Array tasks `squeue` saw end, with their final state and when it was first seen.
+    ended: HashMap<usize, (String, Instant)>,
 }
 
 /// A step in flight.
 struct Flying {
     task: StepTask,
     batch: usize,
+    /// Its array task.
+    element: usize,
     attempt: u32,
+    /// The resources it was submitted with (escalated after a `TIMEOUT` or `OUT_OF_MEMORY`).
+    res: Resources,
+}
+
+/// A step waiting to be submitted.
+struct Queued {
+    task: StepTask,
+    attempt: u32,
+    /// Resources other than its kind's, after an escalation.
+    res: Option<Resources>,
 }
 
 /// Ready steps as Slurm job arrays on the cluster whose login node this runs on.
@@ -258,7 +273,7 @@ pub struct SlurmExecutor {
     /// `lulc-<store>-`: the names of every job of this store start with it.
     prefix: String,
     blobs: Blobs,
-    pending: Vec<(StepTask, u32)>,
+    pending: Vec<Queued>,
     /// When the oldest pending step became pending.
     pending_since: Option<Instant>,
     batches: Vec<Batch>,
@@ -397,6 +412,7 @@ impl SlurmExecutor {
                 results,
                 keys,
                 gone_since: None,
+                ended: HashMap::new(),
             });
         }
         Ok(adopted)
@@ -430,11 +446,11 @@ impl SlurmExecutor {
         }
         self.pending_since = None;
         let mut classes: BTreeMap<Resources, Vec<(StepTask, u32)>> = BTreeMap::new();
-        for (task, attempt) in std::mem::take(&mut self.pending) {
-            classes
-                .entry(self.profile.resources_for(&task.kind))
-                .or_default()
-                .push((task, attempt));
+        for q in std::mem::take(&mut self.pending) {
+            let res = q
+                .res
+                .unwrap_or_else(|| self.profile.resources_for(&q.task.kind));
+            classes.entry(res).or_default().push((q.task, q.attempt));
         }
         for (res, tasks) in classes {
             self.validate_class(&res, &tasks[0].0.kind)?;
@@ -513,16 +529,20 @@ impl SlurmExecutor {
         let job_id = stdout.trim().split(';').next().unwrap_or("").to_string();
         *self.counts.entry("jobs").or_default() += chunks.len() as u64;
         let mut keys = Vec::with_capacity(group.len());
-        for (task, attempt) in group {
-            keys.push(task.key.clone());
-            self.flying.insert(
-                task.key.clone(),
-                Flying {
-                    task: task.clone(),
-                    batch: n,
-                    attempt: *attempt,
-                },
-            );
+        for (element, chunk) in chunks.iter().enumerate() {
+            for (task, attempt) in chunk.iter() {
+                keys.push(task.key.clone());
+                self.flying.insert(
+                    task.key.clone(),
+                    Flying {
+                        task: task.clone(),
+                        batch: n,
+                        element,
+                        attempt: *attempt,
+                        res: res.clone(),
+                    },
+                );
+            }
         }
         let results = self.results_dir();
         self.batches.push(Batch {
@@ -532,6 +552,7 @@ impl SlurmExecutor {
             results,
             keys,
             gone_since: None,
+            ended: HashMap::new(),
         });
         Ok(())
     }
@@ -593,22 +614,46 @@ impl SlurmExecutor {
             .map(|&b| self.batches[b].name.as_str())
             .collect();
         let names = names.join(",");
+        // One line per array task, ended ones too (listed for `MinJobAge` after they end).
         let out = self.command(&self.profile.squeue.clone(), "squeue", |c| {
-            c.args(["--noheader", "--format=%F|%j|%T"])
-                .arg(format!("--name={names}"));
+            c.args([
+                "--noheader",
+                "--array",
+                "--states=all",
+                "--format=%F|%K|%j|%T",
+            ])
+            .arg(format!("--name={names}"));
         })?;
         if !out.status.success() {
             // A slow or restarting controller: try again at the next poll, later.
             self.poll = (self.poll * 2).min(Duration::from_secs_f64(self.profile.poll_max_s));
             return Ok(());
         }
-        let listed: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split('|').nth(1).map(str::to_string))
-            .collect();
         let now = Instant::now();
+        let mut alive: BTreeSet<String> = BTreeSet::new();
+        let by_name: HashMap<String, usize> = live
+            .iter()
+            .map(|&b| (self.batches[b].name.clone(), b))
+            .collect();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split('|').collect();
+            let [_, index, name, state] = f[..] else {
+                continue;
+            };
+            let Some(&b) = by_name.get(name) else {
+                continue;
+            };
+            if LIVE_STATES.contains(&state) {
+                alive.insert(name.to_string());
+            } else if let Ok(i) = index.parse::<usize>() {
+                self.batches[b]
+                    .ended
+                    .entry(i)
+                    .or_insert_with(|| (state.to_string(), now));
+            }
+        }
         for b in live {
-            if !listed.contains(&self.batches[b].name) {
+            if !alive.contains(&self.batches[b].name) {
                 self.batches[b].gone_since = Some(now);
             }
         }
@@ -620,49 +665,80 @@ impl SlurmExecutor {
     fn vanished(&mut self) -> Vec<StepResult> {
         let wait = Duration::from_secs_f64(self.profile.result_wait_s);
         let mut out = Vec::new();
-        for b in 0..self.batches.len() {
-            let Some(since) = self.batches[b].gone_since else {
+        // Each step in flight whose array task ended (or whose whole array left the queue)
+        // longer than `result_wait_s` ago, with the final state when Slurm still lists it.
+        let lost: Vec<(String, String)> = self
+            .flying
+            .iter()
+            .filter_map(|(k, f)| {
+                let batch = &self.batches[f.batch];
+                let (state, since) = match batch.ended.get(&f.element) {
+                    Some((state, since)) => (state.clone(), *since),
+                    None => ("ended".to_string(), batch.gone_since?),
+                };
+                (since.elapsed() >= wait).then(|| (k.clone(), state))
+            })
+            .collect();
+        for (key, state) in lost {
+            let Some(f) = self.flying.remove(&key) else {
                 continue;
             };
-            if since.elapsed() < wait {
-                continue;
-            }
-            let keys: Vec<String> = self
-                .flying
-                .iter()
-                .filter(|(_, f)| f.batch == b)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in keys {
-                let Some(f) = self.flying.remove(&key) else {
-                    continue;
-                };
-                if f.attempt < self.profile.retries {
-                    *self.counts.entry("retries").or_default() += 1;
-                    self.pending.push((f.task, f.attempt + 1));
-                    self.pending_since.get_or_insert_with(Instant::now);
-                } else {
-                    let batch = &self.batches[f.batch];
-                    out.push(StepResult::failed(
-                        &f.task,
-                        format!(
-                            "the Slurm job {} (`{}`) ended without finishing this step, {} times",
-                            batch.job_id,
-                            batch.name,
-                            f.attempt + 1
-                        ),
-                        Some(format!(
-                            "its logs are in {}; `sacct -j {}` says why Slurm ended it",
-                            batch.dir.display(),
-                            batch.job_id
-                        )),
-                    ));
+            if f.attempt < self.profile.retries {
+                *self.counts.entry("retries").or_default() += 1;
+                let mut res = f.res.clone();
+                match state.as_str() {
+                    "TIMEOUT" => res.time_min = res.time_min.map(|t| t * 2),
+                    "OUT_OF_MEMORY" => res.mem_mb = res.mem_mb.map(|m| m * 2),
+                    _ => {}
                 }
+                if res != f.res {
+                    *self.counts.entry("escalated").or_default() += 1;
+                }
+                self.pending.push(Queued {
+                    task: f.task,
+                    attempt: f.attempt + 1,
+                    res: Some(res),
+                });
+                self.pending_since.get_or_insert_with(Instant::now);
+            } else {
+                let batch = &self.batches[f.batch];
+                let job = if f.element == usize::MAX {
+                    batch.job_id.clone()
+                } else {
+                    format!("{}_{}", batch.job_id, f.element)
+                };
+                out.push(StepResult::failed(
+                    &f.task,
+                    format!(
+                        "the Slurm job {job} (`{}`) ended ({state}) without finishing this \
+                         step, {} times",
+                        batch.name,
+                        f.attempt + 1
+                    ),
+                    Some(format!(
+                        "its logs are in {} (`lulc logs`); `sacct -j {job}` says why Slurm \
+                         ended it",
+                        batch.dir.display(),
+                    )),
+                ));
             }
         }
         out
     }
 }
+
+/// Job states of a job that is still queued or running.
+const LIVE_STATES: [&str; 9] = [
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+];
 
 /// How often result files are looked for (a `stat` per step in flight; no scheduler call).
 const RESULT_CHECK: Duration = Duration::from_millis(200);
@@ -698,17 +774,25 @@ impl Executor for SlurmExecutor {
             // Still queued or running in a job of an earlier coordinator: wait for that one.
             *self.counts.entry("adopted").or_default() += 1;
             self.adoptable.remove(&task.key);
+            let res = self.profile.resources_for(&task.kind);
             self.flying.insert(
                 task.key.clone(),
                 Flying {
                     task,
                     batch,
+                    // Unknown for a job of an earlier coordinator: found by key in its end.
+                    element: usize::MAX,
                     attempt: 0,
+                    res,
                 },
             );
             return Ok(());
         }
-        self.pending.push((task, 0));
+        self.pending.push(Queued {
+            task,
+            attempt: 0,
+            res: None,
+        });
         self.pending_since.get_or_insert_with(Instant::now);
         Ok(())
     }
@@ -787,6 +871,7 @@ impl Executor for SlurmExecutor {
             "jobs": self.counts.get("jobs").copied().unwrap_or(0),
             "retries": self.counts.get("retries").copied().unwrap_or(0),
             "adopted": self.counts.get("adopted").copied().unwrap_or(0),
+            "escalated": self.counts.get("escalated").copied().unwrap_or(0),
             "taken": self.counts.get("taken").copied().unwrap_or(0),
             "dir": self.run_dir.display().to_string(),
         })

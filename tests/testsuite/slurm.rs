@@ -490,3 +490,61 @@ fn ctrl_c_cancels_the_runs_jobs_and_a_rerun_goes_on() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[test]
+fn a_step_slurm_ends_for_its_time_limit_is_resubmitted_with_twice_the_time() {
+    let Some(conf) = cluster("a job over its time limit") else {
+        return;
+    };
+    // One minute of time for a step of 100 s: Slurm ends the job (TIMEOUT; it checks time
+    // limits every 30 s, so between 60 and 90 s); the second attempt gets two minutes.
+    let spec = r#"
+name: long
+nodes:
+  a: { kind: emit, params: { value: 1, delay_ms: 100000 } }
+"#;
+    let p = Project::new(spec);
+    let profile = p.path().join("cluster.yaml");
+    std::fs::write(
+        &profile,
+        "poll_min_s: 1\npoll_max_s: 3\nresult_wait_s: 2\nresources: {mem_mb: 500, time_min: 1}\n",
+    )
+    .unwrap();
+    let r = p
+        .cmd(&[
+            "run",
+            "pipeline.yaml",
+            "--json",
+            "--executor",
+            "slurm",
+            "--profile",
+        ])
+        .arg(&profile)
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let ex = &doc["executor"];
+    assert_eq!(ex["escalated"], 1, "{ex}");
+    assert_eq!(ex["sbatch"], 2, "{ex}");
+    // The second array asked for two minutes.
+    let dir = PathBuf::from(ex["dir"].as_str().unwrap());
+    let jobs = Command::new("squeue")
+        .env("SLURM_CONF", &conf)
+        .args(["--noheader", "--states=all", "--format=%j|%l|%T"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&jobs.stdout).into_owned();
+    let tag = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let ours: Vec<&str> = text.lines().filter(|l| l.contains(&tag)).collect();
+    assert!(
+        ours.iter().any(|l| l.ends_with("|1:00|TIMEOUT")),
+        "{ours:?}"
+    );
+    assert!(
+        ours.iter().any(|l| l.ends_with("|2:00|COMPLETED")),
+        "{ours:?}"
+    );
+}
