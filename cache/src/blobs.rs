@@ -181,6 +181,11 @@ impl Blobs {
     /// its blobs: the durable proof that the step finished, which the coordinator turns into an
     /// index row. Fails with `MissingBlob` if a referenced blob is not in the store.
     pub fn write_step_record(&self, rec: &StepRecord) -> Result<StepRecord> {
+        Ok(self.write_step_record_stamped(rec)?.0)
+    }
+
+    /// [`Blobs::write_step_record`], also giving the stamp the record file holds.
+    pub(crate) fn write_step_record_stamped(&self, rec: &StepRecord) -> Result<(StepRecord, i64)> {
         for d in rec.outputs.values().chain(&rec.blobs) {
             let path = self.blob_path(d);
             if !path.is_file() {
@@ -194,8 +199,9 @@ impl Blobs {
         if rec.created_at == 0 {
             rec.created_at = unix_now();
         }
-        self.write_record(&rec, next_stamp())?;
-        Ok(rec)
+        let stamp = next_stamp();
+        self.write_record(&rec, stamp)?;
+        Ok((rec, stamp))
     }
 
     /// The record file of step `key`, if there is a readable one whose every blob re-hashes to

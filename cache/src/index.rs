@@ -198,21 +198,7 @@ impl Store {
     /// be in the store (blobs first, record file next, row last); otherwise this fails with
     /// `MissingBlob`.
     pub fn record_step(&self, rec: &StepRecord) -> Result<()> {
-        for d in referenced(rec) {
-            let path = self.blob_path(d);
-            if !path.is_file() {
-                return Err(CacheError::MissingBlob {
-                    digest: d.clone(),
-                    path,
-                });
-            }
-        }
-        let mut rec = rec.clone();
-        if rec.created_at == 0 {
-            rec.created_at = unix_now();
-        }
-        let stamp = next_stamp();
-        self.write_record(&rec, stamp)?;
+        let (rec, stamp) = self.blobs.write_step_record_stamped(rec)?;
         self.write(|tx| {
             insert_step(tx, &rec, stamp)?;
             set_latest(tx, &rec)?;

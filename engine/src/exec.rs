@@ -796,6 +796,19 @@ nodes:
         refuse: Option<&'static str>,
     }
 
+    impl<'a> Reversed<'a> {
+        fn new(store: &'a Store, plan: &'a Plan) -> Reversed<'a> {
+            Reversed {
+                blobs: store.blobs(),
+                registry: &plan.registry,
+                queued: vec![],
+                batches: vec![],
+                lose: vec![],
+                refuse: None,
+            }
+        }
+    }
+
     impl Executor for Reversed<'_> {
         fn capacity(&self) -> usize {
             100
@@ -841,14 +854,7 @@ nodes:
         let local = run(&plan, &local_store, &opts(), &Quiet).unwrap();
 
         let store = Store::open(dir.path().join("other")).unwrap();
-        let mut ex = Reversed {
-            blobs: store.blobs(),
-            registry: &plan.registry,
-            queued: vec![],
-            batches: vec![],
-            lose: vec![],
-            refuse: None,
-        };
+        let mut ex = Reversed::new(&store, &plan);
         let report = run_with(&plan, &store, &opts(), &Quiet, &mut ex).unwrap();
         assert_eq!(outputs(&report), outputs(&local));
         // The three years were ready at once and reached the executor before its first wait.
@@ -872,14 +878,8 @@ nodes:
         let dir = tempfile::tempdir().unwrap();
         let plan = plan(dir.path(), SPEC);
         let store = Store::open(dir.path().join("store")).unwrap();
-        let mut ex = Reversed {
-            blobs: store.blobs(),
-            registry: &plan.registry,
-            queued: vec![],
-            batches: vec![],
-            lose: vec!["raw[year=2019]"],
-            refuse: None,
-        };
+        let mut ex = Reversed::new(&store, &plan);
+        ex.lose.push("raw[year=2019]");
         let report = run_with(&plan, &store, &opts(), &Quiet, &mut ex).unwrap();
         let o = &report.outcomes[plan.by_id["raw[year=2019]"]];
         assert_eq!(o.status, Status::Failed);
@@ -895,14 +895,8 @@ nodes:
         );
 
         let store = Store::open(dir.path().join("refused")).unwrap();
-        let mut ex = Reversed {
-            blobs: store.blobs(),
-            registry: &plan.registry,
-            queued: vec![],
-            batches: vec![],
-            lose: vec![],
-            refuse: Some("all"),
-        };
+        let mut ex = Reversed::new(&store, &plan);
+        ex.refuse = Some("all");
         let err = run_with(&plan, &store, &opts(), &Quiet, &mut ex)
             .err()
             .unwrap();

@@ -243,6 +243,26 @@ struct Batch {
     ended: HashMap<usize, (String, Instant)>,
 }
 
+impl Batch {
+    fn new(
+        name: String,
+        job_id: String,
+        dir: PathBuf,
+        results: PathBuf,
+        keys: Vec<String>,
+    ) -> Batch {
+        Batch {
+            name,
+            job_id,
+            dir,
+            results,
+            keys,
+            gone_since: None,
+            ended: HashMap::new(),
+        }
+    }
+}
+
 /// A step in flight.
 struct Flying {
     task: StepTask,
@@ -405,15 +425,8 @@ impl SlurmExecutor {
                 self.adoptable.insert(key.clone(), batch);
             }
             adopted += keys.len();
-            self.batches.push(Batch {
-                name,
-                job_id,
-                dir,
-                results,
-                keys,
-                gone_since: None,
-                ended: HashMap::new(),
-            });
+            self.batches
+                .push(Batch::new(name, job_id, dir, results, keys));
         }
         Ok(adopted)
     }
@@ -545,15 +558,8 @@ impl SlurmExecutor {
             }
         }
         let results = self.results_dir();
-        self.batches.push(Batch {
-            name,
-            job_id,
-            dir,
-            results,
-            keys,
-            gone_since: None,
-            ended: HashMap::new(),
-        });
+        self.batches
+            .push(Batch::new(name, job_id, dir, results, keys));
         Ok(())
     }
 

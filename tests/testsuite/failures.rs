@@ -3,19 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Project, YEARLY};
-
-const FORKED: &str = r#"
-name: forked
-nodes:
-  a: { kind: emit, params: { value: 1 } }
-  bad:
-    kind: combine
-    inputs: { parts: a }
-    params: { fail: true }
-  after_bad: { kind: combine, inputs: { parts: bad } }
-  good: { kind: combine, inputs: { parts: a } }
-"#;
+use crate::support::{FORKED, Project, YEARLY};
 
 #[test]
 fn failure_skips_descendants_and_keeps_independent_branches() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Project, bin, demo_spec, run_demo, step_outputs};
+use crate::support::{FORKED, Project, bin, demo_spec, run_demo, step_outputs};
 
 /// `SLURM_CONF` of a cluster whose nodes answer, or `None` (and a printed reason).
 fn cluster(test: &str) -> Option<String> {
@@ -129,18 +129,6 @@ fn the_demo_chain_on_slurm_equals_a_local_run_and_a_rerun_submits_nothing() {
     );
 }
 
-const FORKED: &str = r#"
-name: forked
-nodes:
-  a: { kind: emit, params: { value: 1 } }
-  bad:
-    kind: combine
-    inputs: { parts: a }
-    params: { fail: true }
-  after_bad: { kind: combine, inputs: { parts: bad } }
-  good: { kind: combine, inputs: { parts: a } }
-"#;
-
 #[test]
 fn a_step_failing_on_slurm_is_reported_like_a_local_failure() {
     let Some(conf) = cluster("a failing step on slurm") else {
@@ -148,19 +136,7 @@ fn a_step_failing_on_slurm_is_reported_like_a_local_failure() {
     };
     let p = Project::new(FORKED);
     let profile = profile(p.path(), "");
-    let out = p
-        .cmd(&[
-            "run",
-            "pipeline.yaml",
-            "--json",
-            "--executor",
-            "slurm",
-            "--profile",
-        ])
-        .arg(&profile)
-        .env("SLURM_CONF", &conf)
-        .output()
-        .unwrap();
+    let out = slurm_run(&p, &conf, &profile);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -266,22 +242,32 @@ nodes:
   b: { kind: combine, inputs: { parts: a } }
 "#;
 
-/// Starts `lulc run --json --executor slurm` on `p` in the background.
-fn spawn_slurm_run(p: &Project, conf: &str, profile: &Path) -> std::process::Child {
-    p.cmd(&[
+/// `lulc run pipeline.yaml --json --executor slurm --profile PROFILE` on `p`.
+fn slurm_cmd(p: &Project, conf: &str, profile: &Path) -> Command {
+    let mut c = p.cmd(&[
         "run",
         "pipeline.yaml",
         "--json",
         "--executor",
         "slurm",
         "--profile",
-    ])
-    .arg(profile)
-    .env("SLURM_CONF", conf)
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap()
+    ]);
+    c.arg(profile).env("SLURM_CONF", conf);
+    c
+}
+
+/// [`slurm_cmd`], to the end.
+fn slurm_run(p: &Project, conf: &str, profile: &Path) -> std::process::Output {
+    slurm_cmd(p, conf, profile).output().unwrap()
+}
+
+/// Starts `lulc run --json --executor slurm` on `p` in the background.
+fn spawn_slurm_run(p: &Project, conf: &str, profile: &Path) -> std::process::Child {
+    slurm_cmd(p, conf, profile)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// The id of a running job of `p`'s store (its batch script lies in the store), waiting up to
@@ -410,19 +396,7 @@ fn a_killed_coordinator_is_replaced_by_a_rerun_that_takes_over_its_jobs() {
     child.kill().unwrap(); // SIGKILL: the job goes on without its coordinator
     let _ = child.wait();
 
-    let again = p
-        .cmd(&[
-            "run",
-            "pipeline.yaml",
-            "--json",
-            "--executor",
-            "slurm",
-            "--profile",
-        ])
-        .arg(&profile)
-        .env("SLURM_CONF", &conf)
-        .output()
-        .unwrap();
+    let again = slurm_run(&p, &conf, &profile);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(0), "{stderr}");
     let doc: Value = serde_json::from_slice(&again.stdout).unwrap();
@@ -470,19 +444,7 @@ fn ctrl_c_cancels_the_runs_jobs_and_a_rerun_goes_on() {
         0,
         "every job of the run was cancelled"
     );
-    let again = p
-        .cmd(&[
-            "run",
-            "pipeline.yaml",
-            "--json",
-            "--executor",
-            "slurm",
-            "--profile",
-        ])
-        .arg(&profile)
-        .env("SLURM_CONF", &conf)
-        .output()
-        .unwrap();
+    let again = slurm_run(&p, &conf, &profile);
     assert_eq!(
         again.status.code(),
         Some(0),
@@ -510,19 +472,7 @@ nodes:
         "poll_min_s: 1\npoll_max_s: 3\nresult_wait_s: 2\nresources: {mem_mb: 500, time_min: 1}\n",
     )
     .unwrap();
-    let r = p
-        .cmd(&[
-            "run",
-            "pipeline.yaml",
-            "--json",
-            "--executor",
-            "slurm",
-            "--profile",
-        ])
-        .arg(&profile)
-        .env("SLURM_CONF", &conf)
-        .output()
-        .unwrap();
+    let r = slurm_run(&p, &conf, &profile);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(0), "{stderr}");
     let doc: Value = serde_json::from_slice(&r.stdout).unwrap();

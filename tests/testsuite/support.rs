@@ -154,6 +154,19 @@ nodes:
     inputs: { parts: window }
 "#;
 
+/// A step that fails (`bad`), its reader (`after_bad`) and an independent branch (`good`).
+pub const FORKED: &str = r#"
+name: forked
+nodes:
+  a: { kind: emit, params: { value: 1 } }
+  bad:
+    kind: combine
+    inputs: { parts: a }
+    params: { fail: true }
+  after_bad: { kind: combine, inputs: { parts: bad } }
+  good: { kind: combine, inputs: { parts: a } }
+"#;
+
 /// The shipped demo spec, `pipelines/demo.yaml`.
 pub fn demo_spec() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
