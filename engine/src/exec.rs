@@ -403,6 +403,7 @@ pub fn run_with(
                 let mut o = Outcome::new(i, Status::Skipped);
                 o.reasons
                     .push(DirtyReason::UpstreamFailed { step: why.clone() });
+                obs.step_finished(plan, &o);
                 o
             })
         })

@@ -49,11 +49,22 @@ nodes:
   a: { kind: emit, params: { value: 1 } }
   bad: { kind: combine, inputs: { parts: a }, params: { fail: true } }
   slow1: { kind: emit, params: { value: 2, delay_ms: 300 }, inputs: { after: bad } }
+  other: { kind: combine, inputs: { parts: a } }
+  later: { kind: combine, inputs: { parts: other } }
 "#;
     let p = Project::new(spec);
     let r = p.run(&["--fail-fast", "--jobs", "1"]);
     assert_eq!(r.code, 1);
     assert_eq!(r.step("slow1")["status"], "skipped");
+    // `later` was ready but not started: skipped, and said so like every other step.
+    assert_eq!(r.step("later")["status"], "skipped");
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.contains("[SKIPPED] later") && l.contains("stopped at first failure")),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
