@@ -24,6 +24,16 @@ use crate::{BlobState, CacheError, Digest, Result, StepRecord};
 /// The directories of a store's layout (see the crate docs).
 pub(crate) const LAYOUT: [&str; 5] = ["objects", "records", "tmp", "locks", "quarantine"];
 
+/// The file that makes a folder a store: `{"format": N, ...}`.
+pub const MARKER: &str = "lulc-store.json";
+
+/// The store layout's format version, written into [`MARKER`].
+pub const STORE_FORMAT: u64 = 1;
+
+/// How every temp file of the store begins: `gc` removes stale files of `tmp/` only with this
+/// prefix, never anything else put there.
+pub(crate) const TMP_PREFIX: &str = "lulc-tmp-";
+
 /// The file layer of a store: blobs, temp files, record files. No index, no locks.
 #[derive(Clone, Debug)]
 pub struct Blobs {
@@ -31,15 +41,52 @@ pub struct Blobs {
 }
 
 impl Blobs {
-    /// The file layer of the store at `root`, creating its directories if needed.
+    /// The file layer of the store at `root`. A store is made only in a folder that does not
+    /// exist or is empty; an existing store is recognised by its marker file (or, for stores
+    /// made before the marker, by its `objects/` and `records/`, and then given the marker).
+    /// Any other folder is refused with `NotAStore`, so a mistyped `--store` never turns a
+    /// user's folder into a store (whose `gc` would clean its `tmp/`).
     pub(crate) fn create(root: &Path) -> Result<Blobs> {
-        fs::create_dir_all(root).map_err(io_err("create store directory", root))?;
         let root = std::path::absolute(root).map_err(io_err("resolve store directory", root))?;
+        match fs::metadata(&root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("inspect store directory", &root)(e)),
+            Ok(m) if !m.is_dir() => {
+                return Err(CacheError::NotAStore {
+                    path: root,
+                    why: "it is a file, not a folder".into(),
+                });
+            }
+            Ok(_) => {
+                let empty = fs::read_dir(&root)
+                    .map_err(io_err("list store directory", &root))?
+                    .next()
+                    .is_none();
+                if !empty {
+                    return Blobs::open_existing(&root);
+                }
+            }
+        }
+        fs::create_dir_all(&root).map_err(io_err("create store directory", &root))?;
+        Blobs::lay_out(root)
+    }
+
+    /// Creates the layout's directories and the marker file (both idempotent).
+    fn lay_out(root: PathBuf) -> Result<Blobs> {
         for sub in LAYOUT {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         }
-        Ok(Blobs { root })
+        let blobs = Blobs { root };
+        let marker = blobs.root.join(MARKER);
+        if !marker.is_file() {
+            let body = format!(
+                "{{\"format\": {STORE_FORMAT}, \"what\": \"a lulc store: content-addressed step results; \
+                 manage it with lulc gc and lulc verify\"}}\n"
+            );
+            blobs.write_file_atomic(&marker, body.as_bytes())?;
+        }
+        Ok(blobs)
     }
 
     /// The file layer of a store whose directories exist.
@@ -47,15 +94,51 @@ impl Blobs {
         Blobs { root }
     }
 
-    /// The file layer of an existing store (a worker's view): fails with `NotAStore` when
-    /// `root` has no `objects/` and `records/`, so a mistyped path never becomes a new store.
+    /// The file layer of an existing store (a worker's view, and `gc`'s and `verify`'s): fails
+    /// with `NotAStore` when `root` holds no store, creating nothing; with `StoreFormatTooNew`
+    /// when a newer lulc made it.
     pub fn open_existing(root: impl AsRef<Path>) -> Result<Blobs> {
         let root = root.as_ref();
         let root = std::path::absolute(root).map_err(io_err("resolve store directory", root))?;
-        if !(root.join("objects").is_dir() && root.join("records").is_dir()) {
-            return Err(CacheError::NotAStore { path: root });
+        let marker = root.join(MARKER);
+        match fs::read(&marker) {
+            Ok(bytes) => {
+                let found = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["format"].as_u64());
+                match found {
+                    Some(f) if f <= STORE_FORMAT => {}
+                    Some(f) => {
+                        return Err(CacheError::StoreFormatTooNew {
+                            path: root,
+                            found: f,
+                            supported: STORE_FORMAT,
+                        });
+                    }
+                    None => {
+                        return Err(CacheError::NotAStore {
+                            path: root,
+                            why: format!("its {MARKER} is not lulc's"),
+                        });
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let legacy = root.join("objects").is_dir() && root.join("records").is_dir();
+                if !legacy {
+                    let why = if root.is_dir() {
+                        format!("it has no {MARKER}")
+                    } else if root.exists() {
+                        "it is a file, not a folder".into()
+                    } else {
+                        "it does not exist".into()
+                    };
+                    return Err(CacheError::NotAStore { path: root, why });
+                }
+            }
+            Err(e) => return Err(io_err("read", &marker)(e)),
         }
-        Blobs::create(&root)
+        Blobs::lay_out(root)
     }
 
     /// The store directory (absolute).
@@ -80,7 +163,7 @@ impl Blobs {
             "-"
         };
         self.root.join("tmp").join(format!(
-            "{}{}-{n}-{nanos:08x}{sep}{hint}",
+            "{TMP_PREFIX}{}{}-{n}-{nanos:08x}{sep}{hint}",
             host_tag(),
             std::process::id()
         ))
@@ -355,7 +438,10 @@ mod tests {
     fn a_worker_view_refuses_a_folder_that_is_not_a_store() {
         let dir = tempfile::tempdir().unwrap();
         match Blobs::open_existing(dir.path()) {
-            Err(CacheError::NotAStore { path }) => assert_eq!(path, dir.path()),
+            Err(CacheError::NotAStore { path, why }) => {
+                assert_eq!(path, dir.path());
+                assert!(why.contains("no lulc-store.json"), "{why}");
+            }
             other => panic!("{other:?}"),
         }
         assert!(!dir.path().join("objects").exists(), "nothing created");

@@ -20,13 +20,32 @@ pub enum CacheError {
         source: std::io::Error,
     },
 
-    /// A worker was pointed at a folder that holds no store.
-    #[error("`{}` is not a lulc store (it has no objects/ and records/)", path.display())]
+    /// A folder that holds no store where one was expected, or a non-empty folder (or a
+    /// file) given as a new store.
+    #[error("`{}` is not a lulc store: {why}", path.display())]
     #[diagnostic(
         code(cache::not_a_store),
-        help("give the store directory that `lulc run` uses (`--store`), as the worker sees it")
+        help(
+            "give the store folder that `lulc run` used (`--store` or LULC_STORE); a new store \
+             is made only in a new or empty folder"
+        )
     )]
-    NotAStore { path: PathBuf },
+    NotAStore { path: PathBuf, why: String },
+
+    /// The store's marker file says a newer lulc made it.
+    #[error(
+        "store `{}` has layout format {found}, this lulc understands up to {supported}",
+        path.display()
+    )]
+    #[diagnostic(
+        code(cache::store_too_new),
+        help("upgrade lulc, or point `--store` at another directory")
+    )]
+    StoreFormatTooNew {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
 
     /// An SQLite statement on the index failed.
     #[error("cache index `{}` failed: {source}", path.display())]

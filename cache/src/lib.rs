@@ -8,11 +8,14 @@
 //!
 //! ```text
 //! <root>/
+//!   lulc-store.json      the marker: `{"format": 1, ...}`. A store is made only in a new or
+//!                        empty folder; any other folder without the marker is refused
 //!   objects/ab/cdef...   blobs: exact bytes, named by their blake3 (first 2 hex chars = directory)
 //!   records/ab/<key>.json  durable copy of each step record (canonical JSON), outside SQLite:
 //!                        what the index is rebuilt from (`records/xy/h-<hash>.json` for odd keys)
-//!   tmp/                 files being written (`tmp_path`, `put_*`, record files, a rebuilt
-//!                        index); renamed into place when complete
+//!   tmp/lulc-tmp-*      files being written (`tmp_path`, `put_*`, record files, a rebuilt
+//!                        index); renamed into place when complete. `gc` removes stale ones
+//!                        by this prefix only
 //!   locks/<key>.lock     per-step-key claims (`claim`), OS advisory locks
 //!   locks/.store.lock    held shared by every open `Store`; `gc` and an index rebuild take it
 //!                        exclusive
@@ -77,7 +80,7 @@ mod rebuild;
 mod records;
 mod store;
 
-pub use blobs::Blobs;
+pub use blobs::{Blobs, MARKER, STORE_FORMAT};
 pub use claim::Claim;
 pub use digest::{DIGEST_PREFIX, Digest};
 pub use error::{CacheError, Result};

@@ -631,11 +631,19 @@ impl Store {
         })
     }
 
-    /// Entries of `tmp/` not modified for [`STALE_TMP_AGE`], with their size.
+    /// The store's own temp entries in `tmp/` (named with its prefix; nothing else put there
+    /// is ever touched) not modified for [`STALE_TMP_AGE`], with their size.
     fn stale_tmp_entries(&self) -> Result<Vec<(PathBuf, u64)>> {
         let now = SystemTime::now();
         let mut stale = Vec::new();
         for entry in read_dir_or_empty(&self.root.join("tmp"))? {
+            if !entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(crate::blobs::TMP_PREFIX)
+            {
+                continue;
+            }
             let Ok(meta) = entry.metadata() else { continue };
             let age = meta
                 .modified()

@@ -297,7 +297,8 @@ impl Store {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let scratch = root.join("tmp").join(format!(
-            "index-rebuild-{}-{nanos:08x}.sqlite",
+            "{}index-rebuild-{}-{nanos:08x}.sqlite",
+            crate::blobs::TMP_PREFIX,
             std::process::id()
         ));
         let conn = match create_scratch_index(&scratch) {

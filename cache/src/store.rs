@@ -277,8 +277,21 @@ impl Store {
     /// needs the store to itself: while other handles are open it waits for them up to a
     /// minute, then fails with `IndexRebuildBusy`. Fails with `SchemaTooNew` if a newer lulc
     /// wrote the index.
+    ///
+    /// A new store is made only where `root` does not exist or is an empty folder; a folder
+    /// holding other files is refused with `NotAStore` (see [`Blobs`]).
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
-        let root = Blobs::create(root.as_ref())?.root().to_path_buf();
+        Store::open_blobs(Blobs::create(root.as_ref())?)
+    }
+
+    /// Like [`Store::open`], but never makes a new store: `NotAStore` where `root` holds none
+    /// (for `gc` and `verify`, which must not clean a folder that is not a store).
+    pub fn open_existing(root: impl AsRef<Path>) -> Result<Store> {
+        Store::open_blobs(Blobs::open_existing(root)?)
+    }
+
+    fn open_blobs(blobs: Blobs) -> Result<Store> {
+        let root = blobs.root().to_path_buf();
         let lock_path = root.join("locks").join(STORE_LOCK);
         let store_lock = open_lock_file(&lock_path)?;
         store_lock

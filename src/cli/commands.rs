@@ -120,8 +120,21 @@ pub(super) fn load(spec: &SpecArgs) -> Result<Plan, i32> {
 /// records, says so once, on stderr (what was wrong, what was restored, what is lost, where the
 /// bad index is kept).
 pub(super) fn open_store(args: &StoreArgs, spec: Option<&Path>) -> Result<Store, i32> {
+    open_store_with(args, spec, |d| Store::open(d))
+}
+
+/// Opens a store that must exist already (`gc`, `verify`): never makes one.
+fn open_existing_store(args: &StoreArgs) -> Result<Store, i32> {
+    open_store_with(args, None, |d| Store::open_existing(d))
+}
+
+fn open_store_with(
+    args: &StoreArgs,
+    spec: Option<&Path>,
+    open: fn(&Path) -> lulc_cache::Result<Store>,
+) -> Result<Store, i32> {
     let dir = super::store_dir(&args.store, spec);
-    let store = Store::open(&dir).map_err(|e| {
+    let store = open(&dir).map_err(|e| {
         output::eprint_diag(e);
         EXIT_FAILED
     })?;
@@ -613,7 +626,7 @@ fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<
             return EXIT_USAGE;
         }
     };
-    let store = tri!(open_store(store_args, None));
+    let store = tri!(open_existing_store(store_args));
     match store.gc(&GcOptions {
         keep_runs,
         max_size,
@@ -642,7 +655,7 @@ fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<
 }
 
 fn verify(store_args: &StoreArgs) -> i32 {
-    let store = tri!(open_store(store_args, None));
+    let store = tri!(open_existing_store(store_args));
     match store.verify() {
         Ok(r) if !r.index_problems.is_empty() => {
             for line in &r.index_problems {

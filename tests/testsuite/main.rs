@@ -10,5 +10,6 @@ mod index_recovery;
 mod pipelines;
 mod reliability;
 mod results;
+mod robustness;
 mod slurm;
 mod support;

@@ -1,0 +1,63 @@
+//! Hostile and careless use: a folder that is not a store, odd names and values, huge or
+//! malformed input. Nothing of the user's is deleted, nothing crashes, every refusal says what
+//! to do.
+
+use std::time::{Duration, SystemTime};
+
+use crate::support::Project;
+
+const TWO: &str = "name: two\nnodes:\n  a: { kind: emit, params: { value: 1 } }\n  b: { kind: combine, inputs: { parts: a } }\n";
+
+fn age(path: &std::path::Path, by: Duration) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - by)
+        .unwrap();
+}
+
+#[test]
+fn gc_and_verify_refuse_a_folder_that_is_not_a_store_and_touch_nothing() {
+    let p = Project::new(TWO);
+    let folder = p.path().join("thesis");
+    std::fs::create_dir_all(folder.join("tmp")).unwrap();
+    let draft = folder.join("tmp/thesis-draft.txt");
+    std::fs::write(&draft, "chapter 1").unwrap();
+    age(&draft, Duration::from_secs(3 * 3600));
+    for cmd in ["gc", "verify"] {
+        let r = p.lulc(&[cmd, "--store", folder.to_str().unwrap()]);
+        assert_eq!(r.code, 1, "{cmd}: {}", r.stderr);
+        assert!(r.stderr.contains("cache::not_a_store"), "{}", r.stderr);
+        assert!(r.stderr.contains("has no lulc-store.json"), "{}", r.stderr);
+    }
+    // `run` does not make a store of it either.
+    let r = p.run(&["--store", folder.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cache::not_a_store"), "{}", r.stderr);
+    let left: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec!["tmp"], "nothing created");
+    assert_eq!(std::fs::read_to_string(&draft).unwrap(), "chapter 1");
+    // A path to a file is said to be one.
+    let r = p.run(&["--store", draft.to_str().unwrap()]);
+    assert!(r.stderr.contains("is a file, not a folder"), "{}", r.stderr);
+}
+
+#[test]
+fn gc_removes_only_the_stores_own_stale_temp_files() {
+    let p = Project::new(TWO);
+    p.run(&[]).assert_ok();
+    let tmp = p.store().join("tmp");
+    let mine = tmp.join("notes.txt");
+    std::fs::write(&mine, "kept").unwrap();
+    age(&mine, Duration::from_secs(3 * 3600));
+    let leftover = tmp.join("lulc-tmp-host-1-2-00000000-out-map.tif");
+    std::fs::write(&leftover, "left by a killed run").unwrap();
+    age(&leftover, Duration::from_secs(3 * 3600));
+    p.lulc(&["gc"]).assert_ok();
+    assert!(mine.exists(), "a file lulc did not write stays");
+    assert!(!leftover.exists(), "a stale temp file of the store goes");
+}
