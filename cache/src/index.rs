@@ -268,8 +268,11 @@ impl Store {
 
     // ----- runs ------------------------------------------------------------------------------
 
-    /// Starts a run record (status `running`); returns its id.
+    /// Starts a run record (status `running`); returns its id. The run's lock file
+    /// (`locks/run-<id>.lock`) is held until [`Store::finish_run`], so a run whose process
+    /// died is told from one still going (see [`Store::settle_dead_runs`]).
     pub fn begin_run(&self, info: &RunInfo) -> Result<i64> {
+        self.settle_dead_runs()?;
         let params_json = canonical_json(&info.params);
         let argv = to_json(&info.argv);
         let now = unix_now();
@@ -286,8 +289,70 @@ impl Store {
                     now
                 ],
             )?;
-            Ok(tx.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            // Locked before the row is visible (the write transaction is still open), so no
+            // other process ever sees this run `running` and unlocked.
+            let path = self.run_lock_path(id);
+            let file = crate::store::open_lock_file(&path).map_err(TxError::Cache)?;
+            file.lock()
+                .map_err(|e| TxError::Cache(crate::error::io_err("lock", &path)(e)))?;
+            self.held_runs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, file);
+            Ok(id)
         })
+    }
+
+    fn run_lock_path(&self, run: i64) -> std::path::PathBuf {
+        self.root.join("locks").join(format!("run-{run}.lock"))
+    }
+
+    /// Marks `interrupted` every `running` run whose process is gone (killed, or the machine
+    /// went down): nobody holds its lock file. Their finished steps stay recorded in them.
+    /// Returns how many were settled.
+    pub fn settle_dead_runs(&self) -> Result<usize> {
+        let running: Vec<i64> = self.read(|c| {
+            Ok(c.prepare("SELECT id FROM runs WHERE status = 'running'")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })?;
+        let held = self.held_runs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dead = Vec::new();
+        for id in running {
+            if held.contains_key(&id) {
+                continue;
+            }
+            let path = self.run_lock_path(id);
+            match std::fs::File::open(&path) {
+                Err(_) => dead.push((id, None)),
+                Ok(f) => match f.try_lock() {
+                    Ok(()) => dead.push((id, Some((path, f)))),
+                    Err(std::fs::TryLockError::WouldBlock) => {}
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(crate::error::io_err("lock", &path)(e));
+                    }
+                },
+            }
+        }
+        drop(held);
+        if dead.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = dead.iter().map(|d| d.0).collect();
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE runs SET status = 'interrupted' WHERE id = ?1 AND status = 'running'",
+            )?;
+            for id in &ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })?;
+        for (path, _lock) in dead.into_iter().filter_map(|d| d.1) {
+            let _ = std::fs::remove_file(&path);
+        }
+        Ok(ids.len())
     }
 
     fn ensure_run(&self, tx: &rusqlite::Transaction<'_>, run: i64) -> TxResult<()> {
@@ -338,7 +403,7 @@ impl Store {
         })
     }
 
-    /// Closes a run with its final status (e.g. `ok`, `failed`).
+    /// Closes a run with its final status (e.g. `ok`, `failed`) and releases its lock.
     pub fn finish_run(&self, run: i64, status: &str) -> Result<()> {
         let now = unix_now();
         self.write(|tx| {
@@ -353,7 +418,16 @@ impl Store {
                 }));
             }
             Ok(())
-        })
+        })?;
+        let held = self
+            .held_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&run);
+        if held.is_some() {
+            let _ = std::fs::remove_file(self.run_lock_path(run));
+        }
+        Ok(())
     }
 
     /// The newest `limit` runs, newest first.
@@ -665,5 +739,42 @@ mod tests {
             store.finish_run(999, "ok").unwrap_err(),
             CacheError::UnknownRun { run: 999, .. }
         ));
+    }
+
+    #[test]
+    fn a_run_whose_process_died_is_settled_as_interrupted_and_a_live_one_is_not() {
+        let (dir, store) = store();
+        let other = Store::open(dir.path().join("store")).unwrap();
+        assert_eq!(other.root(), store.root());
+        let live = store.begin_run(&run_info("demo")).unwrap();
+        let killed = other.begin_run(&run_info("demo")).unwrap();
+        other
+            .record_run_step(killed, &run_step("a", "ka", "ran"))
+            .unwrap();
+        // The other process dies: its handle (and so its run's lock) is gone, no finish_run.
+        drop(other);
+        assert_eq!(store.settle_dead_runs().unwrap(), 1);
+        let status = |id: i64| {
+            store
+                .runs(10)
+                .unwrap()
+                .into_iter()
+                .find(|r| r.id == id)
+                .unwrap()
+                .status
+        };
+        assert_eq!(status(killed), "interrupted");
+        assert_eq!(status(live), "running", "its lock is held");
+        assert_eq!(store.run_steps(killed).unwrap().len(), 1, "its steps stay");
+        assert!(
+            !store
+                .root()
+                .join(format!("locks/run-{killed}.lock"))
+                .exists()
+        );
+        store.finish_run(live, "ok").unwrap();
+        assert_eq!(status(live), "ok");
+        assert!(!store.root().join(format!("locks/run-{live}.lock")).exists());
+        assert_eq!(store.settle_dead_runs().unwrap(), 0);
     }
 }

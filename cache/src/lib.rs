@@ -17,6 +17,7 @@
 //!                        index); renamed into place when complete. `gc` removes stale ones
 //!                        by this prefix only
 //!   locks/<key>.lock     per-step-key claims (`claim`), OS advisory locks
+//!   locks/run-<id>.lock  held by the process of a `running` run; unheld means it died
 //!   locks/.store.lock    held shared by every open `Store`; `gc` and an index rebuild take it
 //!                        exclusive
 //!   locks/.rebuild.lock  held by the one process rebuilding the index; the others queue on it

@@ -28,10 +28,11 @@ const STALE_TMP_AGE: Duration = Duration::from_secs(60 * 60);
 /// What `gc` keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GcOptions {
-    /// Steps that ran or were cached in the newest `keep_runs` runs (whole store) are kept.
+    /// Steps that ran or were cached in the newest `keep_runs` runs of each spec (scope) are
+    /// kept; runs that reached no result (failed before any step) are not counted.
     pub keep_runs: usize,
     /// If the kept blobs exceed this many bytes, drop kept steps least recently used first,
-    /// never those of the newest run.
+    /// never those of each spec's newest run.
     pub max_size: Option<u64>,
     /// Report what would be removed; delete nothing.
     pub dry_run: bool,
@@ -51,6 +52,9 @@ pub struct GcReport {
     /// Bytes of removed blob files plus stale files in `tmp/`.
     pub freed_bytes: u64,
     pub dry_run: bool,
+    /// Runs left `running` by a killed process, now marked `interrupted` (what they
+    /// finished stays theirs).
+    pub settled_runs: usize,
 }
 
 /// What `verify` found.
@@ -437,6 +441,11 @@ impl Store {
         } else {
             Some(self.exclusive()?)
         };
+        let settled_runs = if opts.dry_run {
+            0
+        } else {
+            self.settle_dead_runs()?
+        };
         let snap = self.gc_snapshot(opts.keep_runs)?;
 
         // Which steps stay.
@@ -530,6 +539,7 @@ impl Store {
             freed_bytes: doomed_blobs.iter().map(|f| f.size).sum::<u64>()
                 + stale_tmp.iter().map(|t| t.1).sum::<u64>(),
             dry_run: opts.dry_run,
+            settled_runs,
         };
         if opts.dry_run {
             return Ok(report);
@@ -582,24 +592,36 @@ impl Store {
 
     fn gc_snapshot(&self, keep_runs: usize) -> Result<GcSnapshot> {
         self.read(|tx| -> TxResult<GcSnapshot> {
-            let run_ids: Vec<i64> = tx
-                .prepare("SELECT id FROM runs ORDER BY id DESC")?
-                .query_map([], |r| r.get(0))?
+            let runs: Vec<(i64, String)> = tx
+                .prepare("SELECT id, scope FROM runs ORDER BY id DESC")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            let kept = &run_ids[..keep_runs.min(run_ids.len())];
             let mut keys_of_run = tx.prepare(
                 "SELECT DISTINCT key FROM run_steps
                  WHERE run_id = ?1 AND key IS NOT NULL AND status IN ('ran', 'cached')",
             )?;
+            // Per spec (scope), the newest `keep_runs` runs that reference a result; a run
+            // that reached no step (it failed before any) takes no place.
+            let mut kept_per_scope: HashMap<&str, usize> = HashMap::new();
             let mut reachable = BTreeSet::new();
             let mut protected = BTreeSet::new();
-            for (i, run) in kept.iter().enumerate() {
+            let mut old_runs = Vec::new();
+            for (run, scope) in &runs {
+                let kept = kept_per_scope.entry(scope.as_str()).or_default();
+                if *kept >= keep_runs {
+                    old_runs.push(*run);
+                    continue;
+                }
                 let keys: Vec<String> = keys_of_run
                     .query_map([run], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
-                if i == 0 {
+                if keys.is_empty() {
+                    continue;
+                }
+                if *kept == 0 {
                     protected.extend(keys.iter().cloned());
                 }
+                *kept += 1;
                 reachable.extend(keys);
             }
             let steps: Vec<(String, String, i64)> = tx
@@ -620,8 +642,9 @@ impl Store {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            old_runs.sort_unstable();
             Ok(GcSnapshot {
-                old_runs: run_ids[kept.len()..].to_vec(),
+                old_runs,
                 reachable,
                 protected,
                 steps,
@@ -703,7 +726,20 @@ mod tests {
 
     /// One run per entry of `steps`: each step's blob is put, recorded and logged as `ran`.
     fn run_with(store: &Store, steps: &[&StepRecord]) -> i64 {
-        let run = crate::testutil::begin_demo_run(store);
+        run_of(store, "demo", steps)
+    }
+
+    /// A finished run of spec `scope` that ran `steps`.
+    fn run_of(store: &Store, scope: &str, steps: &[&StepRecord]) -> i64 {
+        let run = store
+            .begin_run(&crate::RunInfo {
+                scope: scope.into(),
+                spec_path: format!("{scope}.yaml"),
+                spec_digest: "x".into(),
+                params: serde_json::json!({}),
+                argv: vec![],
+            })
+            .unwrap();
         for rec in steps {
             store.record_step(rec).unwrap();
             store
@@ -807,6 +843,38 @@ mod tests {
         assert_eq!(report.corrupt.len(), 1);
         assert!(report.corrupt[0].steps.is_empty());
         assert_eq!(store.check_blob(&d, false), crate::BlobState::Missing);
+    }
+
+    #[test]
+    fn gc_keeps_the_newest_runs_of_each_spec_and_runs_that_reached_nothing_do_not_count() {
+        let (_dir, store) = store();
+        let old_a = step(&store, "ka0", "a", b"spec a, first");
+        let new_a = step(&store, "ka1", "a", b"spec a, second");
+        let only_b = step(&store, "kb", "b", b"spec b");
+        run_of(&store, "a", &[&old_a]);
+        run_of(&store, "b", &[&only_b]);
+        run_of(&store, "a", &[&new_a]);
+        // Later runs of spec a that reached no step (failed before any): they keep nothing
+        // and take no place among the newest.
+        run_of(&store, "a", &[]);
+        run_of(&store, "a", &[]);
+        let report = store
+            .gc(&GcOptions {
+                keep_runs: 1,
+                max_size: None,
+                dry_run: false,
+            })
+            .unwrap();
+        assert_eq!(report.removed_steps, vec!["a".to_owned()]);
+        assert!(store.lookup("ka0").unwrap().is_none());
+        assert!(
+            store.lookup("ka1").unwrap().is_some(),
+            "spec a's newest result"
+        );
+        assert!(
+            store.lookup("kb").unwrap().is_some(),
+            "spec b's newest run is kept though three runs of a came after it"
+        );
     }
 
     #[test]

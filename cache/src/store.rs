@@ -111,6 +111,9 @@ pub struct Store {
     pub(crate) gc_guard: Mutex<()>,
     /// Set when `open` rebuilt the index from `records/`.
     pub(crate) rebuilt: Option<RebuildReport>,
+    /// `locks/run-<id>.lock` of each run this handle began and has not finished, held
+    /// exclusively: a `running` run whose lock nobody holds was killed (see `settle_dead_runs`).
+    pub(crate) held_runs: Mutex<std::collections::HashMap<i64, File>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -369,6 +372,7 @@ impl Store {
             store_lock: lock,
             gc_guard: Mutex::new(()),
             rebuilt: None,
+            held_runs: Mutex::new(std::collections::HashMap::new()),
         }
     }
 

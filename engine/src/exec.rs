@@ -383,6 +383,9 @@ pub fn run_with(
         finished: 0,
         stop: false,
         interrupted: false,
+        run_id,
+        journal: Vec::new(),
+        journal_error: None,
     };
     let driven = c.drive(executor);
     if !c.flight.is_empty() {
@@ -394,6 +397,8 @@ pub fn run_with(
         Err(e) => format!("(the executor failed: {e})"),
     };
     let interrupted = c.interrupted;
+    let mut journal = std::mem::take(&mut c.journal);
+    let journal_error = c.journal_error.take();
     let outcomes: Vec<Outcome> = c
         .outcomes
         .into_iter()
@@ -404,26 +409,15 @@ pub fn run_with(
                 o.reasons
                     .push(DirtyReason::UpstreamFailed { step: why.clone() });
                 obs.step_finished(plan, &o);
+                journal.push(run_step(plan, &o));
                 o
             })
         })
         .collect();
-    let steps: Vec<RunStep> = outcomes
-        .iter()
-        .map(|o| RunStep {
-            step_id: plan.steps[o.step].id.clone(),
-            key: o.key.clone(),
-            status: o.status.as_str().to_string(),
-            reason: match &o.error {
-                Some(e) => e.message.clone(),
-                None => o.reason(),
-            },
-            duration_s: o.duration_s,
-            outputs: o.outputs.clone(),
-            metrics: o.metrics.clone(),
-        })
-        .collect();
-    store.record_run_steps(run_id, &steps)?;
+    if let Some(e) = journal_error {
+        return Err(e.into());
+    }
+    store.record_run_steps(run_id, &journal)?;
     // A cache hit is a use: `gc --max-size` evicts least recently used first.
     let hits: Vec<&str> = outcomes
         .iter()
@@ -475,6 +469,31 @@ struct Coordinator<'a> {
     stop: bool,
     /// Stopped by the interrupt flag.
     interrupted: bool,
+    run_id: i64,
+    /// Finished steps not yet written to the run's history. A step that ran is written at
+    /// once (with those before it), so a killed run's work belongs to it and `gc` keeps it;
+    /// cached and skipped ones in batches.
+    journal: Vec<RunStep>,
+    journal_error: Option<lulc_cache::CacheError>,
+}
+
+/// Cached or skipped steps written to the run history per batch.
+const JOURNAL_BATCH: usize = 512;
+
+/// A finished step as the run's history keeps it.
+fn run_step(plan: &Plan, o: &Outcome) -> RunStep {
+    RunStep {
+        step_id: plan.steps[o.step].id.clone(),
+        key: o.key.clone(),
+        status: o.status.as_str().to_string(),
+        reason: match &o.error {
+            Some(e) => e.message.clone(),
+            None => o.reason(),
+        },
+        duration_s: o.duration_s,
+        outputs: o.outputs.clone(),
+        metrics: o.metrics.clone(),
+    }
 }
 
 impl Coordinator<'_> {
@@ -702,12 +721,27 @@ impl Coordinator<'_> {
                     step: plan.steps[i].id.clone(),
                 });
                 self.obs.step_finished(plan, &s);
+                self.journal.push(run_step(plan, &s));
                 self.outcomes[d] = Some(s);
                 self.finished += 1;
                 stack.extend(plan.dependents(d));
             }
         }
+        self.journal.push(run_step(plan, &o));
+        if o.status == Status::Ran || self.journal.len() >= JOURNAL_BATCH {
+            self.flush_journal();
+        }
         self.outcomes[i] = Some(o);
+    }
+
+    fn flush_journal(&mut self) {
+        if self.journal_error.is_some() || self.journal.is_empty() {
+            return;
+        }
+        match self.store.record_run_steps(self.run_id, &self.journal) {
+            Ok(()) => self.journal.clear(),
+            Err(e) => self.journal_error = Some(e),
+        }
     }
 }
 

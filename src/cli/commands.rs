@@ -634,6 +634,13 @@ fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<
     }) {
         Ok(r) => {
             let verb = if r.dry_run { "would remove" } else { "removed" };
+            if r.settled_runs > 0 {
+                println!(
+                    "gc: {} run(s) left `running` by a killed lulc marked interrupted; the steps \
+                     they finished are kept like any run's",
+                    r.settled_runs
+                );
+            }
             for s in &r.removed_steps {
                 println!("{verb} {s}");
             }

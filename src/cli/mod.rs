@@ -208,7 +208,8 @@ pub enum Command {
         /// Report what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Keep everything used by the newest N runs.
+        /// Keep everything used by the newest N runs of each spec (runs that reached no
+        /// result do not count).
         #[arg(long, default_value_t = 5)]
         keep_runs: usize,
         /// Then evict least recently used results until the store is under SIZE (e.g. `2G`).

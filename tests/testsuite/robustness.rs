@@ -61,3 +61,49 @@ fn gc_removes_only_the_stores_own_stale_temp_files() {
     assert!(mine.exists(), "a file lulc did not write stays");
     assert!(!leftover.exists(), "a stale temp file of the store goes");
 }
+
+#[test]
+fn a_killed_run_keeps_what_it_finished_through_gc_and_is_marked_interrupted() {
+    let p = Project::new(
+        "name: killed\nnodes:\n  a: { kind: emit, params: { value: 1 } }\n  slow: { kind: emit, params: { value: 2, delay_ms: 60000 }, inputs: { after: a } }\n",
+    );
+    let mut child = p
+        .cmd(&["run", "pipeline.yaml", "--jobs", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until `a` is finished (fresh in the store), then kill -9 while `slow` runs.
+    let started = std::time::Instant::now();
+    loop {
+        let plan = p.plan(&[]);
+        if plan.code == 0 && plan.step("a")["status"] == "fresh" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "a never finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let gc = p.lulc(&["gc", "--keep-runs", "1"]);
+    gc.assert_ok();
+    assert!(
+        gc.stdout
+            .contains("1 run(s) left `running` by a killed lulc marked interrupted"),
+        "{}",
+        gc.stdout
+    );
+    let plan = p.plan(&[]);
+    assert_eq!(plan.step("a")["status"], "fresh", "{}", gc.stdout);
+    // Settled once: the next gc finds nothing left running.
+    let again = p.lulc(&["gc", "--keep-runs", "1"]);
+    assert!(
+        !again.stdout.contains("marked interrupted"),
+        "{}",
+        again.stdout
+    );
+}
