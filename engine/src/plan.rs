@@ -423,6 +423,25 @@ impl Lowerer<'_> {
             }
         }
         for o in overrides.iter().filter(|o| !o.key.contains('.')) {
+            if !self.params.contains_key(&o.key) && !self.broken_params.contains(&o.key) {
+                let names: Vec<&str> = raw.params.iter().map(|(k, _)| k.text.as_str()).collect();
+                let mut e = SpecError::new(
+                    Code::BadOverride,
+                    format!(
+                        "`--set {}`: the spec has no top-level param `{}`",
+                        o.key, o.key
+                    ),
+                )
+                .did_you_mean(&o.key, names);
+                if e.help.is_none() {
+                    e = e.help(
+                        "a top-level `--set` overrides a param under `params:`; \
+                         for one node's param write `--set NODE.PARAM=VALUE`",
+                    );
+                }
+                self.diags.push(e);
+                continue;
+            }
             let p = self
                 .params
                 .entry(o.key.clone())
@@ -433,6 +452,10 @@ impl Lowerer<'_> {
 
     fn declare_nodes(&mut self, raw: &spec::RawSpec, overrides: &[Override]) {
         for (i, n) in raw.nodes.iter().enumerate() {
+            self.check_name("node name", &n.name);
+            for (dk, _) in &n.for_each {
+                self.check_name("partition name", dk);
+            }
             self.node_index.insert(n.name.text.clone(), i);
         }
         for n in &raw.nodes {
@@ -602,6 +625,24 @@ impl Lowerer<'_> {
         let mut out = Vec::with_capacity(list.len());
         for item in &list {
             match DimValue::from_value(item) {
+                Some(DimValue::Str(text)) if bad_value_char(&text).is_some() => {
+                    self.diags.push(
+                        SpecError::new(
+                            Code::BadValue,
+                            format!(
+                                "partition value `{text}` of `{dim}` cannot be used: {}",
+                                bad_value_char(&text).unwrap_or_default()
+                            ),
+                        )
+                        .at(v.span, "bad partition value")
+                        .help(
+                            "partition values are parts of step ids (`node[dim=value,...]`) and \
+                             of export folders: leave out `,` `=` `[` `]` `/` `\\` and control \
+                             characters",
+                        ),
+                    );
+                    return None;
+                }
                 Some(d) => out.push(d),
                 None => {
                     self.diags.push(
@@ -964,6 +1005,25 @@ impl Lowerer<'_> {
                     None
                 }
             },
+        }
+    }
+
+    /// Node and partition names become parts of step ids (`node[dim=value,...]`), `--set`
+    /// keys (`node.param`) and export folders (`OUT/<node>/`): characters that separate those
+    /// parts, and path separators, are refused.
+    fn check_name(&mut self, what: &str, key: &spec::Key) {
+        if let Some(bad) = bad_name_char(&key.text) {
+            self.diags.push(
+                SpecError::new(
+                    Code::BadValue,
+                    format!("{what} `{}` cannot be used: {bad}", key.text),
+                )
+                .at(key.span, "not allowed in a name")
+                .help(
+                    "use letters, digits, `_` and `-`: names are parts of step ids \
+                     (`node[dim=value]`), of `--set node.param` and of export folders",
+                ),
+            );
         }
     }
 
@@ -1615,6 +1675,38 @@ fn describe_values(v: &[DimValue]) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+/// What makes `name` unusable as a node or partition name, if anything.
+fn bad_name_char(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("it is empty".into());
+    }
+    name.chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-')))
+        .map(describe_char)
+}
+
+/// What makes a partition value unusable in a step id or a file path, if anything.
+fn bad_value_char(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return Some("it is empty".into());
+    }
+    if value == "." || value == ".." {
+        return Some(format!("`{value}` is a folder name"));
+    }
+    value
+        .chars()
+        .find(|c| matches!(c, ',' | '=' | '[' | ']' | '/' | '\\') || c.is_control())
+        .map(describe_char)
+}
+
+fn describe_char(c: char) -> String {
+    if c.is_control() || c.is_whitespace() {
+        format!("it contains the character U+{:04X}", c as u32)
+    } else {
+        format!("it contains `{c}`")
     }
 }
 

@@ -107,3 +107,20 @@ fn a_killed_run_keeps_what_it_finished_through_gc_and_is_marked_interrupted() {
         again.stdout
     );
 }
+
+#[test]
+fn a_set_of_a_top_level_param_the_spec_lacks_is_an_error_with_a_suggestion() {
+    let p = Project::new(
+        "name: yearly\nparams: { years: 2020..2021 }\nnodes:\n  a: { kind: emit, params: { value: 1 }, for_each: { year: years } }\n",
+    );
+    let r = p.plan(&["--set", "yeras=2020..2022"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("spec::bad_override"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no top-level param `yeras`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("did you mean `years`?"), "{}", r.stderr);
+    p.plan(&["--set", "years=2020..2022"]).assert_ok();
+}
