@@ -76,6 +76,42 @@ pub struct SpecError {
     pub secondary: Vec<(Span, String)>,
     pub help: Option<String>,
     pub src: Option<SpecSource>,
+    /// A window of a long line shown instead of `src` (see `cut_long_line`).
+    excerpt: Option<Arc<Excerpt>>,
+}
+
+/// A window of one long line of the spec, reporting the line and column of the whole file.
+#[derive(Debug)]
+struct Excerpt {
+    name: String,
+    text: String,
+    /// 0-based line and column (in characters) of the window's first character.
+    line: usize,
+    column: usize,
+}
+
+impl miette::SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self.text.read_span(span, before, after)?;
+        let column = if inner.line() == 0 {
+            inner.column() + self.column
+        } else {
+            inner.column()
+        };
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line() + self.line,
+            column,
+            inner.line_count(),
+        )))
+    }
 }
 
 impl SpecError {
@@ -87,6 +123,7 @@ impl SpecError {
             secondary: Vec::new(),
             help: None,
             src: None,
+            excerpt: None,
         }
     }
 
@@ -121,6 +158,62 @@ impl SpecError {
         self
     }
 
+    /// When the primary span lies on a line longer than [`LONG_LINE`] (a generated one-line
+    /// JSON spec), shows only a window of that line around it: the source becomes the excerpt,
+    /// named with the line and column, and the spans are shifted into it. Secondary spans
+    /// outside the window are dropped. A renderer fed a line of 65,536 characters or more
+    /// would fail, and a terminal would show nothing useful anyway.
+    fn cut_long_line(&mut self) {
+        let (Some(src), Some((span, _))) = (&self.src, &self.span) else {
+            return;
+        };
+        let text = src.inner();
+        let at = span.offset.min(text.len());
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        if line_end - line_start <= LONG_LINE {
+            return;
+        }
+        let floor = |mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let len = span.len.min(CUT_CONTEXT);
+        let start = floor(at.saturating_sub(CUT_CONTEXT).max(line_start));
+        let end = floor((at + len + CUT_CONTEXT).min(line_end));
+        let line = text[..start].matches('\n').count();
+        let column = text[line_start..start].chars().count();
+        let excerpt = Excerpt {
+            name: format!(
+                "{} (a line of {} characters, cut)",
+                src.name(),
+                text[line_start..line_end].chars().count()
+            ),
+            text: text[start..end].to_string(),
+            line,
+            column,
+        };
+        let shift = |s: Span| -> Option<Span> {
+            (s.offset >= start && s.offset < end).then(|| Span {
+                offset: s.offset - start,
+                len: s.len.min(end - s.offset),
+            })
+        };
+        if let Some((s, _)) = &mut self.span {
+            *s = Span {
+                offset: at - start,
+                len: len.min(end - at),
+            };
+        }
+        self.secondary = std::mem::take(&mut self.secondary)
+            .into_iter()
+            .filter_map(|(s, l)| shift(s).map(|s| (s, l)))
+            .collect();
+        self.excerpt = Some(Arc::new(excerpt));
+    }
+
     fn dedup_key(&self) -> (Code, String, Option<Span>) {
         (
             self.code,
@@ -142,6 +235,9 @@ impl Diagnostic for SpecError {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        if let Some(e) = &self.excerpt {
+            return Some(e.as_ref() as &dyn miette::SourceCode);
+        }
         self.src.as_deref().map(|s| s as &dyn miette::SourceCode)
     }
 
@@ -167,6 +263,11 @@ pub struct SpecErrors {
     /// Errors found beyond [`MAX_ERRORS`], counted but not kept.
     pub omitted: usize,
 }
+
+/// Lines longer than this many bytes are shown cut around the error ([`CUT_CONTEXT`] bytes on
+/// each side).
+pub const LONG_LINE: usize = 400;
+const CUT_CONTEXT: usize = 80;
 
 /// At most this many errors are kept and shown: a hostile spec can have one per line.
 pub const MAX_ERRORS: usize = 100;
@@ -238,6 +339,7 @@ impl Diagnostics {
         for e in &mut errors {
             if e.span.is_some() {
                 e.src = Some(src.clone());
+                e.cut_long_line();
             }
         }
         SpecErrors {

@@ -69,7 +69,8 @@ pub struct LocalThreads {
 }
 
 impl LocalThreads {
-    /// Starts `jobs` worker threads in `scope`; they end when the executor is dropped.
+    /// Starts `jobs` worker threads in `scope`; they end when the executor is dropped. Where
+    /// the system refuses more threads (a process or memory limit), runs with those it got.
     pub fn new<'scope, 'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         jobs: usize,
@@ -79,19 +80,25 @@ impl LocalThreads {
         let jobs = jobs.max(1);
         let (task_tx, task_rx) = crossbeam_channel::unbounded::<StepTask>();
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<StepResult>();
+        let mut started = 0;
         for _ in 0..jobs {
             let task_rx = task_rx.clone();
             let done_tx = done_tx.clone();
-            scope.spawn(move || {
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
                 while let Ok(task) = task_rx.recv() {
                     if done_tx.send(run_task(&task, blobs, registry)).is_err() {
                         break;
                     }
                 }
             });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(_) if started > 0 => break,
+                Err(e) => panic!("cannot start a worker thread: {e}"),
+            }
         }
         LocalThreads {
-            jobs,
+            jobs: started,
             tasks: Some(task_tx),
             done: done_rx,
         }

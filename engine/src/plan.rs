@@ -179,11 +179,26 @@ pub struct LowerOptions<'a> {
 }
 
 /// Read and lower a spec file.
+///
+/// Reading stops one byte past the size limit (`/dev/zero` or a huge generated file is refused
+/// after 4 MiB, not read whole).
 pub fn load(path: &Path, opts: &LowerOptions) -> Result<Plan, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
+    use std::io::Read;
+    let io = |e: std::io::Error| LoadError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(yaml::MAX_SPEC_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() > yaml::MAX_SPEC_BYTES {
+        return Err(LoadError::TooBig {
+            path: path.display().to_string(),
+            limit: yaml::MAX_SPEC_BYTES,
+        });
+    }
     lower_bytes(path, bytes, opts).map_err(LoadError::Spec)
 }
 
@@ -218,6 +233,12 @@ pub enum LoadError {
     #[error("cannot read spec `{path}`: {message}")]
     #[diagnostic(code(spec::io))]
     Io { path: String, message: String },
+    #[error("spec `{path}` is larger than the limit of {limit} bytes (4 MiB)")]
+    #[diagnostic(
+        code(spec::too_big),
+        help("a spec describes a pipeline; put data (point lists, tables) in files it names")
+    )]
+    TooBig { path: String, limit: usize },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Spec(SpecErrors),

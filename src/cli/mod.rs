@@ -65,8 +65,8 @@ pub enum Command {
         spec: SpecArgs,
         #[command(flatten)]
         store: StoreArgs,
-        /// Steps run in parallel (default: number of cores).
-        #[arg(long, short = 'j')]
+        /// Steps run in parallel (default: number of cores; at most 1024).
+        #[arg(long, short = 'j', value_parser = parse_jobs)]
         jobs: Option<usize>,
         /// Print one JSON document on stdout.
         #[arg(long)]
@@ -266,6 +266,25 @@ pub fn registry() -> Registry {
         }
     }
     reg
+}
+
+/// The most worker threads `--jobs` starts: beyond the cores, more threads only wait, and each
+/// reserves stack memory (a huge value made thread creation abort the run).
+pub const MAX_JOBS: usize = 1024;
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of steps"))?;
+    match n {
+        0 => Err("0 steps at a time would never finish; give 1 or more".into()),
+        n if n > MAX_JOBS => Err(format!(
+            "at most {MAX_JOBS} steps run at once on one machine (this one has {} cores); \
+             for more, use `--executor slurm`",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        )),
+        n => Ok(n),
+    }
 }
 
 pub fn overrides(set: &[String]) -> Result<Vec<Override>, String> {

@@ -124,3 +124,48 @@ fn a_set_of_a_top_level_param_the_spec_lacks_is_an_error_with_a_suggestion() {
     assert!(r.stderr.contains("did you mean `years`?"), "{}", r.stderr);
     p.plan(&["--set", "years=2020..2022"]).assert_ok();
 }
+
+#[test]
+fn jobs_beyond_the_limit_or_zero_are_refused_with_exit_2() {
+    let p = Project::new(TWO);
+    for jobs in ["100000", "0", "many"] {
+        let r = p.run(&["--jobs", jobs]);
+        assert_eq!(r.code, 2, "--jobs {jobs}: {}", r.stderr);
+        assert!(r.stderr.contains("--jobs"), "{}", r.stderr);
+    }
+    assert!(!p.store().exists(), "nothing was started");
+    p.run(&["--jobs", "1024"]).assert_ok();
+}
+
+#[test]
+fn an_error_far_into_a_one_line_spec_is_shown_cut_around_it() {
+    // A generated one-line JSON spec: the error sits past column 65,536.
+    let pad = "x".repeat(70_000);
+    let spec = format!(
+        r#"{{"name": "long", "nodes": {{"a": {{"kind": "emit", "params": {{"value": 1}}, "doc": "{pad}", "colour": 1}}}}}}"#
+    );
+    let p = Project::new(&spec);
+    let r = p.lulc(&["validate", "pipeline.yaml"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown field `colour`"), "{}", r.stderr);
+    // Named with the real line and column, and only a window of the line is printed.
+    let column = spec.find("\"colour\"").unwrap() + 1;
+    assert!(
+        r.stderr.contains(&format!(
+            "pipeline.yaml (a line of {} characters, cut):1:{column}",
+            spec.len()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.len() < 4_000, "{} bytes of stderr", r.stderr.len());
+}
+
+#[test]
+fn a_spec_that_never_ends_is_refused_at_the_size_limit() {
+    let p = Project::new(TWO);
+    let r = p.lulc(&["validate", "/dev/zero"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("spec::too_big"), "{}", r.stderr);
+    assert!(r.stderr.contains("larger than the limit"), "{}", r.stderr);
+}
