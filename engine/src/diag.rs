@@ -266,7 +266,7 @@ pub struct SpecErrors {
 
 /// Lines longer than this many bytes are shown cut around the error ([`CUT_CONTEXT`] bytes on
 /// each side).
-pub const LONG_LINE: usize = 400;
+pub const LONG_LINE: usize = 1000;
 const CUT_CONTEXT: usize = 80;
 
 /// At most this many errors are kept and shown: a hostile spec can have one per line.

@@ -189,6 +189,11 @@ pub fn load(path: &Path, opts: &LowerOptions) -> Result<Plan, LoadError> {
         message: e.to_string(),
     };
     let file = std::fs::File::open(path).map_err(io)?;
+    let size = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
     let mut bytes = Vec::new();
     file.take(yaml::MAX_SPEC_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
@@ -196,6 +201,7 @@ pub fn load(path: &Path, opts: &LowerOptions) -> Result<Plan, LoadError> {
     if bytes.len() > yaml::MAX_SPEC_BYTES {
         return Err(LoadError::TooBig {
             path: path.display().to_string(),
+            size: size.map(|n| format!(" ({n} bytes)")).unwrap_or_default(),
             limit: yaml::MAX_SPEC_BYTES,
         });
     }
@@ -233,12 +239,17 @@ pub enum LoadError {
     #[error("cannot read spec `{path}`: {message}")]
     #[diagnostic(code(spec::io))]
     Io { path: String, message: String },
-    #[error("spec `{path}` is larger than the limit of {limit} bytes (4 MiB)")]
+    #[error("spec `{path}`{size} is larger than the limit of {limit} bytes (4 MiB)")]
     #[diagnostic(
         code(spec::too_big),
         help("a spec describes a pipeline; put data (point lists, tables) in files it names")
     )]
-    TooBig { path: String, limit: usize },
+    TooBig {
+        path: String,
+        /// ` (N bytes)` when the file says its size.
+        size: String,
+        limit: usize,
+    },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Spec(SpecErrors),
