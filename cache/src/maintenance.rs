@@ -846,6 +846,27 @@ mod tests {
     }
 
     #[test]
+    fn verify_finds_the_record_files_of_a_healthy_store_in_agreement() {
+        let (_dir, store) = store();
+        // Durations whose shortest decimal form needs 17 digits must read back exactly.
+        for (i, d) in [2.3489426780000002, 0.1 + 0.2, 1e-300, 123456.789]
+            .iter()
+            .enumerate()
+        {
+            let mut rec = step(&store, &format!("k{i}"), "s", format!("o{i}").as_bytes());
+            rec.duration_s = *d;
+            store.record_step(&rec).unwrap();
+        }
+        let report = store.verify().unwrap();
+        assert!(
+            report.records_rewritten.is_empty(),
+            "{:?}",
+            report.records_rewritten
+        );
+        assert!(report.records_missing.is_empty());
+    }
+
+    #[test]
     fn gc_keeps_the_newest_runs_of_each_spec_and_runs_that_reached_nothing_do_not_count() {
         let (_dir, store) = store();
         let old_a = step(&store, "ka0", "a", b"spec a, first");
