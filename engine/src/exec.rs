@@ -486,14 +486,32 @@ fn run_step(plan: &Plan, o: &Outcome) -> RunStep {
         step_id: plan.steps[o.step].id.clone(),
         key: o.key.clone(),
         status: o.status.as_str().to_string(),
-        reason: match &o.error {
+        reason: cap_reason(match &o.error {
             Some(e) => e.message.clone(),
             None => o.reason(),
-        },
+        }),
         duration_s: o.duration_s,
         outputs: o.outputs.clone(),
         metrics: o.metrics.clone(),
     }
+}
+
+/// The run history keeps at most this many bytes of a step's reason or error.
+const MAX_REASON: usize = 4096;
+
+/// A reason cut to [`MAX_REASON`] bytes (at a character boundary): a node that quotes a huge
+/// input in its error must not bloat the index (SQLite refuses strings over 1 GB).
+fn cap_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON {
+        let mut cut = MAX_REASON;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let total = reason.len();
+        reason.truncate(cut);
+        reason.push_str(&format!("... ({total} bytes in all)"));
+    }
+    reason
 }
 
 impl Coordinator<'_> {

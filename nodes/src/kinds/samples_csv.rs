@@ -134,7 +134,34 @@ struct Table<'a> {
 
 impl Table<'_> {
     fn err(&self, line: usize, msg: impl std::fmt::Display) -> NodeError {
-        NodeError::new(format!("`{}` line {line}: {msg}", self.name))
+        NodeError::new(format!(
+            "`{}` line {line}: {}",
+            self.name,
+            short(&msg.to_string(), MAX_MESSAGE)
+        ))
+    }
+
+    /// The header's column names; a name given twice is an error (else the last would win).
+    fn header(&self) -> Result<Vec<String>, NodeError> {
+        let (n, line) = self.lines[0];
+        let header = self.split(n, line)?;
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, name) in header.iter().enumerate() {
+            if let Some(j) = first.insert(name.as_str(), i) {
+                return Err(self
+                    .err(
+                        n,
+                        format!(
+                            "column `{}` appears twice (columns {} and {})",
+                            short(name, MAX_CELL),
+                            j + 1,
+                            i + 1
+                        ),
+                    )
+                    .with_help("rename or remove one of them"));
+            }
+        }
+        Ok(header)
     }
 
     fn split(&self, n: usize, line: &str) -> Result<Vec<String>, NodeError> {
@@ -169,6 +196,19 @@ impl Table<'_> {
     }
 }
 
+/// At most this many characters of a cell are quoted in an error.
+const MAX_CELL: usize = 60;
+/// At most this many characters of an error message (after the file and line).
+const MAX_MESSAGE: usize = 600;
+
+/// `s`, or its first `max` characters and how long it is: a 1 GiB field is quoted, not echoed.
+fn short(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}... ({} characters)", &s[..cut], s.chars().count()),
+    }
+}
+
 /// A value of a feature column: `Ok(None)` for a missing value.
 fn value(t: &Table, line: usize, column: &str, s: &str) -> Result<Option<f32>, NodeError> {
     let s = s.trim();
@@ -177,7 +217,13 @@ fn value(t: &Table, line: usize, column: &str, s: &str) -> Result<Option<f32>, N
     }
     match s.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(Some(v)),
-        _ => Err(t.err(line, format!("column `{column}`: `{s}` is not a number"))),
+        _ => Err(t.err(
+            line,
+            format!(
+                "column `{column}`: `{}` is not a number",
+                short(s, MAX_CELL)
+            ),
+        )),
     }
 }
 
@@ -192,10 +238,11 @@ fn label(
         return Ok(c);
     }
     class_code(&Value::String(s.to_string()), legend).map_err(|why| {
-        t.err(line, format!("label `{s}`: {why}")).with_help(
-            "labels are class codes 1..255 or legend names (`Rice`); map others with \
+        t.err(line, format!("label `{}`: {why}", short(s, MAX_CELL)))
+            .with_help(
+                "labels are class codes 1..255 or legend names (`Rice`); map others with \
              `labels: {<text>: <code>}`",
-        )
+            )
     })
 }
 
@@ -240,7 +287,10 @@ fn coord(
         Some(i) => cells[i].trim().parse::<f64>().map_err(|_| {
             t.err(
                 n,
-                format!("column `{name}`: `{}` is not a number", cells[i]),
+                format!(
+                    "column `{name}`: `{}` is not a number",
+                    short(&cells[i], MAX_CELL)
+                ),
             )
         }),
     }
@@ -257,12 +307,15 @@ fn check_width(t: &Table, n: usize, cells: &[String], want: usize) -> Result<(),
 }
 
 fn parse_long(t: &Table, p: &SamplesCsvParams, legend: &Legend) -> Result<Parsed, NodeError> {
-    let (hn, hline) = t.lines[0];
-    let header = t.split(hn, hline)?;
+    let hn = t.lines[0].0;
+    let header = t.header()?;
     let need = |name: &str, param: &str| {
         position(&header, name).ok_or_else(|| {
             t.err(hn, format!("no column `{name}` (set `{param}`)"))
-                .with_help(format!("the columns are: {}", header.join(", ")))
+                .with_help(format!(
+                    "the columns are: {}",
+                    short(&header.join(", "), MAX_MESSAGE)
+                ))
         })
     };
     let (ci, cl, ct) = (
@@ -409,14 +462,17 @@ fn parse_wide(t: &Table, p: &SamplesCsvParams, legend: &Legend) -> Result<Parsed
             .collect();
         return Ok(out);
     }
-    let (hn, hline) = t.lines[0];
-    let header = t.split(hn, hline)?;
+    let hn = t.lines[0].0;
+    let header = t.header()?;
     let cl = position(&header, &p.label_column).ok_or_else(|| {
         t.err(
             hn,
             format!("no column `{}` (set `label_column`)", p.label_column),
         )
-        .with_help(format!("the columns are: {}", header.join(", ")))
+        .with_help(format!(
+            "the columns are: {}",
+            short(&header.join(", "), MAX_MESSAGE)
+        ))
     })?;
     let ci = position(&header, &p.id_column);
     let (cx, cy) = (
@@ -594,11 +650,39 @@ impl Node for SamplesCsv {
 
     fn run(&self, ctx: &mut RunCtx, p: &SamplesCsvParams, _: &Inputs) -> Result<(), NodeError> {
         let path = ctx.input_path("path", &p.path)?;
-        let text = std::fs::read_to_string(&path)
+        let bytes = std::fs::read(&path)
             .map_err(|e| NodeError::new(format!("cannot read `{}`: {e}", p.path)))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let before = &e.as_bytes()[..at];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1;
+            NodeError::new(format!(
+                "`{}` line {line}, column {column}: byte 0x{:02x} is not UTF-8 text",
+                p.path,
+                e.as_bytes()[at]
+            ))
+            .with_help(
+                "save the table as UTF-8 (in LibreOffice: Save As, \"Edit filter settings\", \
+                 character set Unicode (UTF-8); in R: write.csv(..., fileEncoding = \"UTF-8\"))",
+            )
+        })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        let lines: Vec<(usize, &str)> = text
-            .lines()
+        // Old Mac files end lines with CR alone.
+        let cr_only = !text.contains('\n') && text.contains('\r');
+        let raw_lines: Box<dyn Iterator<Item = &str>> = if cr_only {
+            Box::new(text.split('\r'))
+        } else {
+            Box::new(text.lines())
+        };
+        let lines: Vec<(usize, &str)> = raw_lines
             .enumerate()
             .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
             .filter(|(_, l)| !l.trim().is_empty())
@@ -631,7 +715,7 @@ impl Node for SamplesCsv {
         let format = match p.format {
             Format::Auto if !p.header => Format::Wide,
             Format::Auto => {
-                let header = table.split(table.lines[0].0, table.lines[0].1)?;
+                let header = table.header()?;
                 if header.contains(&p.time_column) {
                     Format::Long
                 } else {
@@ -935,5 +1019,74 @@ b,Pasture,2013-09-14,-55.5,-10.25,0.42,0.32
         write(dir.path(), "q.csv", "id,label,B_1\n\"x,1\",3,0.5\n");
         let (_, s) = run(json!({"path": "q.csv"}), dir.path()).unwrap();
         assert_eq!(s.points[0].id, "x,1");
+    }
+
+    #[test]
+    fn samples_csv_refuses_a_column_named_twice() {
+        let dir = TempDir::new().unwrap();
+        write(
+            dir.path(),
+            "twice.csv",
+            "id,label,NDVI_1,label\na,1,0.5,2\n",
+        );
+        let e = err_of(run(json!({"path": "twice.csv"}), dir.path()));
+        assert!(
+            e.contains("`twice.csv` line 1: column `label` appears twice (columns 2 and 4)"),
+            "{e}"
+        );
+        write(
+            dir.path(),
+            "long.csv",
+            "id,label,time,NDVI,NDVI\na,1,1,0.5,0.6\n",
+        );
+        let e = err_of(run(json!({"path": "long.csv"}), dir.path()));
+        assert!(
+            e.contains("column `NDVI` appears twice (columns 4 and 5)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn samples_csv_quotes_a_huge_bad_field_briefly() {
+        let dir = TempDir::new().unwrap();
+        let field = "z".repeat(5_000_000);
+        write(
+            dir.path(),
+            "huge.csv",
+            &format!("id,label,NDVI_1\na,1,0.5\nb,1,{field}\n"),
+        );
+        let e = err_of(run(json!({"path": "huge.csv"}), dir.path()));
+        assert!(e.contains("`huge.csv` line 3: column `NDVI_1`"), "{e}");
+        assert!(e.contains("... (5000000 characters)"), "{e}");
+        assert!(e.len() < 1_000, "{} bytes", e.len());
+        // A huge id in a message that quotes it is cut too.
+        write(
+            dir.path(),
+            "ids.csv",
+            &format!("id,label,NDVI_1\n{field},1,0.5\n{field},1,0.5\n"),
+        );
+        let e = err_of(run(json!({"path": "ids.csv"}), dir.path()));
+        assert!(e.contains("line 3"), "{}", &e[..200]);
+        assert!(e.len() < 1_500, "{} bytes", e.len());
+    }
+
+    #[test]
+    fn samples_csv_reads_cr_only_line_ends_and_names_the_line_of_non_utf8_bytes() {
+        let dir = TempDir::new().unwrap();
+        write(dir.path(), "mac.csv", "id,label,NDVI_1\ra,1,0.5\rb,2,0.6\r");
+        let (_, s) = run(json!({"path": "mac.csv"}), dir.path()).unwrap();
+        assert_eq!(s.points.len(), 2);
+        assert_eq!(s.row(1), [0.6]);
+        std::fs::write(
+            dir.path().join("latin1.csv"),
+            b"id,label,NDVI_1\na,1,0.5\nb,Caf\xe9,0.6\n",
+        )
+        .unwrap();
+        let e = err_of(run(json!({"path": "latin1.csv"}), dir.path()));
+        assert!(
+            e.contains("`latin1.csv` line 3, column 6: byte 0xe9 is not UTF-8 text"),
+            "{e}"
+        );
+        assert!(e.contains("UTF-8"), "{e}");
     }
 }
