@@ -352,36 +352,73 @@ impl Blobs {
 
     /// Copies `src` into a fresh tmp file (fsynced), checking the copy still hashes to `expect`.
     fn copy_to_tmp(&self, src: &Path, expect: &Digest) -> Result<PathBuf> {
-        let mut input = File::open(src).map_err(io_err("open", src))?;
-        let (tmp, mut out) = self.create_tmp_file()?;
-        let copied = (|| -> io::Result<Digest> {
-            let mut hasher = blake3::Hasher::new();
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = input.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                out.write_all(&buf[..n])?;
+        let (tmp, out) = self.create_tmp_file()?;
+        copy_checked(src, &tmp, out, expect)?;
+        Ok(tmp)
+    }
+
+    /// Copies blob `d` out of the store to `to` (through `<to>.lulc-tmp`, renamed when
+    /// complete; writable by the user, unlike the store's blobs), hashing what it copies:
+    /// `CorruptBlob` when the blob no longer hashes to its name (changed in place), and
+    /// nothing is left at `to`.
+    pub fn copy_out(&self, d: &Digest, to: &Path) -> Result<()> {
+        if let Some(dir) = to.parent() {
+            fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        }
+        let mut name = to.as_os_str().to_owned();
+        name.push(".lulc-tmp");
+        let tmp = PathBuf::from(name);
+        let out = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        let src = self.blob_path(d);
+        if !src.is_file() {
+            let _ = fs::remove_file(&tmp);
+            return Err(CacheError::MissingBlob {
+                digest: d.clone(),
+                path: src,
+            });
+        }
+        copy_checked(&src, &tmp, out, d)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))
+                .map_err(io_err("set permissions of", &tmp))?;
+        }
+        fs::rename(&tmp, to).map_err(io_err("rename into place", to))
+    }
+}
+
+/// Copies `src` into `out` (the open file at `tmp`), fsynced, checking the bytes hash to
+/// `expect`; removes `tmp` on any failure.
+fn copy_checked(src: &Path, tmp: &Path, mut out: File, expect: &Digest) -> Result<()> {
+    let copied = (|| -> io::Result<Digest> {
+        let mut input = File::open(src)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                break;
             }
-            out.sync_all()?;
-            Ok(Digest::from_hash(&hasher.finalize()))
-        })();
-        match copied {
-            Ok(got) if &got == expect => Ok(tmp),
-            Ok(got) => {
-                let _ = fs::remove_file(&tmp);
-                Err(CacheError::CorruptBlob {
-                    digest: expect.clone(),
-                    path: src.to_owned(),
-                    actual: got,
-                })
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(io_err(format!("copy `{}` to", src.display()), &tmp)(e))
-            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        out.sync_all()?;
+        Ok(Digest::from_hash(&hasher.finalize()))
+    })();
+    match copied {
+        Ok(got) if &got == expect => Ok(()),
+        Ok(got) => {
+            let _ = fs::remove_file(tmp);
+            Err(CacheError::CorruptBlob {
+                digest: expect.clone(),
+                path: src.to_owned(),
+                actual: got,
+            })
+        }
+        Err(e) => {
+            let _ = fs::remove_file(tmp);
+            Err(io_err(format!("copy `{}` to", src.display()), tmp)(e))
         }
     }
 }

@@ -1618,7 +1618,6 @@ impl Lowerer<'_> {
             }
             let up_name = up.name.text.clone();
             let up_dims: Vec<String> = up.dims.iter().map(|(d, _)| d.clone()).collect();
-            let up_values: Vec<Vec<DimValue>> = up.dims.iter().map(|(_, v)| v.clone()).collect();
             let mut edges = Vec::new();
             for combo in cartesian(&per_dim) {
                 match index.get(&(inp.from, up_axes.clone(), combo.clone())) {
@@ -1635,9 +1634,11 @@ impl Lowerer<'_> {
                         let wanted: BTreeMap<String, DimValue> =
                             up_dims.iter().cloned().zip(combo.iter().cloned()).collect();
                         let missing = step_id(&up_name, &wanted, &BTreeMap::new());
-                        let have: Vec<String> = up_dims
+                        // Built only here: cloning every upstream value per step made lowering
+                        // quadratic in the partitions.
+                        let have: Vec<String> = self.nodes[inp.from]
+                            .dims
                             .iter()
-                            .zip(&up_values)
                             .map(|(d, v)| format!("{d} in {}", describe_values(v)))
                             .collect();
                         let reader = if relative {

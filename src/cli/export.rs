@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use lulc_cache::CacheError;
 use lulc_engine::Plan;
 use lulc_engine::exec::Status;
 
@@ -75,22 +76,6 @@ fn plain_name(name: &str) -> bool {
     )
 }
 
-/// Copy `from` to `to` through a temporary name (a reader never sees half a file); the copy is
-/// the user's, writable, unlike the store's blobs.
-fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {
-    if let Some(dir) = to.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = to.with_extension("lulc-export-tmp");
-    std::fs::copy(from, &tmp)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-    }
-    std::fs::rename(&tmp, to)
-}
-
 pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &StoreArgs) -> i32 {
     let plan = tri!(load(spec));
     let steps = match select(&plan, targets) {
@@ -136,9 +121,26 @@ pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &Stor
                     return EXIT_FAILED;
                 }
                 let to = dir.join(name);
-                if let Err(e) = copy_file(&store.blob_path(fd), &to) {
-                    eprintln!("error: cannot write `{}`: {e}", to.display());
-                    return EXIT_FAILED;
+                // Hashed while copied: a blob changed in place since it was written is never
+                // handed out as the step's result.
+                match store.blobs().copy_out(fd, &to) {
+                    Ok(()) => {}
+                    Err(CacheError::CorruptBlob { .. } | CacheError::MissingBlob { .. }) => {
+                        let _ = store.quarantine(fd);
+                        eprintln!(
+                            "error: file `{name}` of `{}` changed in the store after it was \
+                             written (its content no longer has its digest); it was moved to \
+                             quarantine/ and the step will recompute\nhelp: run `lulc run {}`, \
+                             then export again",
+                            step.id,
+                            spec.spec.display()
+                        );
+                        return EXIT_FAILED;
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot write `{}`: {e}", to.display());
+                        return EXIT_FAILED;
+                    }
                 }
                 println!("{}", to.display());
                 copied += 1;

@@ -280,8 +280,20 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
                     esc(&s.id),
                     &key[..key.len().min(16)]
                 );
+                // Only what still has its digest is embedded (a blob changed in place since it
+                // was written is left out, with a warning).
+                if (name.ends_with(".png") || name == "map.tif")
+                    && store.blobs().rehash(fd).0 != lulc_cache::BlobState::Ok
+                {
+                    eprintln!(
+                        "warning: file `{name}` of `{}` changed in the store after it was \
+                         written; left out of the report (run `lulc verify`, then `lulc run`)",
+                        s.id
+                    );
+                    continue;
+                }
                 if name.ends_with(".png") {
-                    if let Ok(bytes) = std::fs::read(&path) {
+                    if let Ok(bytes) = store.read_bytes(fd) {
                         let _ = write!(
                             figures,
                             "<figure><img src=\"{}\" alt=\"{}\" style=\"max-width:560px\">{caption}\

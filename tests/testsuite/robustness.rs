@@ -169,3 +169,55 @@ fn a_spec_that_never_ends_is_refused_at_the_size_limit() {
     assert!(r.stderr.contains("spec::too_big"), "{}", r.stderr);
     assert!(r.stderr.contains("larger than the limit"), "{}", r.stderr);
 }
+
+#[test]
+fn export_never_hands_out_a_blob_changed_in_place() {
+    let p = Project::new(
+        "name: tamper\nnodes:\n  a: { kind: emit, params: { value: \"original content\" } }\n",
+    );
+    p.run(&[]).assert_ok();
+    let blob = p
+        .blobs()
+        .into_iter()
+        .find(|b| std::fs::read(b).unwrap() == b"\"original content\"")
+        .expect("the value's blob");
+    // Same size, other bytes: what an editor or a disk fault leaves.
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    std::fs::write(&blob, b"\"tampered content\"").unwrap();
+
+    let out = p.path().join("out");
+    let r = p.lulc(&[
+        "export",
+        "pipeline.yaml",
+        "a",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("changed in the store after it was written"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.join("a/value.json").exists(), "nothing handed out");
+    // Quarantined: the next run recomputes it, and export then gives the real content.
+    let again = p.run(&[]);
+    again.assert_ok();
+    assert_eq!(again.steps_with("ran"), vec!["a"]);
+    p.lulc(&[
+        "export",
+        "pipeline.yaml",
+        "a",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .assert_ok();
+    assert_eq!(
+        std::fs::read(out.join("a/value.json")).unwrap(),
+        b"\"original content\""
+    );
+}
