@@ -365,18 +365,17 @@ impl Blobs {
         if let Some(dir) = to.parent() {
             fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         }
-        let mut name = to.as_os_str().to_owned();
-        name.push(".lulc-tmp");
-        let tmp = PathBuf::from(name);
-        let out = File::create(&tmp).map_err(io_err("create", &tmp))?;
         let src = self.blob_path(d);
         if !src.is_file() {
-            let _ = fs::remove_file(&tmp);
             return Err(CacheError::MissingBlob {
                 digest: d.clone(),
                 path: src,
             });
         }
+        let mut name = to.as_os_str().to_owned();
+        name.push(".lulc-tmp");
+        let tmp = PathBuf::from(name);
+        let out = File::create(&tmp).map_err(io_err("create", &tmp))?;
         copy_checked(&src, &tmp, out, d)?;
         #[cfg(unix)]
         {

@@ -294,7 +294,7 @@ pub fn lower(path: &Path, text: String, opts: &LowerOptions) -> Result<Plan, Spe
     };
     l.top_params(&raw, opts.overrides);
     l.declare_nodes(&raw, opts.overrides);
-    l.check_overrides(opts.overrides);
+    l.check_overrides(&raw, opts.overrides);
     let order = l.node_order();
     let sweep = l.sweep(&raw, opts.overrides);
     // Expand even when earlier checks failed (but not with a cycle), so param errors of the
@@ -455,23 +455,8 @@ impl Lowerer<'_> {
             }
         }
         for o in overrides.iter().filter(|o| !o.key.contains('.')) {
+            // Reported by `check_overrides`.
             if !self.params.contains_key(&o.key) && !self.broken_params.contains(&o.key) {
-                let names: Vec<&str> = raw.params.iter().map(|(k, _)| k.text.as_str()).collect();
-                let mut e = SpecError::new(
-                    Code::BadOverride,
-                    format!(
-                        "`--set {}`: the spec has no top-level param `{}`",
-                        o.key, o.key
-                    ),
-                )
-                .did_you_mean(&o.key, names);
-                if e.help.is_none() {
-                    e = e.help(
-                        "a top-level `--set` overrides a param under `params:`; \
-                         for one node's param write `--set NODE.PARAM=VALUE`",
-                    );
-                }
-                self.diags.push(e);
                 continue;
             }
             let p = self
@@ -657,14 +642,11 @@ impl Lowerer<'_> {
         let mut out = Vec::with_capacity(list.len());
         for item in &list {
             match DimValue::from_value(item) {
-                Some(DimValue::Str(text)) if bad_value_char(&text).is_some() => {
+                Some(DimValue::Str(text)) if let Some(bad) = bad_value_char(&text) => {
                     self.diags.push(
                         SpecError::new(
                             Code::BadValue,
-                            format!(
-                                "partition value `{text}` of `{dim}` cannot be used: {}",
-                                bad_value_char(&text).unwrap_or_default()
-                            ),
+                            format!("partition value `{text}` of `{dim}` cannot be used: {bad}"),
                         )
                         .at(v.span, "bad partition value")
                         .help(
@@ -1059,19 +1041,41 @@ impl Lowerer<'_> {
         }
     }
 
-    fn check_overrides(&mut self, overrides: &[Override]) {
+    /// A `--set` must name a node (`node.param`) or a top-level param the spec has.
+    fn check_overrides(&mut self, raw: &spec::RawSpec, overrides: &[Override]) {
         for o in overrides {
-            if let Some((node, _)) = o.key.split_once('.')
-                && !self.node_index.contains_key(node)
-            {
-                let names = self.node_names();
-                self.diags.push(
-                    SpecError::new(
+            match o.key.split_once('.') {
+                Some((node, _)) if !self.node_index.contains_key(node) => {
+                    let names = self.node_names();
+                    self.diags.push(
+                        SpecError::new(
+                            Code::BadOverride,
+                            format!("`--set {}`: no node named `{node}`", o.key),
+                        )
+                        .did_you_mean(node, names),
+                    );
+                }
+                None if !self.params.contains_key(&o.key)
+                    && !self.broken_params.contains(&o.key) =>
+                {
+                    let names = raw.params.iter().map(|(k, _)| k.text.as_str());
+                    let mut e = SpecError::new(
                         Code::BadOverride,
-                        format!("`--set {}`: no node named `{node}`", o.key),
+                        format!(
+                            "`--set {}`: the spec has no top-level param `{}`",
+                            o.key, o.key
+                        ),
                     )
-                    .did_you_mean(node, names),
-                );
+                    .did_you_mean(&o.key, names);
+                    if e.help.is_none() {
+                        e = e.help(
+                            "a top-level `--set` overrides a param under `params:`; \
+                             for one node's param write `--set NODE.PARAM=VALUE`",
+                        );
+                    }
+                    self.diags.push(e);
+                }
+                _ => {}
             }
         }
     }

@@ -281,27 +281,36 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
                     &key[..key.len().min(16)]
                 );
                 // Only what still has its digest is embedded (a blob changed in place since it
-                // was written is left out, with a warning).
-                if (name.ends_with(".png") || name == "map.tif")
-                    && store.blobs().rehash(fd).0 != lulc_cache::BlobState::Ok
-                {
+                // was written is left out, with a warning): a figure is checked as it is read,
+                // a map before GDAL reads it.
+                let changed = || {
                     eprintln!(
                         "warning: file `{name}` of `{}` changed in the store after it was \
                          written; left out of the report (run `lulc verify`, then `lulc run`)",
                         s.id
                     );
-                    continue;
-                }
+                };
                 if name.ends_with(".png") {
-                    if let Ok(bytes) = store.read_bytes(fd) {
-                        let _ = write!(
-                            figures,
-                            "<figure><img src=\"{}\" alt=\"{}\" style=\"max-width:560px\">{caption}\
-                             </figure>",
-                            data_uri("image/png", &bytes),
-                            esc(&format!("{} {}", s.id, name))
-                        );
+                    match store.read_bytes(fd) {
+                        Ok(bytes) => {
+                            let _ = write!(
+                                figures,
+                                "<figure><img src=\"{}\" alt=\"{}\" style=\"max-width:560px\">{caption}\
+                                 </figure>",
+                                data_uri("image/png", &bytes),
+                                esc(&format!("{} {}", s.id, name))
+                            );
+                        }
+                        Err(
+                            lulc_cache::CacheError::CorruptBlob { .. }
+                            | lulc_cache::CacheError::MissingBlob { .. },
+                        ) => changed(),
+                        Err(_) => {}
                     }
+                } else if name == "map.tif"
+                    && store.blobs().rehash(fd).0 != lulc_cache::BlobState::Ok
+                {
+                    changed();
                 } else if name == "map.tif"
                     && let Ok(png) = map_preview(&path)
                 {
