@@ -42,7 +42,7 @@ pub struct Blobs {
 
 impl Blobs {
     /// The file layer of the store at `root`. A store is made only in a folder that does not
-    /// exist or is empty; an existing store is recognised by its marker file (or, for stores
+    /// exist, is empty or holds only the layout's folders (a making that was interrupted); an existing store is recognised by its marker file (or, for stores
     /// made before the marker, by its `objects/` and `records/`, and then given the marker).
     /// Any other folder is refused with `NotAStore`, so a mistyped `--store` never turns a
     /// user's folder into a store (whose `gc` would clean its `tmp/`).
@@ -58,11 +58,7 @@ impl Blobs {
                 });
             }
             Ok(_) => {
-                let empty = fs::read_dir(&root)
-                    .map_err(io_err("list store directory", &root))?
-                    .next()
-                    .is_none();
-                if !empty {
+                if !only_layout(&root)? {
                     return Blobs::open_existing(&root);
                 }
             }
@@ -124,8 +120,13 @@ impl Blobs {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A store made before the marker, or one whose making was interrupted (only
+                // the layout's folders): completed below. An empty folder is no store.
                 let legacy = root.join("objects").is_dir() && root.join("records").is_dir();
-                if !legacy {
+                let unfinished = root.is_dir()
+                    && fs::read_dir(&root).is_ok_and(|mut d| d.next().is_some())
+                    && only_layout(&root)?;
+                if !legacy && !unfinished {
                     let why = if root.is_dir() {
                         format!("it has no {MARKER}")
                     } else if root.exists() {
@@ -387,6 +388,31 @@ impl Blobs {
     }
 }
 
+/// Whether `root` (a folder) holds nothing but the store's empty layout folders (and, in
+/// `tmp/`, the store's own temp files): empty, or a store whose making was interrupted before
+/// its marker was written. A user's folder with a `tmp/thesis.txt` is not one.
+fn only_layout(root: &Path) -> Result<bool> {
+    let list = |dir: &Path| -> Result<Vec<fs::DirEntry>> {
+        fs::read_dir(dir)
+            .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+            .map_err(io_err("list store directory", dir))
+    };
+    for entry in list(root)? {
+        let name = entry.file_name();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !(is_dir && LAYOUT.iter().any(|l| name == *l)) {
+            return Ok(false);
+        }
+        let own = |e: &fs::DirEntry| {
+            name == "tmp" && e.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+        };
+        if !list(&entry.path())?.iter().all(own) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Copies `src` into `out` (the open file at `tmp`), fsynced, checking the bytes hash to
 /// `expect`; removes `tmp` on any failure.
 fn copy_checked(src: &Path, tmp: &Path, mut out: File, expect: &Digest) -> Result<()> {
@@ -469,6 +495,30 @@ fn sanitize_hint(hint: &str) -> String {
 mod tests {
     use super::*;
     use crate::testutil::{step, store};
+
+    #[test]
+    fn a_store_whose_making_was_killed_is_completed_and_an_empty_folder_is_an_empty_store() {
+        let dir = tempfile::tempdir().unwrap();
+        // Killed after the first layout folders, before the marker.
+        let half = dir.path().join("half");
+        std::fs::create_dir_all(half.join("objects")).unwrap();
+        std::fs::create_dir_all(half.join("tmp")).unwrap();
+        crate::Store::open(&half).unwrap();
+        assert!(half.join(MARKER).is_file());
+        // gc/verify on an empty folder: an empty store, nothing refused.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        crate::Store::open_existing(&empty).unwrap();
+        assert!(empty.join(MARKER).is_file());
+        // A folder with something else in it is still no store.
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(other.join("objects")).unwrap();
+        std::fs::write(other.join("notes.txt"), "mine").unwrap();
+        assert!(matches!(
+            crate::Store::open(&other),
+            Err(CacheError::NotAStore { .. })
+        ));
+    }
 
     #[test]
     fn a_worker_view_refuses_a_folder_that_is_not_a_store() {

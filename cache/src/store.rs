@@ -287,10 +287,18 @@ impl Store {
         Store::open_blobs(Blobs::create(root.as_ref())?)
     }
 
-    /// Like [`Store::open`], but never makes a new store: `NotAStore` where `root` holds none
-    /// (for `gc` and `verify`, which must not clean a folder that is not a store).
+    /// Like [`Store::open`], but never makes a store of a folder that holds something else or
+    /// does not exist: `NotAStore` there (for `gc` and `verify`, which must not clean a folder
+    /// that is not a store). An empty folder is an empty store (a run killed before it wrote
+    /// anything leaves one).
     pub fn open_existing(root: impl AsRef<Path>) -> Result<Store> {
-        Store::open_blobs(Blobs::open_existing(root)?)
+        let root = root.as_ref();
+        let empty = fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
+        Store::open_blobs(if empty {
+            Blobs::create(root)?
+        } else {
+            Blobs::open_existing(root)?
+        })
     }
 
     fn open_blobs(blobs: Blobs) -> Result<Store> {
