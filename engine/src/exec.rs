@@ -669,6 +669,19 @@ impl Coordinator<'_> {
         o.duration_s = result.duration_s;
         let record = task.record(&result);
         match result.outcome {
+            TaskOutcome::Done { .. } if let Some(changed) = self.changed_files(&task) => {
+                // Its files are not what the key says: the result may be of the new bytes or
+                // of a mix, so it is recorded under no key (its blobs go at the next `gc`).
+                o.status = Status::Failed;
+                o.error = Some(
+                    NodeError::new(format!(
+                        "the file `{}` (param `{changed}`) changed while the step ran; its \
+                         result is not kept",
+                        self.plan.steps[task.step].files[&changed]
+                    ))
+                    .with_help("run again once nothing writes to the file"),
+                );
+            }
             TaskOutcome::Done {
                 outputs,
                 blobs,
@@ -710,6 +723,17 @@ impl Coordinator<'_> {
         }
         drop(claim);
         self.complete(o);
+    }
+
+    /// The first param whose file no longer has the digest in the task's key (hashed again
+    /// now the step has run, so a file rewritten while the node read it is never recorded under
+    /// its old content's key).
+    fn changed_files(&self, task: &StepTask) -> Option<String> {
+        let step = &self.plan.steps[task.step];
+        step.files.iter().find_map(|(param, path)| {
+            let now = fingerprint::file_digest(&self.plan.spec_dir.join(path));
+            (task.material.files.get(param) != Some(&now)).then(|| param.clone())
+        })
     }
 
     /// A step is finished: its readers may become ready, or are skipped if it failed.

@@ -10,7 +10,7 @@
 //! | `dims` (partition values) | `acquire[year=2019]` and `[year=2020]` differ even with equal params |
 //! | `inputs`: port -> content digests, in partition order | early cutoff: upstream re-runs that produce identical bytes change nothing |
 //! | `env`: declared variables and their values | only what the node declares it reads |
-//! | `files`: param -> blake3 of the file it names outside the store ([`crate::node::Node::files`]; absent when a step has none, so other keys are unchanged) | editing a points file or a sample table re-runs what reads it |
+//! | `files`: param -> blake3 of the dataset it names outside the store (a file with its sidecars, a folder, a pattern's matches: [`crate::datasets`]; the params are [`crate::node::Node::files`]; absent when a step has none, so other keys are unchanged) | editing a points file or a sample table re-runs what reads it |
 //!
 //! Left out on purpose: paths (of the spec, the store, inputs), mtimes, the step id and sweep dims
 //! (identity only: two sweep points that yield identical inputs share one step), `--jobs`, and the
@@ -44,44 +44,7 @@ pub struct KeyMaterial {
     pub files: BTreeMap<String, String>,
 }
 
-/// Digest of a file outside the store: blake3 of its bytes, and for a shapefile (`.shp`) of
-/// its sidecars (`.shx`, `.dbf`, `.prj`, `.cpg`) too, which GDAL reads with it. `missing` when
-/// it cannot be read (the node then reports the error when it runs); not a regular file (a
-/// directory, a device) is `not a file`, never read.
-pub fn file_digest(path: &std::path::Path) -> String {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => return "not a file".to_string(),
-        Err(_) => return "missing".to_string(),
-    }
-    let mut h = blake3::Hasher::new();
-    let mut parts = vec![path.to_path_buf()];
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("shp"))
-    {
-        for ext in ["shx", "dbf", "prj", "cpg"] {
-            parts.push(path.with_extension(ext));
-        }
-    }
-    for (i, p) in parts.iter().enumerate() {
-        match std::fs::File::open(p) {
-            Ok(mut f) => {
-                // Length-prefixed per part, so bytes moving between parts change the digest.
-                let n = f.metadata().map(|m| m.len()).unwrap_or(0);
-                h.update(&n.to_le_bytes());
-                if std::io::copy(&mut f, &mut h).is_err() {
-                    return "missing".to_string();
-                }
-            }
-            Err(_) if i == 0 => return "missing".to_string(),
-            Err(_) => {
-                h.update(b"absent");
-            }
-        }
-    }
-    h.finalize().to_hex().to_string()
-}
+pub use crate::datasets::file_digest;
 
 impl KeyMaterial {
     /// The step key: blake3 hex of the canonical JSON.
@@ -355,30 +318,6 @@ mod tests {
             &diff(&c, &d, true)[0],
             DirtyReason::ParamChanged { name, .. } if name == "path"
         ));
-    }
-
-    #[test]
-    fn file_digest_follows_contents_and_shapefile_sidecars() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.csv");
-        assert_eq!(file_digest(&f), "missing");
-        std::fs::write(&f, "a,b\n1,2\n").unwrap();
-        let one = file_digest(&f);
-        std::fs::write(&f, "a,b\n1,3\n").unwrap();
-        assert_ne!(file_digest(&f), one);
-        std::fs::write(&f, "a,b\n1,2\n").unwrap();
-        assert_eq!(file_digest(&f), one);
-        assert_eq!(file_digest(dir.path()), "not a file");
-        let shp = dir.path().join("roads.shp");
-        std::fs::write(&shp, "geometry").unwrap();
-        std::fs::write(dir.path().join("roads.dbf"), "attributes").unwrap();
-        let before = file_digest(&shp);
-        std::fs::write(dir.path().join("roads.dbf"), "other attributes").unwrap();
-        assert_ne!(
-            file_digest(&shp),
-            before,
-            "a shapefile's .dbf is part of it"
-        );
     }
 
     #[test]

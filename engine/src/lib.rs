@@ -12,6 +12,7 @@
 // is returned, not propagated through hot paths, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod datasets;
 pub mod diag;
 pub mod exec;
 pub mod executor;

@@ -2,8 +2,9 @@
 //! concurrency) without any domain data. They are registered by the CLI only when
 //! `LULC_TEST_KINDS=1`, and by tests directly.
 //!
-//! - `emit`: writes its `value` param as JSON to output `out` (`Table`). `note` is ignored by
-//!   the output, so changing it re-runs the step with byte-identical output (early cutoff).
+//! - `emit`: writes its `value` param (or the text of the file `from_file`) as JSON to output
+//!   `out` (`Table`). `note` is ignored by the output, so changing it re-runs the step with
+//!   byte-identical output (early cutoff).
 //! - `combine`: reads every artifact on `parts` and writes their values as a JSON list (or their
 //!   sum), optionally failing or panicking on purpose.
 //! - `tally`: counts the artifacts on `parts` into a `Count` (a second artifact type, so port
@@ -31,6 +32,9 @@ pub struct EmitParams {
     /// Does not change the output: a re-run writes identical bytes.
     pub note: String,
     pub delay_ms: u64,
+    /// A file (in the spec's folder) whose text is emitted instead of `value`, read after the
+    /// delay.
+    pub from_file: Option<String>,
 }
 
 impl Node for Emit {
@@ -47,11 +51,21 @@ impl Node for Emit {
     fn summary() -> &'static str {
         "test kind: emit a JSON value"
     }
+    fn files(p: &EmitParams, _connected: &[&str]) -> Vec<(&'static str, String)> {
+        p.from_file
+            .iter()
+            .map(|f| ("from_file", f.clone()))
+            .collect()
+    }
     fn run(&self, ctx: &mut RunCtx, p: &EmitParams, _inputs: &Inputs) -> Result<(), NodeError> {
         if p.delay_ms > 0 {
             std::thread::sleep(Duration::from_millis(p.delay_ms));
         }
-        let bytes = serde_json::to_vec(&p.value).map_err(|e| NodeError::new(e.to_string()))?;
+        let value = match &p.from_file {
+            Some(f) => Value::String(std::fs::read_to_string(ctx.input_path("from_file", f)?)?),
+            None => p.value.clone(),
+        };
+        let bytes = serde_json::to_vec(&value).map_err(|e| NodeError::new(e.to_string()))?;
         ctx.write_output("out", "value.json", &bytes)?;
         ctx.set_meta("out", Value::Null)
     }

@@ -262,3 +262,49 @@ fn editing_a_file_a_param_names_reruns_its_step_with_reason() {
     std::fs::write(&csv, &first).unwrap();
     assert_eq!(p.run(&[]).steps_with("cached"), ids(&["table"]));
 }
+
+#[test]
+fn a_file_rewritten_while_its_step_reads_it_is_not_recorded_under_its_old_key() {
+    let p = Project::new(
+        "name: race\nnodes:\n  read: { kind: emit, params: { from_file: v.txt, delay_ms: 1500 } }\n",
+    );
+    let file = p.path().join("v.txt");
+    std::fs::write(&file, "old").unwrap();
+    // The key is made from `old`; the node reads the file after its delay, by then `new`.
+    let child = p
+        .cmd(&["run", "pipeline.yaml", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(&file, "new").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let step = &doc["steps"][0];
+    assert_eq!(step["status"], "failed", "{stdout}");
+    assert!(
+        step["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the file `v.txt` (param `from_file`) changed while the step ran"),
+        "{stdout}"
+    );
+    // Nothing was recorded under `old`'s key: the next run computes `new`, then it is cached.
+    let r = p.run(&[]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran"), ids(&["read"]));
+    let ex = p.lulc(&["export", "pipeline.yaml", "read", "--out", "out"]);
+    ex.assert_ok();
+    let value = p.path().join("out/read/value.json");
+    assert_eq!(std::fs::read_to_string(value).unwrap(), "\"new\"");
+    std::fs::write(&file, "old").unwrap();
+    let r = p.run(&[]);
+    assert_eq!(
+        r.steps_with("ran"),
+        ids(&["read"]),
+        "`old` was never stored"
+    );
+}

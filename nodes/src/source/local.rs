@@ -53,6 +53,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+use lulc_engine::datasets::glob;
+
 use super::{
     AssetRef, BoaOffset, Location, SceneItem, SceneProps, SceneQuery, Source, SourceError,
     parse_date, sort_and_dedup,
@@ -510,54 +512,6 @@ fn split_csv(line: &str) -> Result<Vec<String>, String> {
 // Glob
 // ---------------------------------------------------------------------------------------------
 
-/// Files and directories matching `pattern` (`*` and `?` within a component), sorted.
-fn glob(pattern: &Path) -> Vec<PathBuf> {
-    let mut current = vec![PathBuf::new()];
-    for comp in pattern.components() {
-        let part = comp.as_os_str().to_string_lossy();
-        let mut next = Vec::new();
-        if part.contains(['*', '?']) {
-            for dir in &current {
-                let read_from = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir.as_path()
-                };
-                let Ok(entries) = std::fs::read_dir(read_from) else {
-                    continue;
-                };
-                let mut names: Vec<String> = entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.starts_with('.') && wildcard(&part, n))
-                    .collect();
-                names.sort();
-                next.extend(names.into_iter().map(|n| dir.join(n)));
-            }
-        } else {
-            next = current.iter().map(|d| d.join(comp.as_os_str())).collect();
-        }
-        current = next;
-    }
-    current.retain(|p| p.exists());
-    current
-}
-
-/// `*` matches any run of characters, `?` one character.
-fn wildcard(pattern: &str, name: &str) -> bool {
-    fn rec(p: &[char], n: &[char]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some(('*', rest)) => (0..=n.len()).any(|i| rec(rest, &n[i..])),
-            Some(('?', rest)) => !n.is_empty() && rec(rest, &n[1..]),
-            Some((c, rest)) => n.first() == Some(c) && rec(rest, &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    rec(&p, &n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,6 +683,5 @@ mod tests {
             Location::Path(dir.path().join("48PXS/dem.tif"))
         );
         assert!(LocalSource::open(&dir.path().join("*/none.json")).is_err());
-        assert!(wildcard("S2?_*.tif", "S2A_2020.tif") && !wildcard("*.csv", "a.json"));
     }
 }
