@@ -451,6 +451,15 @@ impl RunCtx {
         confine(&self.spec_dir, &self.allowed_paths, param, p)
     }
 
+    /// The rule [`RunCtx::input_path`] applies, as a value to take along to where the node opens
+    /// paths it did not get from its params (the files a manifest, a STAC item or a VRT names).
+    pub fn confinement(&self) -> Confinement {
+        Confinement {
+            spec_dir: self.spec_dir.clone(),
+            allowed: self.allowed_paths.clone(),
+        }
+    }
+
     /// A fresh path (in the store's temp dir) where the node writes file `name` of output `port`.
     pub fn output_file(&mut self, port: &str, name: &str) -> Result<PathBuf, NodeError> {
         self.check_port(port)?;
@@ -512,11 +521,88 @@ impl RunCtx {
     }
 }
 
+/// Where a step may read: its spec's directory and the directories `--allow-path` names
+/// ([`RunCtx::confinement`]).
+#[derive(Clone, Debug)]
+pub struct Confinement {
+    spec_dir: PathBuf,
+    allowed: Vec<PathBuf>,
+}
+
+/// GDAL's prefixes for files on the network: not on this machine's file system, so outside the
+/// confinement's reach (and intent).
+const REMOTE_VSI: [&str; 12] = [
+    "/vsicurl/",
+    "/vsicurl_streaming/",
+    "/vsis3/",
+    "/vsis3_streaming/",
+    "/vsigs/",
+    "/vsigs_streaming/",
+    "/vsiaz/",
+    "/vsiaz_streaming/",
+    "/vsiadls/",
+    "/vsioss/",
+    "/vsiswift/",
+    "/vsiwebhdfs/",
+];
+
+/// GDAL's prefixes for a file inside an archive: the archive's path follows.
+const ARCHIVE_VSI: [&str; 5] = ["/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/"];
+
+impl Confinement {
+    pub fn new(spec_dir: &Path, allowed: &[PathBuf]) -> Confinement {
+        Confinement {
+            spec_dir: spec_dir.to_path_buf(),
+            allowed: allowed.to_vec(),
+        }
+    }
+
+    /// Check a path found while running (in a manifest, a STAC document or item, a VRT, a GDAL
+    /// file list), as GDAL would be given it: a local path (relative to the spec's directory)
+    /// must lie inside the allowed roots after resolving symlinks and `..`; a file in an archive
+    /// (`/vsizip/archive.zip/b.tif`) is checked by its archive's path; a network file
+    /// (`/vsicurl/`, `/vsis3/`, ...) passes; any other GDAL virtual path (`/vsimem/`,
+    /// `/vsisubfile/`, ...) is refused. `what` names where the path was found, for the error.
+    pub fn check(&self, what: &str, path: &str) -> Result<(), NodeError> {
+        if REMOTE_VSI.iter().any(|p| path.starts_with(p)) {
+            return Ok(());
+        }
+        if let Some(rest) = ARCHIVE_VSI.iter().find_map(|p| path.strip_prefix(p)) {
+            // `/vsizip/{/a/b.zip}/x.tif` or `/vsizip//a/b.zip/x.tif`.
+            let inner = match rest.strip_prefix('{') {
+                Some(braced) => braced.split('}').next().unwrap_or(braced),
+                None => rest,
+            };
+            return self.check(what, inner);
+        }
+        if path.starts_with("/vsi") {
+            return Err(NodeError::new(format!(
+                "{what}: GDAL path `{path}` is not a file lulc can check"
+            ))
+            .with_help(
+                "a spec may name files (in its folder or an `--allow-path` folder), files in \
+                 archives (`/vsizip/`, `/vsitar/`) and network files (`/vsicurl/`, `/vsis3/`)",
+            ));
+        }
+        confine_as(&self.spec_dir, &self.allowed, what, path).map(drop)
+    }
+}
+
 /// See [`RunCtx::input_path`].
 pub fn confine(
     spec_dir: &Path,
     allowed: &[PathBuf],
     param: &str,
+    p: &str,
+) -> Result<PathBuf, NodeError> {
+    confine_as(spec_dir, allowed, &format!("param `{param}`"), p)
+}
+
+/// [`confine`], the error starting with `what` (where the path was found).
+fn confine_as(
+    spec_dir: &Path,
+    allowed: &[PathBuf],
+    what: &str,
     p: &str,
 ) -> Result<PathBuf, NodeError> {
     let joined = if Path::new(p).is_absolute() {
@@ -533,7 +619,7 @@ pub fn confine(
         return Ok(joined);
     }
     Err(NodeError::new(format!(
-        "param `{param}`: path `{p}` resolves to `{}`, outside the spec's directory `{}`",
+        "{what}: path `{p}` resolves to `{}`, outside the spec's directory `{}`",
         real.display(),
         roots[0].display()
     ))
@@ -585,6 +671,33 @@ fn real_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod confine_tests {
     use super::*;
+
+    #[test]
+    fn gdal_paths_are_checked_by_the_file_they_reach() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("a.zip"), "zip").unwrap();
+        let c = Confinement::new(tmp.path(), &[]);
+        let inside = tmp.path().join("a.zip");
+        let inside = inside.to_str().unwrap();
+        assert!(c.check("x", "/vsicurl/https://example.org/b.tif").is_ok());
+        assert!(c.check("x", "/vsis3/bucket/b.tif").is_ok());
+        assert!(c.check("x", &format!("/vsizip/{inside}/B04.tif")).is_ok());
+        assert!(
+            c.check("x", &format!("/vsizip/{{{inside}}}/B04.tif"))
+                .is_ok()
+        );
+        assert!(c.check("x", "/vsizip//etc/secret.zip/B04.tif").is_err());
+        assert!(c.check("x", "/vsitar/{/etc/b.tar}/x.tif").is_err());
+        let e = c
+            .check("the item", "/vsisubfile/0_100,/etc/passwd")
+            .unwrap_err();
+        assert!(e.message.starts_with("the item: GDAL path"), "{e:?}");
+        let e = c.check("the item", "/etc/passwd").unwrap_err();
+        assert!(
+            e.message.starts_with("the item: path `/etc/passwd`"),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn spec_paths_stay_in_the_spec_dir_unless_allowed() {

@@ -661,6 +661,35 @@ fn is_vsi(path: &Path) -> bool {
     path.to_string_lossy().starts_with("/vsi")
 }
 
+/// `GDALGetFileList` of a dataset: the files GDAL reads for it.
+#[allow(unsafe_code)]
+pub(crate) fn file_list(ds: &Dataset) -> Vec<String> {
+    // SAFETY: the dataset handle is valid while `ds` lives; the list is a NULL-terminated
+    // array of C strings that the caller owns and frees with CSLDestroy.
+    unsafe {
+        let list = gdal_sys::GDALGetFileList(ds.c_dataset());
+        if list.is_null() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut i = 0;
+        loop {
+            let item = *list.add(i);
+            if item.is_null() {
+                break;
+            }
+            out.push(
+                std::ffi::CStr::from_ptr(item)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            i += 1;
+        }
+        gdal_sys::CSLDestroy(list);
+        out
+    }
+}
+
 impl RasterReader {
     /// Open a raster read-only. Errors (`raster::open`) name the path: missing file, a file
     /// GDAL does not recognise, no bands, or an unsupported data type (`raster::dtype`).
@@ -689,6 +718,16 @@ impl RasterReader {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// GDAL's short name of the driver that opened it (`GTiff`, `VRT`, ...).
+    pub fn driver(&self) -> String {
+        self.ds.driver().short_name()
+    }
+
+    /// Every file GDAL reads for this dataset (itself, sidecars, a VRT's sources).
+    pub fn file_list(&self) -> Vec<String> {
+        file_list(&self.ds)
     }
 
     pub fn meta(&self) -> &RasterMeta {
@@ -2526,11 +2565,11 @@ mod tests {
     }
 }
 
-// --- added for acquire ---
 // Reading small non-raster files (STAC JSON) through GDAL's virtual file systems, so that
 // `/vsicurl/`, `/vsicurl_streaming/`, `/vsis3/`, ... reach the network the same way raster
 // assets do (one HTTP stack, GDAL's proxy/auth config). The `gdal` crate has no safe wrapper for
-// `VSIIngestFile`, hence the one `unsafe` block of this module.
+// `VSIIngestFile` (nor for `GDALGetFileList`, see [`file_list`]), hence this module's two
+// `unsafe` blocks.
 
 /// A file that could not be read through GDAL's virtual file systems.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

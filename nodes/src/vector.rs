@@ -163,6 +163,16 @@ fn is_csv(path: &Path) -> bool {
         .is_some_and(|e| e == "csv" || e == "tsv")
 }
 
+/// The driver (`GPKG`, `OGR_VRT`, ...) and the files GDAL reads for the vector file at `path`,
+/// for checking them before the features are read.
+pub fn dataset_files(
+    path: impl AsRef<Path>,
+    opts: &ReadOptions,
+) -> Result<(String, Vec<String>), VectorError> {
+    let ds = open_vector(path.as_ref(), opts)?;
+    Ok((ds.driver().short_name(), crate::raster::file_list(&ds)))
+}
+
 fn open_vector(path: &Path, opts: &ReadOptions) -> Result<Dataset, VectorError> {
     gdal_config_quiet();
     let open_err = |detail: String| VectorError::Open {

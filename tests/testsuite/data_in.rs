@@ -139,3 +139,135 @@ fn spec_paths_cannot_leave_the_spec_dir_unless_the_user_allows_it() {
     r.assert_ok();
     assert_eq!(r.steps_with("ran").len(), 3);
 }
+
+/// A one-node spec acquiring the DSM from `catalog` (`local` or `stac`).
+fn dsm_spec(source: &str, catalog: &str) -> String {
+    format!(
+        "name: confined\nnodes:\n  dsm:\n    kind: acquire\n    params: {{ source: {source}, catalog: \"{catalog}\", collection: dsm }}\n"
+    )
+}
+
+fn dsm_manifest(file: &str) -> String {
+    format!(
+        r#"[{{"id": "dsm", "date": "2011-05-12", "sensor": "dsm", "bands": {{"DSM": "{file}"}}}}]"#
+    )
+}
+
+/// A raster VRT of one band of `source` (as written, absolute or relative to the VRT).
+fn vrt(source: &str) -> String {
+    format!(
+        r#"<VRTDataset rasterXSize="8" rasterYSize="8">
+  <VRTRasterBand dataType="Float32" band="1">
+    <SimpleSource><SourceFilename relativeToVRT="1">{source}</SourceFilename><SourceBand>1</SourceBand></SimpleSource>
+  </VRTRasterBand>
+</VRTDataset>
+"#
+    )
+}
+
+#[test]
+fn paths_found_in_manifests_items_and_vrts_stay_in_the_spec_dir() {
+    let outside = tempfile::tempdir().unwrap();
+    simulate(outside.path());
+    let tif = outside.path().join("dsm/data/AW3D30_48QXH_sim/DSM.tif");
+    let tif_s = tif.to_str().unwrap();
+    let refused = |p: &Project, needle: &str| {
+        let r = p.run(&[]);
+        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(needle), "{needle}:\n{}", r.stderr);
+        assert!(
+            p.blobs().is_empty(),
+            "nothing of the outside file is stored"
+        );
+    };
+    // A manifest listing an absolute path elsewhere, and one going up with `..`.
+    let p = Project::new(&dsm_spec("local", "manifest.json"));
+    std::fs::write(p.path().join("manifest.json"), dsm_manifest(tif_s)).unwrap();
+    refused(&p, "outside the spec's directory");
+    let up = format!(
+        "../{}/dsm/data/AW3D30_48QXH_sim/DSM.tif",
+        outside.path().file_name().unwrap().to_str().unwrap()
+    );
+    assert!(p.path().join(&up).exists(), "{up}");
+    std::fs::write(p.path().join("manifest.json"), dsm_manifest(&up)).unwrap();
+    refused(&p, "outside the spec's directory");
+    // A VRT in the folder whose source is elsewhere, directly or through a second VRT.
+    std::fs::write(p.path().join("manifest.json"), dsm_manifest("dsm.vrt")).unwrap();
+    std::fs::write(p.path().join("dsm.vrt"), vrt(tif_s)).unwrap();
+    refused(&p, "dsm.vrt` reads another file");
+    std::fs::write(p.path().join("dsm.vrt"), vrt("inner.vrt")).unwrap();
+    std::fs::write(p.path().join("inner.vrt"), vrt(tif_s)).unwrap();
+    refused(&p, "inner.vrt` reads another file");
+    // A pattern matching through a symlinked folder.
+    let p = Project::new(&dsm_spec("local", "archive/*/manifest.json"));
+    std::fs::create_dir(p.path().join("archive")).unwrap();
+    std::fs::write(
+        outside.path().join("manifest.json"),
+        dsm_manifest("dsm/data/AW3D30_48QXH_sim/DSM.tif"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.path().join("archive/old")).unwrap();
+    refused(&p, "param `catalog` matches a manifest");
+    // A STAC item on disk whose asset, or a catalog whose link, points elsewhere.
+    let p = Project::new(&dsm_spec("stac", "cat/catalog.json"));
+    let item_src = std::fs::read_dir(outside.path().join("dsm/items"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut item: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&item_src).unwrap()).unwrap();
+    item["assets"]["DSM"]["href"] = tif_s.into();
+    item["links"] = serde_json::json!([]);
+    std::fs::create_dir(p.path().join("cat")).unwrap();
+    std::fs::write(p.path().join("cat/item.json"), item.to_string()).unwrap();
+    let catalog = |href: &str| {
+        serde_json::json!({"type": "Catalog", "stac_version": "1.0.0", "id": "c",
+            "description": "c", "links": [{"rel": "item", "href": href}]})
+        .to_string()
+    };
+    std::fs::write(p.path().join("cat/catalog.json"), catalog("item.json")).unwrap();
+    refused(&p, "outside the spec's directory");
+    std::fs::write(
+        p.path().join("cat/catalog.json"),
+        catalog(item_src.to_str().unwrap()),
+    )
+    .unwrap();
+    refused(&p, "a STAC link");
+    // Allowed on purpose, a VRT of the outside file (as `gdal_translate -of VRT` writes it)
+    // runs: the check is on the paths, not on VRTs.
+    let p = Project::new(&dsm_spec("local", "manifest.json"));
+    std::fs::write(p.path().join("manifest.json"), dsm_manifest("dsm.vrt")).unwrap();
+    let made = Command::new("gdal_translate")
+        .args(["-q", "-of", "VRT", tif_s])
+        .arg(p.path().join("dsm.vrt"))
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped the allowed-VRT case: gdal_translate (gdal-bin) is not installed");
+        return;
+    }
+    refused(&p, "dsm.vrt` reads another file");
+    let r = p.run(&["--allow-path", outside.path().to_str().unwrap()]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran"), vec!["dsm".to_string()]);
+}
+
+#[test]
+fn an_ogr_vrt_of_points_is_refused_with_what_to_do() {
+    let p =
+        Project::new("name: pts\nnodes:\n  pts: { kind: points, params: { path: points.vrt } }\n");
+    std::fs::write(
+        p.path().join("points.vrt"),
+        "<OGRVRTDataSource><OGRVRTLayer name=\"p\"><SrcDataSource>/etc/passwd</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>",
+    )
+    .unwrap();
+    let r = p.run(&[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("GDAL virtual dataset (OGR_VRT)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("ogr2ogr out.gpkg"), "{}", r.stderr);
+}

@@ -71,7 +71,10 @@
 
 use std::collections::BTreeSet;
 
+use lulc_engine::node::Confinement;
 use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
+
+use super::confine_dataset;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{SCENES, SceneMeta, ScenesMeta};
@@ -393,6 +396,7 @@ impl Node for Acquire {
             tile: ctx.dims().get("tile").map(|t| t.to_string()),
         };
         let source = open_source(ctx, p, inputs)?;
+        let conf = ctx.confinement();
         let items = source.list(&query).map_err(source_err)?;
         ctx.metric("listed", items.len() as u64);
         if items.is_empty() {
@@ -403,7 +407,7 @@ impl Node for Acquire {
         }
         let grid = match target {
             Some(g) => g,
-            None => default_grid(source.as_ref(), collection, &bands, &items[0])?,
+            None => default_grid(source.as_ref(), &conf, collection, &bands, &items[0])?,
         };
 
         // One scene per item; a static product is one mosaic of all items.
@@ -440,7 +444,7 @@ impl Node for Acquire {
             };
             let files = group
                 .iter()
-                .map(|item| resolve_layer(source.as_ref(), collection, &bands, item))
+                .map(|item| resolve_layer(source.as_ref(), &conf, collection, &bands, item))
                 .collect::<Result<Vec<_>, _>>()?;
             let layers = files
                 .iter()
@@ -586,10 +590,9 @@ fn open_source(
             .with_help("use `source: stac` with a connected `catalog` input"));
         }
         let root = p.catalog.as_deref().unwrap_or("catalog.json");
-        return Ok(Box::new(StacSource::from_catalog_files(
-            art.files.clone(),
-            root,
-        )));
+        return Ok(Box::new(
+            StacSource::from_catalog_files(art.files.clone(), root).confined_to(ctx.confinement()),
+        ));
     }
     let Some(catalog) = p.catalog.as_deref() else {
         return Err(NodeError::new(
@@ -604,11 +607,20 @@ fn open_source(
                 }
                 other => other,
             };
-            Ok(Box::new(StacSource::new(loc)))
+            Ok(Box::new(
+                StacSource::new(loc).confined_to(ctx.confinement()),
+            ))
         }
-        SourceKind::Local => Ok(Box::new(
-            LocalSource::open(&ctx.input_path("catalog", catalog)?).map_err(source_err)?,
-        )),
+        SourceKind::Local => {
+            let source =
+                LocalSource::open(&ctx.input_path("catalog", catalog)?).map_err(source_err)?;
+            // A pattern may match through a symlinked folder: every manifest is checked.
+            let conf = ctx.confinement();
+            for m in source.manifests() {
+                conf.check("param `catalog` matches a manifest", &m.to_string_lossy())?;
+            }
+            Ok(Box::new(source))
+        }
     }
 }
 
@@ -656,6 +668,7 @@ fn catalog_grid(inputs: &Inputs) -> Option<Grid> {
 /// The grid of `item`'s first 10 m band (or first band).
 fn default_grid(
     source: &dyn Source,
+    conf: &Confinement,
     collection: Collection,
     bands: &[String],
     item: &SceneItem,
@@ -669,7 +682,7 @@ fn default_grid(
     let path = source
         .resolve(&asset)
         .map_err(|e| resolve_err(&label, band, &asset, e))?;
-    let r = RasterReader::open(&path).map_err(|e| raster_err(&label, Some((band, &asset)), e))?;
+    let r = open_scene_file(conf, &label, band, &asset, &path)?;
     Ok(r.grid().clone())
 }
 
@@ -682,6 +695,7 @@ struct BandSource {
 /// Where every requested band of `item` is: what [`warp_layer`] opens, on any thread.
 fn resolve_layer(
     source: &dyn Source,
+    conf: &Confinement,
     collection: Collection,
     bands: &[String],
     item: &SceneItem,
@@ -695,7 +709,7 @@ fn resolve_layer(
                 .resolve(&asset)
                 .map_err(|e| resolve_err(&label, band, &asset, e))?;
             let at = |e: RasterError| raster_err(&label, Some((band, &asset)), e);
-            let reader = RasterReader::open(&path).map_err(at)?;
+            let reader = open_scene_file(conf, &label, band, &asset, &path)?;
             let index = pick_band(&reader, &asset, band).map_err(at)?;
             Ok(BandFile {
                 path,
@@ -708,6 +722,28 @@ fn resolve_layer(
             })
         })
         .collect()
+}
+
+/// Open the file of one band of a scene, after checking that it and every file GDAL reads for
+/// it (a VRT's sources) are inside the spec's folder or an `--allow-path` folder: a manifest
+/// or a STAC item cannot make a spec read elsewhere.
+fn open_scene_file(
+    conf: &Confinement,
+    label: &str,
+    band: &str,
+    asset: &AssetRef,
+    path: &str,
+) -> Result<RasterReader, NodeError> {
+    let reader = || RasterReader::open(path).map_err(|e| raster_err(label, Some((band, asset)), e));
+    // A file of a `catalog` artifact is a blob of the store, made by a step.
+    if matches!(asset.location, Location::Key(_)) {
+        return reader();
+    }
+    let outside = |e: NodeError| scene_err(label, band, asset, e.message, e.help);
+    conf.check("the file", path).map_err(outside)?;
+    let r = reader()?;
+    confine_dataset(conf, path, &r.driver(), &r.file_list()).map_err(outside)?;
+    Ok(r)
 }
 
 /// One band of a scene, resolved to a file and its band number.
@@ -1860,9 +1896,10 @@ mod tests {
             // S2A2A_20200109_022_mincrops_SCL_20.tif
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             let date = name.split('_').nth(1).unwrap();
+            // A copy in the test's folder: a manifest may list only files inside its spec's.
+            std::fs::copy(p, dir.path().join(&name)).unwrap();
             csv.push_str(&format!(
-                "{date},sentinel-2-l2a,SCL,{},{}\n",
-                p.display(),
+                "{date},sentinel-2-l2a,SCL,{name},{}\n",
                 name.trim_end_matches(".tif")
             ));
         }

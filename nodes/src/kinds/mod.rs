@@ -19,6 +19,7 @@ pub mod train;
 use std::path::Path;
 
 use lulc_engine::NodeError;
+use lulc_engine::node::Confinement;
 use rayon::prelude::*;
 
 use crate::raster::{RasterError, RasterReader, Window};
@@ -53,6 +54,76 @@ where
         }
     }
     Ok(())
+}
+
+/// GDAL drivers whose datasets name other files in ways GDAL's file list does not show (an OGR
+/// VRT's `SrcDataSource`, a tile index's tiles, a STAC item's assets): refused for files a spec
+/// names, as lulc cannot confine what they read.
+const UNCHECKABLE_DRIVERS: [&str; 4] = ["OGR_VRT", "GTI", "STACIT", "STACTA"];
+
+/// VRTs inside VRTs deeper than this are refused (a VRT may name itself).
+const MAX_VRT_DEPTH: usize = 8;
+
+/// Check every file GDAL reads for the dataset `main` (opened by `driver`, reading `files`)
+/// against the confinement: a VRT's sources, and theirs when a source is a VRT again. `what`
+/// names the dataset in errors (e.g. "`points.vrt`").
+pub(crate) fn confine_dataset(
+    conf: &Confinement,
+    main: &str,
+    driver: &str,
+    files: &[String],
+) -> Result<(), NodeError> {
+    confine_dataset_at(conf, main, driver, files, 0)
+}
+
+fn confine_dataset_at(
+    conf: &Confinement,
+    main: &str,
+    driver: &str,
+    files: &[String],
+    depth: usize,
+) -> Result<(), NodeError> {
+    if UNCHECKABLE_DRIVERS.contains(&driver) {
+        return Err(NodeError::new(format!(
+            "`{main}` is a GDAL virtual dataset ({driver}): lulc cannot check which files it reads"
+        ))
+        .with_help(format!(
+            "write it out as a real file first, e.g. `ogr2ogr out.gpkg {main}` or \
+             `gdal_translate {main} out.tif`, and name that"
+        )));
+    }
+    for f in files {
+        conf.check(&format!("`{main}` reads another file"), f)?;
+    }
+    if driver != "VRT" {
+        return Ok(());
+    }
+    for f in files
+        .iter()
+        .filter(|f| f.as_str() != main && is_vrt_file(f))
+    {
+        if depth >= MAX_VRT_DEPTH {
+            return Err(NodeError::new(format!(
+                "`{main}`: VRTs nested more than {MAX_VRT_DEPTH} deep (does one name itself?)"
+            )));
+        }
+        let inner = RasterReader::open(f).map_err(|e| NodeError::new(e.to_string()))?;
+        confine_dataset_at(conf, f, &inner.driver(), &inner.file_list(), depth + 1)?;
+    }
+    Ok(())
+}
+
+/// Does the file start like a GDAL raster VRT?
+fn is_vrt_file(path: &str) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let n = f.read(&mut head).unwrap_or(0);
+    String::from_utf8_lossy(&head[..n])
+        .trim_start()
+        .starts_with("<VRTDataset")
 }
 
 /// Readers of every raster in `paths`, in order; the first that cannot be opened is the error.

@@ -57,7 +57,7 @@ use serde_json::Value;
 use crate::artifacts::{CATALOG, POINTS};
 use crate::classes::Legend;
 use crate::samples::{Point, PointSet};
-use crate::vector::{ReadOptions, read_points};
+use crate::vector::{ReadOptions, dataset_files, read_points};
 
 pub struct Points;
 
@@ -260,6 +260,14 @@ impl Node for Points {
             y_field: p.y_field.clone(),
             crs: p.crs.clone(),
         };
+        if inputs.all("catalog").is_empty() {
+            // A file the spec names may be a VRT naming other files: check those too.
+            let (driver, files) = dataset_files(&path, &opts).map_err(|e| {
+                NodeError::new(format!("points `{shown}`: {e}"))
+                    .with_help("supported: GeoJSON, GeoPackage, Shapefile, CSV with x/y columns")
+            })?;
+            super::confine_dataset(&ctx.confinement(), shown, &driver, &files)?;
+        }
         let layer = read_points(&path, &opts).map_err(|e| {
             NodeError::new(format!("points `{shown}`: {e}"))
                 .with_help("supported: GeoJSON, GeoPackage, Shapefile, CSV with x/y columns")

@@ -13,7 +13,8 @@
 //!   component); every match is read and the scenes are merged.
 //!
 //! File paths inside a manifest are relative to the manifest's folder (absolute paths and URLs,
-//! e.g. `https://...` read through `/vsicurl/`, work too).
+//! e.g. `https://...` read through `/vsicurl/`, work too). `acquire` checks each one, like every
+//! path a spec leads to, against the spec's folder and `--allow-path` folders.
 //!
 //! ## JSON manifest
 //! ```json

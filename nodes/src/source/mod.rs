@@ -556,6 +556,11 @@ pub enum SourceError {
     )]
     NotFound { location: String, context: String },
 
+    /// A path a document names that the spec may not read (see `Confinement`).
+    #[error("{message}")]
+    #[diagnostic(code(source::outside), help("{help}"))]
+    Outside { message: String, help: String },
+
     #[error("cannot read `{location}`: {detail}")]
     #[diagnostic(
         code(source::read),

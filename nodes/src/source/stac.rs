@@ -27,6 +27,7 @@ use super::{
     SourceError, parse_date, sort_and_dedup, vsi_url,
 };
 use crate::raster::read_vsi_bytes;
+use lulc_engine::node::Confinement;
 
 /// Deepest nesting of catalogs followed in a static catalog.
 const MAX_DEPTH: usize = 16;
@@ -41,13 +42,19 @@ pub struct StacSource {
     root: Location,
     /// Files of a `Catalog` artifact by their path in the catalog folder (for [`Location::Key`]).
     files: Option<BTreeMap<String, PathBuf>>,
+    /// Where documents on disk may be read from (a link may point anywhere).
+    confinement: Option<Confinement>,
 }
 
 impl StacSource {
     /// A catalog at a path or URL (`catalog.json`, a collection, an item collection, or an API
     /// landing page).
     pub fn new(root: Location) -> StacSource {
-        StacSource { root, files: None }
+        StacSource {
+            root,
+            files: None,
+            confinement: None,
+        }
     }
 
     /// The catalog inside a `Catalog` artifact: `files` maps paths relative to the catalog
@@ -56,7 +63,14 @@ impl StacSource {
         StacSource {
             root: Location::Key(root.trim_start_matches("./").to_string()),
             files: Some(files),
+            confinement: None,
         }
+    }
+
+    /// Read documents on disk only where `c` allows (the spec's folder, `--allow-path`).
+    pub fn confined_to(mut self, c: Confinement) -> StacSource {
+        self.confinement = Some(c);
+        self
     }
 
     fn read_bytes(&self, loc: &Location) -> Result<Vec<u8>, SourceError> {
@@ -75,6 +89,13 @@ impl StacSource {
         match loc {
             Location::Path(p) => {
                 let s = p.to_string_lossy();
+                if let Some(c) = &self.confinement {
+                    c.check("a STAC link", &s)
+                        .map_err(|e| SourceError::Outside {
+                            message: e.message,
+                            help: e.help.unwrap_or_default(),
+                        })?;
+                }
                 if s.starts_with("/vsi") {
                     read_vsi_bytes(&s, MAX_DOCUMENT_BYTES).map_err(|e| read_err(e.detail))
                 } else {
