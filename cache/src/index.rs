@@ -200,6 +200,7 @@ impl Store {
     pub fn record_step(&self, rec: &StepRecord) -> Result<()> {
         let (rec, stamp) = self.blobs.write_step_record_stamped(rec)?;
         self.write(|tx| {
+            let stamp = store_clock(tx, stamp)?;
             insert_step(tx, &rec, stamp)?;
             set_latest(tx, &rec)?;
             Ok(())
@@ -256,8 +257,8 @@ impl Store {
         if keys.is_empty() {
             return Ok(());
         }
-        let stamp = next_stamp();
         self.write(|tx| {
+            let stamp = store_clock(tx, next_stamp())?;
             let mut update = tx.prepare_cached("UPDATE steps SET last_used = ?2 WHERE key = ?1")?;
             for key in keys {
                 update.execute(params![key, stamp])?;
@@ -498,6 +499,15 @@ impl Store {
             raw.map(|r| self.decode_run(r)).transpose()
         })
     }
+}
+
+/// The `last_used` stamp of a write: the clock's `stamp` (microseconds), but always after
+/// every stamp the store holds. `gc --max-size` evicts by this order, so a clock that was set
+/// ahead once (and stamped steps in the future) cannot make newer work look older; the stamps
+/// form a counter local to the store that only goes forward.
+fn store_clock(tx: &rusqlite::Transaction<'_>, stamp: i64) -> rusqlite::Result<i64> {
+    let last: Option<i64> = tx.query_row("SELECT MAX(last_used) FROM steps", [], |r| r.get(0))?;
+    Ok(last.map_or(stamp, |l| stamp.max(l.saturating_add(1))))
 }
 
 /// Every blob a record references: its `blobs` and its outputs.

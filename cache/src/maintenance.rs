@@ -1051,6 +1051,40 @@ mod tests {
     }
 
     #[test]
+    fn max_size_keeps_newer_work_after_the_clock_was_set_ahead_once() {
+        let (_dir, store) = store();
+        let old = step(&store, "kold", "old", &[1u8; 1000]);
+        run_with(&store, &[&old]);
+        // Recorded while the clock was ten years ahead, then the clock was put right.
+        let ahead = crate::store::next_stamp() + 10 * 365 * 86_400 * 1_000_000;
+        store
+            .conn
+            .lock()
+            .unwrap()
+            .execute("UPDATE steps SET last_used = ?1", [ahead])
+            .unwrap();
+        let new = step(&store, "knew", "new", &[2u8; 1000]);
+        run_with(&store, &[&new]);
+        // The newest run (never evicted) holds only a small step.
+        let small = step(&store, "ksmall", "small", &[3u8; 10]);
+        run_with(&store, &[&small]);
+        let evicted = || {
+            store
+                .gc(&GcOptions {
+                    keep_runs: 3,
+                    max_size: Some(1500),
+                    dry_run: true,
+                })
+                .unwrap()
+                .removed_steps
+        };
+        assert_eq!(evicted(), vec!["old".to_owned()]);
+        // A cache hit of the old step makes it the most recent again.
+        store.touch_steps(&["kold"]).unwrap();
+        assert_eq!(evicted(), vec!["new".to_owned()]);
+    }
+
+    #[test]
     fn gc_needs_the_store_to_itself_except_for_a_dry_run() {
         let (dir, store) = store();
         let opts = GcOptions {

@@ -51,6 +51,7 @@ CREATE TABLE steps (
     created_at INTEGER NOT NULL,
     last_used  INTEGER NOT NULL
 );
+CREATE INDEX steps_by_last_used ON steps(last_used);
 
 CREATE TABLE step_blobs (
     key    TEXT NOT NULL REFERENCES steps(key) ON DELETE CASCADE,
@@ -200,7 +201,10 @@ pub(crate) fn open_index(path: &Path) -> TxResult<Connection> {
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
-        SCHEMA_VERSION => {}
+        // An index added within version 1 (for the store clock, [`crate::index`]).
+        SCHEMA_VERSION => {
+            tx.execute_batch("CREATE INDEX IF NOT EXISTS steps_by_last_used ON steps(last_used)")?
+        }
         // Migrations from older schemas go here once there is a version 2.
         found => {
             return Err(CacheError::SchemaTooNew {
