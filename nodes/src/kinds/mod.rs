@@ -65,8 +65,8 @@ const UNCHECKABLE_DRIVERS: [&str; 4] = ["OGR_VRT", "GTI", "STACIT", "STACTA"];
 const MAX_VRT_DEPTH: usize = 8;
 
 /// Check every file GDAL reads for the dataset `main` (opened by `driver`, reading `files`)
-/// against the confinement: a VRT's sources, and theirs when a source is a VRT again. `what`
-/// names the dataset in errors (e.g. "`points.vrt`").
+/// against the confinement: a VRT's sources, and theirs when a source is a VRT again. `main`
+/// names the dataset in errors (e.g. `points.vrt`).
 pub(crate) fn confine_dataset(
     conf: &Confinement,
     main: &str,
