@@ -96,50 +96,15 @@ impl Blobs {
     pub fn open_existing(root: impl AsRef<Path>) -> Result<Blobs> {
         let root = root.as_ref();
         let root = std::path::absolute(root).map_err(io_err("resolve store directory", root))?;
-        let marker = root.join(MARKER);
-        match fs::read(&marker) {
-            Ok(bytes) => {
-                let found = serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v["format"].as_u64());
-                match found {
-                    Some(f) if f <= STORE_FORMAT => {}
-                    Some(f) => {
-                        return Err(CacheError::StoreFormatTooNew {
-                            path: root,
-                            found: f,
-                            supported: STORE_FORMAT,
-                        });
-                    }
-                    None => {
-                        return Err(CacheError::NotAStore {
-                            path: root,
-                            why: format!("its {MARKER} is not lulc's"),
-                        });
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // A store made before the marker, or one whose making was interrupted (only
-                // the layout's folders): completed below. An empty folder is no store.
-                let legacy = root.join("objects").is_dir() && root.join("records").is_dir();
-                let unfinished = root.is_dir()
-                    && fs::read_dir(&root).is_ok_and(|mut d| d.next().is_some())
-                    && only_layout(&root)?;
-                if !legacy && !unfinished {
-                    let why = if root.is_dir() {
-                        format!("it has no {MARKER}")
-                    } else if root.exists() {
-                        "it is a file, not a folder".into()
-                    } else {
-                        "it does not exist".into()
-                    };
-                    return Err(CacheError::NotAStore { path: root, why });
-                }
-            }
-            Err(e) => return Err(io_err("read", &marker)(e)),
-        }
+        check_marker(&root)?;
         Blobs::lay_out(root)
+    }
+
+    /// Like [`Blobs::open_existing`] but changes nothing: a store without its marker (made
+    /// before markers, or not finished) is read as it is.
+    pub(crate) fn open_existing_read_only(root: &Path) -> Result<Blobs> {
+        check_marker(root)?;
+        Ok(Blobs::at(root.to_path_buf()))
     }
 
     /// The store directory (absolute).
@@ -215,9 +180,7 @@ impl Blobs {
         match fs::rename(src, &dest) {
             Ok(()) => sync_dir(dir)?,
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                let tmp = self.copy_to_tmp(src, &d)?;
-                set_read_only(&tmp)?;
-                self.move_into_place(&tmp, &dest)?;
+                self.copy_into_place(src, &dest, Some(&d))?;
                 fs::remove_file(src).map_err(io_err("remove", src))?;
             }
             Err(e) => {
@@ -341,21 +304,52 @@ impl Blobs {
     }
 
     /// Renames a complete, fsynced file to its blob (or record) path and makes the rename durable.
+    ///
+    /// Where `tmp/` is on another file system than `src`'s destination (a symlinked or
+    /// mounted `tmp/`), the rename cannot work: the file is copied next to its destination,
+    /// fsynced and renamed there instead.
     pub(crate) fn move_into_place(&self, src: &Path, dest: &Path) -> Result<()> {
         let dir = dest.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-        if let Err(e) = fs::rename(src, dest) {
+        let moved = match fs::rename(src, dest) {
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                self.copy_into_place(src, dest, None)
+            }
+            Err(e) => Err(io_err(format!("rename `{}` to", src.display()), dest)(e)),
+            Ok(()) => sync_dir(dir),
+        };
+        if moved.is_err() || src.exists() {
             let _ = fs::remove_file(src);
-            return Err(io_err(format!("rename `{}` to", src.display()), dest)(e));
         }
-        sync_dir(dir)
+        moved
     }
 
-    /// Copies `src` into a fresh tmp file (fsynced), checking the copy still hashes to `expect`.
-    fn copy_to_tmp(&self, src: &Path, expect: &Digest) -> Result<PathBuf> {
-        let (tmp, out) = self.create_tmp_file()?;
-        copy_checked(src, &tmp, out, expect)?;
-        Ok(tmp)
+    /// Copies `src` to a temp file beside `dest` (same file system), fsynced and, when
+    /// `expect` is given, checked to hash to it; then renames it to `dest`. The copy is
+    /// read-only when `src` is. `src` is left for the caller.
+    fn copy_into_place(&self, src: &Path, dest: &Path, expect: Option<&Digest>) -> Result<()> {
+        let dir = dest.parent().unwrap_or(&self.root);
+        let side = loop {
+            let name = self.tmp_path("copy");
+            let side = dir.join(name.file_name().unwrap_or_default());
+            match OpenOptions::new().write(true).create_new(true).open(&side) {
+                Ok(out) => {
+                    copy_checked(src, &side, out, expect)?;
+                    break side;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("create temp file", &side)(e)),
+            }
+        };
+        let read_only = fs::metadata(src).is_ok_and(|m| m.permissions().readonly());
+        if read_only {
+            set_read_only(&side)?;
+        }
+        if let Err(e) = fs::rename(&side, dest) {
+            let _ = fs::remove_file(&side);
+            return Err(io_err(format!("rename `{}` to", side.display()), dest)(e));
+        }
+        sync_dir(dir)
     }
 
     /// Copies blob `d` out of the store to `to` (through `<to>.lulc-tmp`, renamed when
@@ -377,7 +371,7 @@ impl Blobs {
         name.push(".lulc-tmp");
         let tmp = PathBuf::from(name);
         let out = File::create(&tmp).map_err(io_err("create", &tmp))?;
-        copy_checked(&src, &tmp, out, d)?;
+        copy_checked(&src, &tmp, out, Some(d))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -388,10 +382,60 @@ impl Blobs {
     }
 }
 
+/// Checks that `root` holds a store this lulc understands (see [`Blobs::open_existing`]),
+/// changing nothing.
+fn check_marker(root: &Path) -> Result<()> {
+    let root = root.to_path_buf();
+    let marker = root.join(MARKER);
+    match fs::read(&marker) {
+        Ok(bytes) => {
+            let found = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["format"].as_u64());
+            match found {
+                Some(f) if f <= STORE_FORMAT => {}
+                Some(f) => {
+                    return Err(CacheError::StoreFormatTooNew {
+                        path: root,
+                        found: f,
+                        supported: STORE_FORMAT,
+                    });
+                }
+                None => {
+                    return Err(CacheError::NotAStore {
+                        path: root,
+                        why: format!("its {MARKER} is not lulc's"),
+                    });
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A store made before the marker, or one whose making was interrupted (only
+            // the layout's folders): completed by the caller. An empty folder is no store.
+            let legacy = root.join("objects").is_dir() && root.join("records").is_dir();
+            let unfinished = root.is_dir()
+                && fs::read_dir(&root).is_ok_and(|mut d| d.next().is_some())
+                && only_layout(&root)?;
+            if !legacy && !unfinished {
+                let why = if root.is_dir() {
+                    format!("it has no {MARKER}")
+                } else if root.exists() {
+                    "it is a file, not a folder".into()
+                } else {
+                    "it does not exist".into()
+                };
+                return Err(CacheError::NotAStore { path: root, why });
+            }
+        }
+        Err(e) => return Err(io_err("read", &marker)(e)),
+    }
+    Ok(())
+}
+
 /// Whether `root` (a folder) holds nothing but the store's empty layout folders (and, in
 /// `tmp/`, the store's own temp files): empty, or a store whose making was interrupted before
 /// its marker was written. A user's folder with a `tmp/thesis.txt` is not one.
-fn only_layout(root: &Path) -> Result<bool> {
+pub(crate) fn only_layout(root: &Path) -> Result<bool> {
     let list = |dir: &Path| -> Result<Vec<fs::DirEntry>> {
         fs::read_dir(dir)
             .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
@@ -415,7 +459,7 @@ fn only_layout(root: &Path) -> Result<bool> {
 
 /// Copies `src` into `out` (the open file at `tmp`), fsynced, checking the bytes hash to
 /// `expect`; removes `tmp` on any failure.
-fn copy_checked(src: &Path, tmp: &Path, mut out: File, expect: &Digest) -> Result<()> {
+fn copy_checked(src: &Path, tmp: &Path, mut out: File, expect: Option<&Digest>) -> Result<()> {
     let copied = (|| -> io::Result<Digest> {
         let mut input = File::open(src)?;
         let mut hasher = blake3::Hasher::new();
@@ -432,11 +476,11 @@ fn copy_checked(src: &Path, tmp: &Path, mut out: File, expect: &Digest) -> Resul
         Ok(Digest::from_hash(&hasher.finalize()))
     })();
     match copied {
-        Ok(got) if &got == expect => Ok(()),
+        Ok(got) if expect.is_none_or(|e| *e == got) => Ok(()),
         Ok(got) => {
             let _ = fs::remove_file(tmp);
             Err(CacheError::CorruptBlob {
-                digest: expect.clone(),
+                digest: expect.cloned().unwrap_or_else(|| got.clone()),
                 path: src.to_owned(),
                 actual: got,
             })

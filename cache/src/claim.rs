@@ -88,6 +88,7 @@ impl Store {
 
     /// Claims `key`, waiting as long as another thread or process holds it.
     pub fn claim(&self, key: &str) -> Result<Claim> {
+        self.writable()?;
         let path = self.lock_path(key);
         loop {
             let file = open_lock_file(&path)?;
@@ -104,6 +105,7 @@ impl Store {
 
     /// Claims `key` if nobody holds it; `None` if someone does.
     pub fn try_claim(&self, key: &str) -> Result<Option<Claim>> {
+        self.writable()?;
         let path = self.lock_path(key);
         loop {
             let file = open_lock_file(&path)?;

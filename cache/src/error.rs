@@ -47,6 +47,26 @@ pub enum CacheError {
         supported: u64,
     },
 
+    /// A command that only reads the store was asked to change it (a bug of lulc's, or a
+    /// maintenance command on a store opened for reading).
+    #[error("store `{}` was opened for reading only; this would change it", path.display())]
+    #[diagnostic(
+        code(cache::read_only),
+        help(
+            "run a command that writes (`lulc run`, `lulc gc`, `lulc verify`) on a store you may write to"
+        )
+    )]
+    ReadOnlyStore { path: PathBuf },
+
+    /// The index of a store opened for reading is missing or unreadable while step records
+    /// exist: only a writer may rebuild it.
+    #[error("the index of store `{}` needs repair before it can be read: {problem}", path.display())]
+    #[diagnostic(
+        code(cache::index_needs_repair),
+        help("`lulc verify --store {}` rebuilds it from the step records (it needs write access)", path.display())
+    )]
+    IndexNeedsRepair { path: PathBuf, problem: String },
+
     /// An SQLite statement on the index failed.
     #[error("cache index `{}` failed: {source}", path.display())]
     #[diagnostic(code(cache::sqlite))]

@@ -198,6 +198,7 @@ impl Store {
     /// be in the store (blobs first, record file next, row last); otherwise this fails with
     /// `MissingBlob`.
     pub fn record_step(&self, rec: &StepRecord) -> Result<()> {
+        self.writable()?;
         let (rec, stamp) = self.blobs.write_step_record_stamped(rec)?;
         self.write(|tx| {
             let stamp = store_clock(tx, stamp)?;

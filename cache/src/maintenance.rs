@@ -103,7 +103,9 @@ struct Exclusive<'a> {
 
 impl Drop for Exclusive<'_> {
     fn drop(&mut self) {
-        let _ = self.store.store_lock.lock_shared();
+        if let Some(lock) = &self.store.store_lock {
+            let _ = lock.lock_shared();
+        }
     }
 }
 
@@ -131,14 +133,19 @@ impl Store {
     fn exclusive(&self) -> Result<Exclusive<'_>> {
         let guard = self.gc_guard.lock().unwrap_or_else(|p| p.into_inner());
         let lock_path = self.root.join("locks").join(STORE_LOCK);
+        let Some(store_lock) = self.store_lock.as_ref().filter(|_| !self.read_only) else {
+            return Err(CacheError::ReadOnlyStore {
+                path: self.root.clone(),
+            });
+        };
         // Upgrading an flock may drop the shared lock when it fails; take it back then.
-        match self.store_lock.try_lock() {
+        match store_lock.try_lock() {
             Ok(()) => Ok(Exclusive {
                 store: self,
                 _guard: guard,
             }),
             Err(TryLockError::WouldBlock) => {
-                self.store_lock
+                store_lock
                     .lock_shared()
                     .map_err(io_err("lock", &lock_path))?;
                 Err(CacheError::StoreBusy {
@@ -146,7 +153,7 @@ impl Store {
                 })
             }
             Err(TryLockError::Error(e)) => {
-                let _ = self.store_lock.lock_shared();
+                let _ = store_lock.lock_shared();
                 Err(io_err("lock", &lock_path)(e))
             }
         }
@@ -659,7 +666,17 @@ impl Store {
     fn stale_tmp_entries(&self) -> Result<Vec<(PathBuf, u64)>> {
         let now = SystemTime::now();
         let mut stale = Vec::new();
-        for entry in read_dir_or_empty(&self.root.join("tmp"))? {
+        // Besides `tmp/`: copies left beside their blob or record by a move from a `tmp/` on
+        // another file system that was killed half-way.
+        let mut entries = read_dir_or_empty(&self.root.join("tmp"))?;
+        for layer in ["objects", "records"] {
+            for dir in read_dir_or_empty(&self.root.join(layer))? {
+                if dir.file_type().is_ok_and(|t| t.is_dir()) {
+                    entries.extend(read_dir_or_empty(&dir.path())?);
+                }
+            }
+        }
+        for entry in entries {
             if !entry
                 .file_name()
                 .to_string_lossy()

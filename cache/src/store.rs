@@ -106,8 +106,13 @@ pub struct Store {
     pub(crate) blobs: Blobs,
     pub(crate) index_path: PathBuf,
     pub(crate) conn: Mutex<Connection>,
-    /// Shared `flock` on `locks/.store.lock` for the lifetime of the handle.
-    pub(crate) store_lock: File,
+    /// Shared `flock` on `locks/.store.lock` for the lifetime of the handle (none for a
+    /// read-only view of a store that has no lock file yet, or of no store at all).
+    pub(crate) store_lock: Option<File>,
+    /// Opened by [`Store::open_read_only`]: every write is refused with `ReadOnlyStore`.
+    pub(crate) read_only: bool,
+    /// A read-only view of a store that holds nothing yet (its index is an empty one in memory).
+    pub(crate) nothing_yet: bool,
     /// Serialises `gc` calls within this handle (they share one lock file descriptor).
     pub(crate) gc_guard: Mutex<()>,
     /// Set when `open` rebuilt the index from `records/`.
@@ -219,6 +224,61 @@ pub(crate) fn open_index(path: &Path) -> TxResult<Connection> {
     Ok(conn)
 }
 
+/// Opens the index for reading only and checks its schema version; a read-only medium where
+/// SQLite cannot make the `-shm` file gets the index opened as immutable.
+fn open_index_read_only(path: &Path) -> TxResult<Connection> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let check = |conn: Connection| -> TxResult<Connection> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(CacheError::SchemaTooNew {
+                path: path.to_owned(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            }
+            .into());
+        }
+        // Fails on an index that is not a database, or one without the tables.
+        conn.query_row("SELECT COUNT(*) FROM steps WHERE 0", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(conn)
+    };
+    match Connection::open_with_flags(path, flags)
+        .map_err(TxError::from)
+        .and_then(check)
+    {
+        Err(TxError::Sql(e))
+            if matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly)
+            ) =>
+        {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            check(Connection::open_with_flags(uri, flags)?)
+        }
+        other => other,
+    }
+}
+
+/// `path` as the path part of an SQLite `file:` URI (`%`, `?` and `#` escaped).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Opens (creating if needed) a lock file; the handle is what gets `flock`ed.
 pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
     OpenOptions::new()
@@ -305,6 +365,79 @@ impl Store {
         })
     }
 
+    /// A view of the store at `root` for commands that only read it (`plan`, `show`,
+    /// `results`, `export`, `report`): it creates nothing, takes no write lock and works on a
+    /// read-only medium. Where no store is yet (no folder, an empty one, or only the layout
+    /// of an interrupted making) it is an empty store, so every step reads as new. A folder
+    /// that is not a store is refused with `NotAStore`; a missing or damaged index while step
+    /// records exist with `IndexNeedsRepair` (a reader does not rebuild). Every write through
+    /// the view fails with `ReadOnlyStore`.
+    ///
+    /// The index is opened read-only; where SQLite cannot make its shared-memory file next to
+    /// it (a read-only file system), it is read as immutable, which is right there: nobody can
+    /// write it through that mount either.
+    pub fn open_read_only(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref();
+        let root = std::path::absolute(root).map_err(io_err("resolve store directory", root))?;
+        let index_path = root.join("index.sqlite");
+        let nothing_yet = match fs::metadata(&root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io_err("inspect store directory", &root)(e)),
+            Ok(m) if !m.is_dir() => {
+                return Err(CacheError::NotAStore {
+                    path: root,
+                    why: "it is a file, not a folder".into(),
+                });
+            }
+            Ok(_) => crate::blobs::only_layout(&root)?,
+        };
+        if nothing_yet {
+            return Store::empty_view(root, index_path, None);
+        }
+        Blobs::open_existing_read_only(&root)?;
+        let lock_path = root.join("locks").join(STORE_LOCK);
+        // A reader waits while a `gc` holds the store (it deletes what the reader may read).
+        let store_lock = match File::open(&lock_path) {
+            Ok(f) => {
+                f.lock_shared().map_err(io_err("lock", &lock_path))?;
+                Some(f)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("open lock file", &lock_path)(e)),
+        };
+        if !index_path.exists() {
+            if crate::records::any_records(&root)? {
+                return Err(CacheError::IndexNeedsRepair {
+                    path: root,
+                    problem: "index.sqlite is missing".into(),
+                });
+            }
+            return Store::empty_view(root, index_path, store_lock);
+        }
+        let conn = open_index_read_only(&index_path).map_err(|e| match e {
+            TxError::Cache(e) => e,
+            TxError::Sql(e) => CacheError::IndexNeedsRepair {
+                path: root.clone(),
+                problem: e.to_string(),
+            },
+        })?;
+        let mut store = Store::with(root, index_path, conn, store_lock);
+        store.read_only = true;
+        Ok(store)
+    }
+
+    /// A read-only view with an empty in-memory index: what a store that does not exist yet
+    /// holds.
+    fn empty_view(root: PathBuf, index_path: PathBuf, lock: Option<File>) -> Result<Store> {
+        let conn = Connection::open_in_memory()
+            .and_then(|c| c.execute_batch(SCHEMA).map(|()| c))
+            .map_err(|e| sql_error(&index_path, e))?;
+        let mut store = Store::with(root, index_path, conn, lock);
+        store.read_only = true;
+        store.nothing_yet = true;
+        Ok(store)
+    }
+
     fn open_blobs(blobs: Blobs) -> Result<Store> {
         let root = blobs.root().to_path_buf();
         let lock_path = root.join("locks").join(STORE_LOCK);
@@ -367,21 +500,27 @@ impl Store {
                 Store::rebuild_index(root, index_path, store_lock, problem)?
             }
         };
-        store
-            .store_lock
-            .lock_shared()
-            .map_err(io_err("lock", &lock_path))?;
+        if let Some(lock) = &store.store_lock {
+            lock.lock_shared().map_err(io_err("lock", &lock_path))?;
+        }
         drop(rebuild_lock);
         Ok(store)
     }
 
-    pub(crate) fn with(root: PathBuf, index_path: PathBuf, conn: Connection, lock: File) -> Store {
+    pub(crate) fn with(
+        root: PathBuf,
+        index_path: PathBuf,
+        conn: Connection,
+        lock: impl Into<Option<File>>,
+    ) -> Store {
         Store {
             blobs: Blobs::at(root.clone()),
             root,
             index_path,
             conn: Mutex::new(conn),
-            store_lock: lock,
+            store_lock: lock.into(),
+            read_only: false,
+            nothing_yet: false,
             gc_guard: Mutex::new(()),
             rebuilt: None,
             held_runs: Mutex::new(std::collections::HashMap::new()),
@@ -400,6 +539,12 @@ impl Store {
         &self.root
     }
 
+    /// Whether this is a read-only view of a store that does not exist yet or has no index
+    /// (nothing has run with it).
+    pub fn holds_nothing_yet(&self) -> bool {
+        self.nothing_yet
+    }
+
     /// Path of the SQLite index, `root/index.sqlite`.
     pub fn index_path(&self) -> &Path {
         &self.index_path
@@ -413,6 +558,7 @@ impl Store {
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction, retrying the whole closure on `SQLITE_BUSY`.
     pub(crate) fn write<T>(&self, mut f: impl FnMut(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
+        self.writable()?;
         retry_busy(&self.index_path, || {
             let mut conn = self.conn();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -420,6 +566,16 @@ impl Store {
             tx.commit()?;
             Ok(v)
         })
+    }
+
+    /// `ReadOnlyStore` for a view opened by [`Store::open_read_only`].
+    pub(crate) fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(CacheError::ReadOnlyStore {
+                path: self.root.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Runs a read-only `f` on the connection, retrying on `SQLITE_BUSY`. Every reader is a
@@ -460,6 +616,7 @@ impl Store {
 
     /// Stores `bytes`; returns their digest. Idempotent: a blob already present is not rewritten.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        self.writable()?;
         let (d, size) = self.blobs.store_bytes(bytes)?;
         self.note_blob(&d, size)?;
         Ok(d)
@@ -468,6 +625,7 @@ impl Store {
     /// Moves the file at `src` into the store (it is consumed). `src` should be on the store's
     /// filesystem, e.g. from [`Store::tmp_path`]; otherwise it is copied.
     pub fn put_file(&self, src: &Path) -> Result<Digest> {
+        self.writable()?;
         let (d, size) = self.blobs.store_file(src)?;
         self.note_blob(&d, size)?;
         Ok(d)
@@ -590,6 +748,46 @@ mod tests {
         drop(store);
         let again = Store::open(_dir.path().join("store")).unwrap();
         assert_eq!(again.read_bytes(&d).unwrap(), b"kept");
+    }
+
+    #[test]
+    fn a_read_only_view_creates_nothing_and_refuses_writes() {
+        let (_dir, store) = store();
+        let rec = step(&store, "k", "a", b"kept");
+
+        let missing = _dir.path().join("none");
+        let view = Store::open_read_only(&missing).unwrap();
+        assert!(view.holds_nothing_yet());
+        assert!(view.lookup("k").unwrap().is_none());
+        for refused in [view.record_step(&rec), view.put_bytes(b"x").map(drop)] {
+            assert!(matches!(refused, Err(CacheError::ReadOnlyStore { .. })));
+        }
+        assert!(!missing.exists(), "a read-only view made a folder");
+
+        store.record_step(&rec).unwrap();
+        drop(store);
+        let root = _dir.path().join("store");
+        let index_before = fs::read(root.join("index.sqlite")).unwrap();
+        let view = Store::open_read_only(&root).unwrap();
+        assert!(!view.holds_nothing_yet());
+        assert_eq!(view.lookup("k").unwrap().unwrap().step_id, "a");
+        assert!(matches!(
+            view.gc(&crate::GcOptions {
+                keep_runs: 1,
+                max_size: None,
+                dry_run: false,
+            }),
+            Err(CacheError::ReadOnlyStore { .. })
+        ));
+        drop(view);
+        assert_eq!(fs::read(root.join("index.sqlite")).unwrap(), index_before);
+
+        // Records without an index: a reader does not rebuild, it says who can.
+        fs::remove_file(root.join("index.sqlite")).unwrap();
+        assert!(matches!(
+            Store::open_read_only(&root),
+            Err(CacheError::IndexNeedsRepair { .. })
+        ));
     }
 
     #[test]

@@ -123,6 +123,33 @@ pub(super) fn open_store(args: &StoreArgs, spec: Option<&Path>) -> Result<Store,
     open_store_with(args, spec, |d| Store::open(d))
 }
 
+/// Opens the store for a command that only reads it (`plan`, `explain`, `logs`, `show`,
+/// `results`, `export`, `report`): creates nothing, takes no write lock, works on a read-only
+/// medium; where no store is yet, every step reads as new. An index that needs rebuilding is
+/// rebuilt as by `run` when the store can be written, else the reader says what to do.
+/// Says on stderr when the store holds nothing yet, so a forgotten `--store` is not mistaken
+/// for a spec that never ran.
+pub(super) fn open_store_read(args: &StoreArgs, spec: Option<&Path>) -> Result<Store, i32> {
+    let store = open_store_view(args, spec)?;
+    if store.holds_nothing_yet() {
+        eprintln!(
+            "note: nothing has run with the store `{}` yet; if `lulc run` used another, pass it with `--store`",
+            store.root().display()
+        );
+    }
+    Ok(store)
+}
+
+/// [`open_store_read`] without the note (`plan` before a first run is the usual case).
+fn open_store_view(args: &StoreArgs, spec: Option<&Path>) -> Result<Store, i32> {
+    open_store_with(args, spec, |d| match Store::open_read_only(d) {
+        Err(needs @ lulc_cache::CacheError::IndexNeedsRepair { .. }) => {
+            Store::open(d).map_err(|_| needs)
+        }
+        other => other,
+    })
+}
+
 /// Opens a store that must exist already (`gc`, `verify`): never makes one.
 fn open_existing_store(args: &StoreArgs) -> Result<Store, i32> {
     open_store_with(args, None, |d| Store::open_existing(d))
@@ -377,7 +404,7 @@ fn plan_cmd(
     slurm: Option<&SlurmProfile>,
 ) -> i32 {
     let plan = tri!(load(spec));
-    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let store = tri!(open_store_view(store_args, Some(&spec.spec)));
     let outcomes = tri!(step_status(&plan, &store));
     if json {
         let doc = json!({
@@ -431,7 +458,7 @@ fn find_step(plan: &Plan, id: &str) -> Result<usize, i32> {
 fn explain(spec: &SpecArgs, id: &str, store_args: &StoreArgs) -> i32 {
     let plan = tri!(load(spec));
     let i = tri!(find_step(&plan, id));
-    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let store = tri!(open_store_read(store_args, Some(&spec.spec)));
     let outcomes = tri!(step_status(&plan, &store));
     let o: &Outcome = &outcomes[i];
     let step = &plan.steps[i];
@@ -513,7 +540,7 @@ fn graph(spec: &SpecArgs, format: GraphFormat) -> i32 {
 fn logs(spec: &SpecArgs, id: &str, store_args: &StoreArgs) -> i32 {
     let plan = tri!(load(spec));
     let i = tri!(find_step(&plan, id));
-    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let store = tri!(open_store_read(store_args, Some(&spec.spec)));
     // The key it last ran with, else the one it would run with now.
     let key = match store.latest_for(&plan.name, id) {
         Ok(Some(rec)) => Some(rec.key),
@@ -540,7 +567,7 @@ fn logs(spec: &SpecArgs, id: &str, store_args: &StoreArgs) -> i32 {
 fn show(spec: &SpecArgs, id: &str, store_args: &StoreArgs, json: bool) -> i32 {
     let plan = tri!(load(spec));
     let i = tri!(find_step(&plan, id));
-    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let store = tri!(open_store_read(store_args, Some(&spec.spec)));
     let outcomes = tri!(step_status(&plan, &store));
     let o = &outcomes[i];
     if o.status != Status::Fresh {

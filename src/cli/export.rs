@@ -11,7 +11,7 @@ use lulc_cache::CacheError;
 use lulc_engine::Plan;
 use lulc_engine::exec::Status;
 
-use super::commands::{load, open_store, read_manifest, step_status};
+use super::commands::{load, open_store_read, read_manifest, step_status};
 use super::output;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, SpecArgs, StoreArgs};
 
@@ -85,7 +85,7 @@ pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &Stor
             return EXIT_USAGE;
         }
     };
-    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let store = tri!(open_store_read(store_args, Some(&spec.spec)));
     let outcomes = tri!(step_status(&plan, &store));
     let mut missing = Vec::new();
     let mut copied = 0usize;

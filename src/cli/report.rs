@@ -18,7 +18,7 @@ use lulc_engine::plan::{DimValue, Step};
 use lulc_nodes::raster::{RasterReader, Window};
 use serde_json::Value;
 
-use super::commands::{load, open_store, read_manifest, step_status};
+use super::commands::{load, open_store_read, read_manifest, step_status};
 use super::{EXIT_FAILED, EXIT_OK, SpecArgs, StoreArgs};
 
 /// Longest side of a map preview, in pixels.
@@ -825,7 +825,7 @@ fn legend_html(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
 
 pub fn report(spec: &SpecArgs, out: &Path, store_args: &StoreArgs) -> i32 {
     let plan = tri!(load(spec));
-    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let store = tri!(open_store_read(store_args, Some(&spec.spec)));
     let outcomes = tri!(step_status(&plan, &store));
     let html = page(&plan, &store, &outcomes);
     let path = out.join("index.html");

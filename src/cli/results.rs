@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use lulc_engine::exec::Status;
 use serde_json::{Map, Value, json};
 
-use super::commands::{load, open_store, step_status};
+use super::commands::{load, open_store_read, step_status};
 use super::{EXIT_OK, EXIT_USAGE, ResultsFormat, SpecArgs, StoreArgs};
 
 struct Row {
@@ -76,7 +76,7 @@ pub fn results(
         );
         return EXIT_USAGE;
     }
-    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let store = tri!(open_store_read(store_args, Some(&spec.spec)));
     let outcomes = tri!(step_status(&plan, &store));
     let mut rows: Vec<Row> = Vec::new();
     let order: Vec<&str> = if nodes.is_empty() {

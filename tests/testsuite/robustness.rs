@@ -221,3 +221,171 @@ fn export_never_hands_out_a_blob_changed_in_place() {
         b"\"original content\""
     );
 }
+
+/// A read-only bind mount of `dir`, unmounted on drop; `None` (with the reason) where this
+/// machine does not let the test mount (not root, or no mount namespace rights).
+struct ReadOnlyMount(std::path::PathBuf);
+
+impl ReadOnlyMount {
+    fn of(dir: &std::path::Path, at: &std::path::Path) -> Result<ReadOnlyMount, String> {
+        std::fs::create_dir_all(at).unwrap();
+        let sh = |args: &[&str]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .output()
+                .map_err(|e| format!("mount: {e}"))
+                .and_then(|o| {
+                    o.status
+                        .success()
+                        .then_some(())
+                        .ok_or_else(|| String::from_utf8_lossy(&o.stderr).into_owned())
+                })
+        };
+        sh(&["--bind", dir.to_str().unwrap(), at.to_str().unwrap()])?;
+        let mount = ReadOnlyMount(at.to_owned());
+        sh(&["-o", "remount,ro,bind", at.to_str().unwrap()])?;
+        Ok(mount)
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn read_commands_change_nothing_and_work_on_a_read_only_store() {
+    let p = Project::new(TWO);
+    // No store yet: the read commands say so and make none.
+    let results = p.lulc(&["results", "pipeline.yaml"]);
+    results.assert_ok();
+    assert!(
+        results.stderr.contains("nothing has run with the store"),
+        "{}",
+        results.stderr
+    );
+    p.plan(&[]).assert_ok();
+    assert!(!p.store().exists(), "a read command made a store");
+
+    p.run(&[]).assert_ok();
+    let at = tempfile::tempdir().unwrap();
+    let mount = match ReadOnlyMount::of(p.path(), &at.path().join("ro")) {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped the read-only mount case: cannot mount here: {why}");
+            return;
+        }
+    };
+    let ro = Project::at(&mount.0);
+    assert!(
+        std::fs::write(mount.0.join("probe"), b"x").is_err(),
+        "the mount is writable"
+    );
+    for args in [
+        &["results", "pipeline.yaml"][..],
+        &["show", "pipeline.yaml", "b"],
+        &["plan", "pipeline.yaml"],
+        &["explain", "pipeline.yaml", "b"],
+    ] {
+        let r = ro.lulc(args);
+        assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(!r.stderr.contains("nothing has run"), "{}", r.stderr);
+    }
+    let plan = ro.plan(&[]);
+    assert_eq!(plan.steps_with("fresh").len(), 2, "{}", plan.stdout);
+    let out = at.path().join("out");
+    ro.lulc(&[
+        "export",
+        "pipeline.yaml",
+        "b",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .assert_ok();
+    assert!(out.join("b/value.json").is_file());
+    let html = at.path().join("report");
+    ro.lulc(&["report", "pipeline.yaml", "--out", html.to_str().unwrap()])
+        .assert_ok();
+    // A run must write: refused with the file system's reason, nothing lost.
+    let run = ro.run(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Read-only file system"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_tmp_folder_on_another_file_system_still_stores_results() {
+    use std::os::unix::fs::MetadataExt;
+    let p = Project::new(TWO);
+    p.run(&[]).assert_ok();
+    let elsewhere = match tempfile::tempdir_in("/dev/shm") {
+        Ok(d)
+            if std::fs::metadata(d.path()).unwrap().dev()
+                != std::fs::metadata(p.path()).unwrap().dev() =>
+        {
+            d
+        }
+        _ => {
+            eprintln!("skipped: no /dev/shm on another file system than the temp folder");
+            return;
+        }
+    };
+    std::fs::remove_dir_all(p.store().join("tmp")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), p.store().join("tmp")).unwrap();
+    p.write_spec(&TWO.replace("value: 1", "value: 2"));
+    let r = p.run(&[]);
+    r.assert_ok();
+    assert_eq!(r.steps_with("ran").len(), 2, "{}", r.stdout);
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "temp files left in tmp/"
+    );
+    let leftovers: Vec<_> = walk(&p.store().join("objects"))
+        .into_iter()
+        .chain(walk(&p.store().join("records")))
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("lulc-tmp-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let verify = p.lulc(&["verify"]);
+    verify.assert_ok();
+    assert!(verify.stdout.contains("0 corrupt"), "{}", verify.stdout);
+    // The stored result is the new one.
+    let out = p.path().join("out");
+    p.lulc(&[
+        "export",
+        "pipeline.yaml",
+        "a",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .assert_ok();
+    assert_eq!(
+        std::fs::read_to_string(out.join("a/value.json"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}

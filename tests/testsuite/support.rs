@@ -6,7 +6,9 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub struct Project {
-    pub dir: tempfile::TempDir,
+    root: PathBuf,
+    /// The temp folder `root` is, removed on drop (none for a view of another's folder).
+    _dir: Option<tempfile::TempDir>,
 }
 
 pub struct Run {
@@ -68,19 +70,30 @@ impl Project {
     pub fn new(spec: &str) -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("pipeline.yaml"), spec).expect("write spec");
-        Project { dir }
+        Project {
+            root: dir.path().to_owned(),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A project over an existing folder (another project's, seen through a mount).
+    pub fn at(root: &Path) -> Project {
+        Project {
+            root: root.to_owned(),
+            _dir: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     pub fn spec(&self) -> PathBuf {
-        self.dir.path().join("pipeline.yaml")
+        self.root.join("pipeline.yaml")
     }
 
     pub fn store(&self) -> PathBuf {
-        self.dir.path().join(".lulc")
+        self.root.join(".lulc")
     }
 
     pub fn write_spec(&self, spec: &str) {
