@@ -163,14 +163,44 @@ fn is_csv(path: &Path) -> bool {
         .is_some_and(|e| e == "csv" || e == "tsv")
 }
 
-/// The driver (`GPKG`, `OGR_VRT`, ...) and the files GDAL reads for the vector file at `path`,
-/// for checking them before the features are read.
-pub fn dataset_files(
-    path: impl AsRef<Path>,
-    opts: &ReadOptions,
-) -> Result<(String, Vec<String>), VectorError> {
-    let ds = open_vector(path.as_ref(), opts)?;
-    Ok((ds.driver().short_name(), crate::raster::file_list(&ds)))
+/// An opened vector file: ask it which driver and files GDAL reads for it (to check them
+/// before reading a feature), then read its points or lines, all from one open.
+pub struct VectorFile {
+    path: PathBuf,
+    ds: Dataset,
+    opts: ReadOptions,
+}
+
+/// Opens the vector file at `path` (CSV with the x/y column names of `opts`).
+pub fn open(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<VectorFile, VectorError> {
+    let path = path.as_ref();
+    Ok(VectorFile {
+        ds: open_vector(path, opts)?,
+        path: path.to_path_buf(),
+        opts: opts.clone(),
+    })
+}
+
+impl VectorFile {
+    /// GDAL's short driver name (`GPKG`, `OGR_VRT`, ...).
+    pub fn driver(&self) -> String {
+        self.ds.driver().short_name()
+    }
+
+    /// Every file GDAL reads for this dataset (sidecars, a VRT's sources).
+    pub fn file_list(&self) -> Vec<String> {
+        crate::raster::file_list(&self.ds)
+    }
+
+    /// The points of the layer `opts` names (or the first); see [`read_points`].
+    pub fn points(&self) -> Result<PointLayer, VectorError> {
+        points_of(&self.path, &self.ds, &self.opts)
+    }
+
+    /// The lines of the layer `opts` names (or the first); see [`read_lines_with`].
+    pub fn lines(&self) -> Result<LineLayer, VectorError> {
+        lines_of_layer(&self.path, &self.ds, &self.opts)
+    }
 }
 
 fn open_vector(path: &Path, opts: &ReadOptions) -> Result<Dataset, VectorError> {
@@ -251,9 +281,11 @@ fn with_layer<T>(
 /// non-finite coordinates, a non-point geometry, a missing or non-integer id) are listed in
 /// [`PointLayer::skipped`]. A multipoint with exactly one point counts as that point.
 pub fn read_points(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<PointLayer, VectorError> {
-    let path = path.as_ref();
-    let ds = open_vector(path, opts)?;
-    with_layer(path, &ds, opts, |layer, crs_wkt| {
+    open(path, opts)?.points()
+}
+
+fn points_of(path: &Path, ds: &Dataset, opts: &ReadOptions) -> Result<PointLayer, VectorError> {
+    with_layer(path, ds, opts, |layer, crs_wkt| {
         let id_idx = layer.defn().field_index(&opts.id_field).ok();
         let no_geometry = if is_csv(path) {
             "no point: x or y is empty or not a number"
@@ -326,9 +358,11 @@ pub fn read_lines_with(
     path: impl AsRef<Path>,
     opts: &ReadOptions,
 ) -> Result<LineLayer, VectorError> {
-    let path = path.as_ref();
-    let ds = open_vector(path, opts)?;
-    with_layer(path, &ds, opts, |layer, crs_wkt| {
+    open(path, opts)?.lines()
+}
+
+fn lines_of_layer(path: &Path, ds: &Dataset, opts: &ReadOptions) -> Result<LineLayer, VectorError> {
+    with_layer(path, ds, opts, |layer, crs_wkt| {
         let mut out = LineLayer {
             crs_wkt,
             ..Default::default()

@@ -90,7 +90,7 @@ use crate::kinds::{blockwise, open_all, raster_err};
 use crate::raster::{
     DType, Grid, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions, crs_equivalent,
 };
-use crate::vector::{PointFeature, ReadOptions, dataset_files, read_lines, reproject_points};
+use crate::vector::{self, PointFeature, ReadOptions, reproject_points};
 
 pub struct Index;
 
@@ -808,13 +808,13 @@ fn road_distances(
         })?,
         (None, None) => return Err(NodeError::new("no roads: set `roads` or connect `catalog`")),
     };
+    let file =
+        vector::open(&path, &ReadOptions::default()).map_err(|e| NodeError::new(e.to_string()))?;
     if let Some(r) = &p.roads {
         // A file the spec names may be a VRT naming other files: check those too.
-        let (driver, files) = dataset_files(&path, &ReadOptions::default())
-            .map_err(|e| NodeError::new(e.to_string()))?;
-        super::confine_dataset(&ctx.confinement(), r, &driver, &files)?;
+        super::confine_dataset(&ctx.confinement(), r, &file.driver(), &file.file_list())?;
     }
-    let layer = read_lines(&path).map_err(|e| NodeError::new(e.to_string()))?;
+    let layer = file.lines().map_err(|e| NodeError::new(e.to_string()))?;
     if !layer.skipped.is_empty() {
         ctx.warn(format!(
             "{} road feature(s) of `{}` skipped (no usable line)",

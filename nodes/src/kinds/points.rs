@@ -57,7 +57,7 @@ use serde_json::Value;
 use crate::artifacts::{CATALOG, POINTS};
 use crate::classes::Legend;
 use crate::samples::{Point, PointSet};
-use crate::vector::{ReadOptions, dataset_files, read_points};
+use crate::vector::{self, ReadOptions};
 
 pub struct Points;
 
@@ -222,6 +222,9 @@ impl Node for Points {
     }
 
     fn run(&self, ctx: &mut RunCtx, p: &PointsParams, inputs: &Inputs) -> Result<(), NodeError> {
+        // A file the spec names (not one inside a stored catalog) is checked against the
+        // spec folder's confinement.
+        let from_spec = inputs.all("catalog").is_empty();
         let path: PathBuf = match inputs.all("catalog") {
             [] => ctx.input_path("path", &p.path)?,
             [cat] => cat.files.get(&p.path).cloned().ok_or_else(|| {
@@ -260,18 +263,16 @@ impl Node for Points {
             y_field: p.y_field.clone(),
             crs: p.crs.clone(),
         };
-        if inputs.all("catalog").is_empty() {
-            // A file the spec names may be a VRT naming other files: check those too.
-            let (driver, files) = dataset_files(&path, &opts).map_err(|e| {
-                NodeError::new(format!("points `{shown}`: {e}"))
-                    .with_help("supported: GeoJSON, GeoPackage, Shapefile, CSV with x/y columns")
-            })?;
-            super::confine_dataset(&ctx.confinement(), shown, &driver, &files)?;
-        }
-        let layer = read_points(&path, &opts).map_err(|e| {
+        let unreadable = |e: vector::VectorError| {
             NodeError::new(format!("points `{shown}`: {e}"))
                 .with_help("supported: GeoJSON, GeoPackage, Shapefile, CSV with x/y columns")
-        })?;
+        };
+        let file = vector::open(&path, &opts).map_err(unreadable)?;
+        if from_spec {
+            // A file the spec names may be a VRT naming other files: check those too.
+            super::confine_dataset(&ctx.confinement(), shown, &file.driver(), &file.file_list())?;
+        }
+        let layer = file.points().map_err(unreadable)?;
         let total = layer.features.len() + layer.skipped.len();
         let mut dropped = Dropped::default();
         for s in &layer.skipped {
