@@ -195,6 +195,10 @@ fn parse_on_this_thread(src: &str) -> Result<Yaml, YamlSyntaxError> {
     match doc {
         Ok(Some(y)) => {
             check_depth(&y, 0)?;
+            // Only a `!` can start a tag: most specs skip the second pass.
+            if src.contains('!') {
+                check_tags(src)?;
+            }
             Ok(y)
         }
         Ok(None) => Ok(Yaml {
@@ -312,6 +316,51 @@ fn budget_error(breach: &serde_saphyr::budget::BudgetBreach, span: Span) -> Yaml
         )
         .limit(Limit::Other),
     }
+}
+
+/// Refuses a tag other than YAML's own (`!!str`, ...): the deserializer drops tags, so
+/// `!include other.yaml` would silently become the string `other.yaml`.
+fn check_tags(src: &str) -> Result<(), YamlSyntaxError> {
+    use granit_parser::{Event, Parser};
+    for event in Parser::new_from_str(src) {
+        // Syntax errors were reported by the first pass.
+        let Ok((event, span)) = event else {
+            return Ok(());
+        };
+        let tag = match &event {
+            Event::Scalar(_, _, _, tag)
+            | Event::SequenceStart(_, _, tag)
+            | Event::MappingStart(_, _, tag) => tag,
+            _ => continue,
+        };
+        let Some(tag) = tag.as_ref().filter(|t| t.core_suffix().is_none()) else {
+            continue;
+        };
+        let at = span.tag_span().unwrap_or(span);
+        let offset = at.start.byte_offset().unwrap_or(0).min(src.len());
+        let end = at
+            .end
+            .byte_offset()
+            .unwrap_or(offset)
+            .clamp(offset, src.len());
+        let written = src
+            .get(offset..end)
+            .filter(|t| t.starts_with('!'))
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}{}", tag.original_handle(), tag.suffix()));
+        let include = written.contains("include") || written.contains("import");
+        return Err(YamlSyntaxError::new(
+            format!("YAML tag `{written}` is not supported"),
+            Span::new(offset, end - offset),
+        )
+        .help(if include {
+            "a spec is one file: copy the part in, or reuse values within the file with an \
+             anchor (`&name`) and aliases (`*name`)"
+        } else {
+            "remove the tag: spec values are plain YAML (`!!str` may force a string)"
+        }));
+    }
+    Ok(())
 }
 
 fn check_depth(y: &Yaml, depth: usize) -> Result<(), YamlSyntaxError> {
