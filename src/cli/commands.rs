@@ -259,6 +259,23 @@ fn on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     flag
 }
 
+/// Ctrl-C of a local run: says what is kept, then ends the process at once. Every finished
+/// step is already recorded in the store and in its run; the steps in flight are dropped (what
+/// they wrote is in `tmp/`, which `gc` collects) and the run is marked `interrupted` by the next
+/// `run` or `gc` (its run lock dies with the process).
+fn stop_on_ctrl_c() {
+    let installed = ctrlc::set_handler(|| {
+        eprintln!(
+            "\ninterrupted: the steps that finished are kept; run the same command again to go on \
+             (the steps that were running start over)"
+        );
+        std::process::exit(EXIT_INTERRUPTED);
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C will stop the run without a word: {e}");
+    }
+}
+
 /// The Slurm profile of `--profile`, else `$LULC_PROFILE`, else the defaults.
 fn slurm_profile(profile: Option<&Path>) -> Result<SlurmProfile, i32> {
     match profile
@@ -333,7 +350,10 @@ fn run(spec: &SpecArgs, store_args: &StoreArgs, args: RunArgs) -> i32 {
             .unwrap_or(1)
     });
     let interrupt = match args.executor {
-        ExecutorKind::Local => None,
+        ExecutorKind::Local => {
+            stop_on_ctrl_c();
+            None
+        }
         ExecutorKind::Slurm => Some(on_ctrl_c()),
     };
     let opts = RunOptions {
@@ -792,8 +812,13 @@ fn simulate(
             EXIT_OK
         }
         Err(e) => {
+            // A bad option is a usage error, like a bad `--years`.
+            let code = match e {
+                lulc_nodes::simulate::SimError::Options { .. } => EXIT_USAGE,
+                _ => EXIT_FAILED,
+            };
             output::eprint_diag(e);
-            EXIT_FAILED
+            code
         }
     }
 }

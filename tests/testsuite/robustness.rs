@@ -389,3 +389,49 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn simulate_options_out_of_range_are_usage_errors_like_a_bad_years() {
+    let p = Project::new(TWO);
+    for args in [&["--size", "0"][..], &["--years", "abc"]] {
+        let mut all = vec!["simulate", "--out", "sim"];
+        all.extend_from_slice(args);
+        let r = p.lulc(&all);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("size") || r.stderr.contains("years"),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_says_what_is_kept_and_the_next_run_goes_on() {
+    let p = Project::new(
+        "name: slow\nnodes:\n  a: { kind: emit, params: { value: 1 } }\n  slow: { kind: emit, params: { value: 2, delay_ms: 3000 } }\n",
+    );
+    let child = p
+        .cmd(&["run", "pipeline.yaml", "--jobs", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: the steps that finished are kept"),
+        "{stderr}"
+    );
+    let again = p.run(&[]);
+    again.assert_ok();
+    assert_eq!(again.steps_with("cached"), vec!["a"]);
+    assert_eq!(again.steps_with("ran"), vec!["slow"]);
+}
