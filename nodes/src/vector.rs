@@ -318,7 +318,7 @@ fn points_of(path: &Path, ds: &Dataset, opts: &ReadOptions) -> Result<PointLayer
                             out.skipped.push(skip(format!(
                                 "`{}` is not an integer id ({})",
                                 opts.id_field,
-                                v.map_or("null".to_string(), |v| format!("{v:?}"))
+                                v.as_ref().map_or("empty".to_string(), value_in_words)
                             )));
                             continue;
                         }
@@ -459,14 +459,50 @@ fn lines_of(g: &Geometry) -> Result<Vec<Vec<(f64, f64)>>, String> {
     }
 }
 
-fn integer_of(v: &FieldValue) -> Option<i64> {
+/// A field value as a user would write it, for messages (`1e+20`, `"abc"`); with a note
+/// where a number is too large to be an exact id.
+fn value_in_words(v: &FieldValue) -> String {
+    let clamped = |i: i64| {
+        format!(
+            "{i}: the end of the 64-bit range, to which GDAL clamps every id beyond it; \
+             renumber the ids"
+        )
+    };
     match v {
+        FieldValue::Integer64Value(i) if *i == i64::MAX || *i == i64::MIN => clamped(*i),
+        FieldValue::StringValue(s) if matches!(s.trim().parse(), Ok(i64::MAX | i64::MIN)) => {
+            clamped(s.trim().parse().unwrap_or_default())
+        }
+        FieldValue::RealValue(f) if f.fract() == 0.0 && f.abs() >= MAX_EXACT_ID => format!(
+            "{f:e}: beyond the largest id a file's number can hold exactly, {MAX_EXACT_ID:e}"
+        ),
+        FieldValue::StringValue(s) => {
+            let cut: String = s.chars().take(40).collect();
+            let more = if cut.len() < s.len() { "..." } else { "" };
+            format!("text \"{cut}{more}\"")
+        }
+        other => match json_of(other.clone()) {
+            Value::Null => "not a number".to_string(),
+            j => j.to_string(),
+        },
+    }
+}
+
+/// Ids stored as floating-point numbers (GDAL makes a column real when one value does not fit
+/// 64 bits) are exact up to here; beyond, distinct ids may read as equal.
+const MAX_EXACT_ID: f64 = 9.0e15;
+
+/// The integer id in `v`. The two ends of the 64-bit range are no ids: GDAL clamps every
+/// larger (smaller) number to them, so distinct ids in the file would read as one.
+fn integer_of(v: &FieldValue) -> Option<i64> {
+    let id = match v {
         FieldValue::IntegerValue(i) => Some(i64::from(*i)),
         FieldValue::Integer64Value(i) => Some(*i),
-        FieldValue::RealValue(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
+        FieldValue::RealValue(f) if f.fract() == 0.0 && f.abs() < MAX_EXACT_ID => Some(*f as i64),
         FieldValue::StringValue(s) => s.trim().parse().ok(),
         _ => None,
-    }
+    };
+    id.filter(|i| *i != i64::MAX && *i != i64::MIN)
 }
 
 fn json_of(v: FieldValue) -> Value {
@@ -838,6 +874,66 @@ mod tests {
 
     fn utm48() -> String {
         crs_to_wkt("EPSG:32648").unwrap()
+    }
+
+    #[test]
+    fn ids_too_large_for_a_file_are_skipped_not_merged_into_one() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("ids.geojson");
+        let feature = |id: &str, x: f64| {
+            format!(
+                "{{\"type\":\"Feature\",\"properties\":{{\"id\":{id},\"class\":1}},                 \"geometry\":{{\"type\":\"Point\",\"coordinates\":[{x},21.0]}}}}"
+            )
+        };
+        let features = [
+            feature("1", 105.0),
+            feature("9223372036854775807", 105.1),
+            feature("18446744073709551615", 105.2),
+            feature("1e20", 105.3),
+            feature("\"abc\"", 105.4),
+        ];
+        std::fs::write(
+            &path,
+            format!(
+                "{{\"type\":\"FeatureCollection\",\"features\":[{}]}}",
+                features.join(",")
+            ),
+        )
+        .unwrap();
+        let layer = read_points(&path, &ReadOptions::default()).unwrap();
+        let ids: Vec<i64> = layer.features.iter().map(|f| f.id).collect();
+        assert_eq!(ids, vec![1], "{:?}", layer.skipped);
+        assert_eq!(layer.skipped.len(), 4);
+        // Without the text id GDAL reads the column as real numbers.
+        std::fs::write(
+            &path,
+            format!(
+                "{{\"type\":\"FeatureCollection\",\"features\":[{}]}}",
+                features[..4].join(",")
+            ),
+        )
+        .unwrap();
+        let real = read_points(&path, &ReadOptions::default()).unwrap();
+        assert_eq!(real.features.len(), 1, "{:?}", real.skipped);
+        assert!(
+            real.skipped[2]
+                .reason
+                .contains("1e20: beyond the largest id"),
+            "{:?}",
+            real.skipped
+        );
+        let reasons: Vec<&str> = layer.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert!(
+            reasons[0].contains("the end of the 64-bit range"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("the end of the 64-bit range"),
+            "{reasons:?}"
+        );
+        for r in &reasons {
+            assert!(!r.contains("Value("), "a type name in {r}");
+        }
     }
 
     #[test]
