@@ -205,13 +205,22 @@ pub enum RasterError {
     #[error("crs of `{}` ({found}) does not match the target grid ({expected})", .path.display())]
     #[diagnostic(
         code(raster::crs_mismatch),
-        help("warp the raster onto the grid with `warp_to_grid`, or give it a crs")
+        help("a file without a crs gets one with `gdal_edit.py -a_srs EPSG:<code> FILE`")
     )]
     CrsMismatch {
         path: PathBuf,
         expected: String,
         found: String,
     },
+
+    #[error("`{}` has no georeferencing ({missing}): lulc cannot tell where on the ground its pixels are", .path.display())]
+    #[diagnostic(
+        code(raster::no_georeferencing),
+        help(
+            "give it a crs and a geotransform (`gdal_edit.py -a_srs EPSG:<code> -a_ullr ulx uly lrx lry FILE`), or use the georeferenced original"
+        )
+    )]
+    NoGeoreferencing { path: PathBuf, missing: String },
 
     #[error("grid of `{}` does not match the target grid: {detail}", .path.display())]
     #[diagnostic(code(raster::grid_mismatch))]
@@ -661,6 +670,49 @@ fn is_vsi(path: &Path) -> bool {
     path.to_string_lossy().starts_with("/vsi")
 }
 
+/// The band names for an error: all of a few; of many, those that share a prefix with `wanted`
+/// and the first ones, then how many there are in all (a 300-band file is not listed whole).
+fn band_list(names: &[String], wanted: &str) -> String {
+    const SHOWN: usize = 12;
+    let quote = |n: &String| format!("`{n}`");
+    if names.len() <= SHOWN {
+        return names.iter().map(quote).collect::<Vec<_>>().join(", ");
+    }
+    let prefix: String = wanted.chars().take(2).collect::<String>().to_lowercase();
+    let mut picked: Vec<&String> = names
+        .iter()
+        .filter(|n| !prefix.is_empty() && n.to_lowercase().starts_with(&prefix))
+        .take(SHOWN / 2)
+        .collect();
+    for n in names {
+        if picked.len() >= SHOWN {
+            break;
+        }
+        if !picked.contains(&n) {
+            picked.push(n);
+        }
+    }
+    let shown: Vec<String> = picked.into_iter().map(quote).collect();
+    format!("{}, ... {} bands in all", shown.join(", "), names.len())
+}
+
+/// GDAL's name of a band's data type (`CInt16`, `Float16`, ...), also for the types the `gdal`
+/// crate folds into `Unknown`.
+#[allow(unsafe_code)]
+fn band_type_name(b: &gdal::raster::RasterBand<'_>) -> String {
+    // SAFETY: the band handle is valid while `b` lives; GDALGetDataTypeName returns a static
+    // string (or NULL for an invalid type), never to be freed.
+    unsafe {
+        let name = gdal_sys::GDALGetDataTypeName(gdal_sys::GDALGetRasterDataType(b.c_rasterband()));
+        if name.is_null() {
+            return "unknown".to_string();
+        }
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 /// `GDALGetFileList` of a dataset: the files GDAL reads for it.
 #[allow(unsafe_code)]
 pub(crate) fn file_list(ds: &Dataset) -> Vec<String> {
@@ -725,6 +777,24 @@ impl RasterReader {
         self.ds.driver().short_name()
     }
 
+    /// `NoGeoreferencing` unless the file has both a crs and a geotransform of its own (GDAL
+    /// gives a file without one pixel coordinates, which would pass as a grid).
+    pub fn require_georeferencing(&self) -> Result<(), RasterError> {
+        let missing = match (
+            self.ds.geo_transform().is_ok(),
+            !self.meta.grid.crs_wkt.trim().is_empty(),
+        ) {
+            (true, true) => return Ok(()),
+            (false, false) => "no crs, no geotransform",
+            (false, true) => "no geotransform",
+            (true, false) => "no crs",
+        };
+        Err(RasterError::NoGeoreferencing {
+            path: self.path.clone(),
+            missing: missing.into(),
+        })
+    }
+
     /// Every file GDAL reads for this dataset (itself, sidecars, a VRT's sources).
     pub fn file_list(&self) -> Vec<String> {
         file_list(&self.ds)
@@ -753,13 +823,7 @@ impl RasterReader {
             .ok_or_else(|| RasterError::BandNotFound {
                 path: self.path.clone(),
                 band: name.to_string(),
-                available: self
-                    .meta
-                    .band_names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: band_list(&self.meta.band_names, name),
             })
     }
 
@@ -960,14 +1024,22 @@ fn read_meta(path: &Path, ds: &Dataset) -> Result<RasterMeta, RasterError> {
             desc
         });
         if i == 1 {
-            let t = b.band_type();
-            let dtype = DType::from_gdal(t).ok_or_else(|| RasterError::DType {
-                path: path.to_path_buf(),
-                band: 1,
-                detail: format!(
-                    "unsupported data type `{t}`; supported: {}",
-                    DType::ALL.map(DType::name).join(", ")
-                ),
+            let dtype = DType::from_gdal(b.band_type()).ok_or_else(|| {
+                let t = band_type_name(&b);
+                let complex = if t.starts_with('C') {
+                    " (complex numbers: take the amplitude or the real part with gdal_translate \
+                     or gdal_calc first)"
+                } else {
+                    ""
+                };
+                RasterError::DType {
+                    path: path.to_path_buf(),
+                    band: 1,
+                    detail: format!(
+                        "unsupported data type `{t}`{complex}; supported: {}",
+                        DType::ALL.map(DType::name).join(", ")
+                    ),
+                }
             })?;
             first = Some((dtype, b.no_data_value()));
         }
@@ -1542,6 +1614,7 @@ pub fn warp_to_grid(
     resampling: Resampling,
 ) -> Result<WarpedBand, RasterError> {
     let reader = RasterReader::open(src.as_ref())?;
+    reader.require_georeferencing()?;
     let path = reader.path().to_path_buf();
     check_band(&path, band, reader.band_count())?;
     let src_grid = reader.grid().clone();
@@ -2413,9 +2486,37 @@ mod tests {
     }
 
     #[test]
-    fn crs_mismatch_is_reported_with_the_path() {
+    fn a_complex_raster_is_named_by_its_type_and_many_bands_are_not_listed_whole() {
         let dir = TempDir::new().unwrap();
-        // A raster without a CRS cannot be put onto a georeferenced grid.
+        let vrt = dir.path().join("slc.vrt");
+        std::fs::write(
+            &vrt,
+            r#"<VRTDataset rasterXSize="4" rasterYSize="4"><VRTRasterBand dataType="CInt16" band="1"/></VRTDataset>"#,
+        )
+        .unwrap();
+        let e = RasterReader::open(&vrt).unwrap_err().to_string();
+        assert!(e.contains("`CInt16` (complex numbers"), "{e}");
+
+        let many = dir.path().join("hyper.tif");
+        {
+            let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+            driver
+                .create_with_band_type::<u8, _>(&many, 2, 2, 300)
+                .unwrap();
+        }
+        let r = RasterReader::open(&many).unwrap();
+        let e = r.band_index("B8A").unwrap_err().to_string();
+        assert!(e.contains("300 bands in all"), "{e}");
+        assert!(e.len() < 400, "{} characters: {e}", e.len());
+        // A few bands are all listed.
+        let names: Vec<String> = ["B02", "B03", "B04"].map(String::from).to_vec();
+        assert_eq!(band_list(&names, "B8A"), "`B02`, `B03`, `B04`");
+    }
+
+    #[test]
+    fn a_raster_without_georeferencing_is_refused_with_the_path() {
+        let dir = TempDir::new().unwrap();
+        // A raster without a CRS cannot be put onto a grid.
         let path = dir.path().join("nocrs.tif");
         let mut g = utm18(20.0, 4, 4);
         g.crs_wkt.clear();
@@ -2425,32 +2526,24 @@ mod tests {
         let e = warp_to_grid(&path, 1, &target, Resampling::Nearest).unwrap_err();
         assert_eq!(
             miette::Diagnostic::code(&e).unwrap().to_string(),
-            "raster::crs_mismatch"
+            "raster::no_georeferencing"
         );
         let msg = e.to_string();
-        assert!(
-            msg.contains("nocrs.tif") && msg.contains("EPSG:32618"),
-            "{msg}"
-        );
+        assert!(msg.contains("nocrs.tif") && msg.contains("no crs"), "{msg}");
 
-        // ensure_same tells CRS and grid differences apart.
-        let a = utm18(10.0, 8, 8);
-        let b = Grid {
-            crs_wkt: crs_to_wkt("EPSG:32617").unwrap(),
-            ..a.clone()
-        };
-        let e = a.ensure_same(&b, Path::new("x.tif")).unwrap_err();
-        assert!(matches!(e, RasterError::CrsMismatch { .. }));
-        assert!(e.to_string().contains("x.tif") && e.to_string().contains("32617"));
-        let c = Grid {
-            width: 9,
-            ..a.clone()
-        };
-        assert!(matches!(
-            a.ensure_same(&c, Path::new("x.tif")),
-            Err(RasterError::GridMismatch { .. })
-        ));
-        assert!(a.ensure_same(&a.clone(), Path::new("x.tif")).is_ok());
+        // Nor one with neither a CRS nor a geotransform (GDAL gives it pixel coordinates),
+        // even onto the pixel grid GDAL makes of it.
+        let bare = dir.path().join("bare.tif");
+        {
+            let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+            let ds = driver
+                .create_with_band_type::<u8, _>(&bare, 4, 4, 1)
+                .unwrap();
+            ds.rasterband(1).unwrap().fill(1.0, None).unwrap();
+        }
+        let pixel_grid = RasterReader::open(&bare).unwrap().grid().clone();
+        let e = warp_to_grid(&bare, 1, &pixel_grid, Resampling::Nearest).unwrap_err();
+        assert!(e.to_string().contains("no crs, no geotransform"), "{e}");
     }
 
     fn shared_data() -> Option<PathBuf> {

@@ -683,6 +683,8 @@ fn default_grid(
         .resolve(&asset)
         .map_err(|e| resolve_err(&label, band, &asset, e))?;
     let r = open_scene_file(conf, &label, band, &asset, &path)?;
+    r.require_georeferencing()
+        .map_err(|e| raster_err(&label, Some((band, &asset)), e))?;
     Ok(r.grid().clone())
 }
 
@@ -1678,7 +1680,7 @@ mod tests {
     }
 
     #[test]
-    fn acquire_error_crs_mismatch_names_file_and_band() {
+    fn acquire_error_no_crs_names_file_and_band() {
         let dir = TempDir::new().unwrap();
         one_scene(dir.path(), "s/B08.tif");
         let mut g = utm48(10.0, 8, 8);
@@ -1695,8 +1697,7 @@ mod tests {
         assert!(
             e.contains("B08.tif")
                 && e.contains("band `B08`")
-                && e.contains("32648")
-                && e.contains("crs"),
+                && e.contains("has no georeferencing (no crs)"),
             "{e}"
         );
     }
