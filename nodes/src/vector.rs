@@ -85,6 +85,49 @@ pub enum VectorError {
         to: String,
         detail: String,
     },
+
+    /// Coordinates said to be longitude/latitude that cannot be: usually metres in a GeoJSON
+    /// file without a `crs` member, which RFC 7946 makes WGS 84.
+    #[error(
+        "point {id} is at ({x}, {y}), which is no longitude/latitude, yet its crs is {crs}{why}"
+    )]
+    #[diagnostic(
+        code(vector::not_lon_lat),
+        help(
+            "the coordinates look like metres of a projected crs: give the file its crs \
+             (`ogr2ogr -a_srs EPSG:<code> fixed.gpkg FILE`; a GeoPackage keeps it), or write \
+             longitudes and latitudes"
+        )
+    )]
+    NotLonLat {
+        id: i64,
+        x: f64,
+        y: f64,
+        crs: String,
+        why: String,
+    },
+}
+
+/// `NotLonLat` for the first point outside longitude -180..180 / latitude -90..90 when `crs`
+/// is geographic. `why` is added to the message (how the crs was decided).
+pub fn check_lon_lat(points: &[PointFeature], crs: &str, why: &str) -> Result<(), VectorError> {
+    let geographic = SpatialRef::from_definition(crs).is_ok_and(|s| s.is_geographic());
+    if !geographic {
+        return Ok(());
+    }
+    match points
+        .iter()
+        .find(|p| !(-180.0..=180.0).contains(&p.x) || !(-90.0..=90.0).contains(&p.y))
+    {
+        Some(p) => Err(VectorError::NotLonLat {
+            id: p.id,
+            x: p.x,
+            y: p.y,
+            crs: crate::raster::crs_label(crs),
+            why: why.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A point with an integer id and its attributes (the id column itself is not repeated there).
@@ -804,13 +847,14 @@ pub fn reproject_points(
 ) -> Result<(), VectorError> {
     gdal_config_quiet();
     let err = |detail: String| VectorError::Reproject {
-        from: from.to_string(),
-        to: to.to_string(),
+        from: crate::raster::crs_label(from),
+        to: crate::raster::crs_label(to),
         detail,
     };
     if points.is_empty() || crate::raster::crs_equivalent(from, to) {
         return Ok(());
     }
+    check_lon_lat(points, from, "")?;
     let srs = |def: &str| {
         SpatialRef::from_definition(def).map(|mut s| {
             s.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);

@@ -273,6 +273,23 @@ impl Node for Points {
             super::confine_dataset(&ctx.confinement(), shown, &file.driver(), &file.file_list())?;
         }
         let layer = file.points().map_err(unreadable)?;
+        // Metres read as degrees fail much later, in a reprojection, naming no point.
+        let geojson = Path::new(&p.path)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("geojson") || e.eq_ignore_ascii_case("json"));
+        let why = if geojson {
+            " (a GeoJSON file without a `crs` member is WGS 84)"
+        } else {
+            ""
+        };
+        vector::check_lon_lat(&layer.features, &layer.crs_wkt, why).map_err(|e| {
+            let help = miette::Diagnostic::help(&e).map(|h| h.to_string());
+            let err = NodeError::new(format!("points `{shown}`: {e}"));
+            match help {
+                Some(h) => err.with_help(h),
+                None => err,
+            }
+        })?;
         let total = layer.features.len() + layer.skipped.len();
         let mut dropped = Dropped::default();
         for s in &layer.skipped {
@@ -459,6 +476,30 @@ mod tests {
             Ok(_) => panic!("expected an error"),
             Err(e) => format!("{} | help: {}", e.message, e.help.unwrap_or_default()),
         }
+    }
+
+    #[test]
+    fn metres_in_a_geojson_without_crs_are_refused_naming_the_point() {
+        let dir = TempDir::new().unwrap();
+        let pf = |id: i64, x: f64, y: f64| PointFeature {
+            id,
+            x,
+            y,
+            attrs: BTreeMap::from([("class".to_string(), json!(1))]),
+        };
+        let pts = vec![pf(1, 105.0, 21.0), pf(2, 580_123.5, 1_234_567.0)];
+        write_points_geojson(dir.path().join("utm.geojson"), &pts, "").unwrap();
+        let Err(e) = run_with(json!({"path": "utm.geojson"}), None, dir.path()) else {
+            panic!("metres read as degrees");
+        };
+        assert!(
+            e.message.contains("point 2 is at (580123.5, 1234567)")
+                && e.message.contains("without a `crs` member is WGS 84"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.len() < 300, "{}", e.message);
+        assert!(e.help.as_deref().unwrap_or("").contains("ogr2ogr -a_srs"));
     }
 
     #[test]
