@@ -119,10 +119,10 @@ fn material(
 ) -> KeyMaterial {
     KeyMaterial {
         engine: ENGINE_CACHE_VERSION,
-        kind: step.kind.clone(),
+        kind: step.kind.to_string(),
         version: step.version,
-        params: step.params.clone(),
-        dims: step.dims.clone(),
+        params: Value::clone(&step.params),
+        dims: crate::plan::dims_map(&step.dims),
         inputs: inputs.cloned().unwrap_or_default(),
         env: step
             .env
@@ -152,7 +152,7 @@ fn input_digests(
         let mut list = Vec::with_capacity(edges.len());
         for e in edges {
             let outs = known[e.step].as_ref()?;
-            list.push(outs.get(&e.port)?.to_string());
+            list.push(outs.get(e.port)?.to_string());
         }
         out.insert(port.clone(), list);
     }
@@ -631,7 +631,7 @@ impl Coordinator<'_> {
                 let up = &self.plan.steps[e.step];
                 list.push(TaskInput {
                     step_id: up.id.clone(),
-                    dims: up.dims.clone(),
+                    dims: crate::plan::dims_map(&up.dims),
                     manifest: Digest::parse(d).map_err(|err| NodeError::new(err.to_string()))?,
                 });
             }
@@ -642,10 +642,10 @@ impl Coordinator<'_> {
             key: key.to_string(),
             scope: self.plan.name.clone(),
             step_id: step.id.clone(),
-            kind: step.kind.clone(),
+            kind: step.kind.to_string(),
             version: step.version,
-            params: step.params.clone(),
-            dims: step.dims.clone(),
+            params: Value::clone(&step.params),
+            dims: crate::plan::dims_map(&step.dims),
             env: material.env.clone(),
             inputs,
             // Absolute: a worker on another host starts in another directory.

@@ -15,6 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use litemap::LiteMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -63,14 +64,22 @@ impl DimValue {
 
 /// Steps created so far, by (node, the sweep axes that reach it with their value index,
 /// partition values).
-type StepIndex = HashMap<(usize, Vec<(usize, usize)>, Vec<DimValue>), usize>;
+/// (node, sweep point reduced to the axes that matter) -> partition -> step. Nested, so that a
+/// lookup by partition borrows the partition's values instead of building a key.
+type StepIndex = HashMap<(usize, Vec<(usize, usize)>), HashMap<Vec<DimValue>, usize>>;
 
 /// One edge into a step: the upstream step and its output port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputEdge {
     pub step: usize,
-    pub port: String,
+    /// The upstream step's output port (a kind's port names are static).
+    pub port: &'static str,
 }
+
+/// A step's partition: dim -> value, sorted by dim. A sorted vector, not a `BTreeMap`: a step
+/// has a few dims, and a `BTreeMap` allocates room for eleven (a third of a step's memory in a
+/// plan of a million steps).
+pub type Dims = LiteMap<String, DimValue>;
 
 /// One executable step of the plan.
 #[derive(Clone, Debug)]
@@ -78,15 +87,17 @@ pub struct Step {
     pub id: String,
     /// Node name in the spec.
     pub node: String,
-    pub kind: String,
+    pub kind: &'static str,
     pub version: u32,
-    /// Partition dims (enter the key).
-    pub dims: BTreeMap<String, DimValue>,
+    /// Partition dims (enter the key), sorted by name.
+    pub dims: Dims,
     /// Sweep point values that apply to this step (identity only).
     pub sweep: BTreeMap<String, Value>,
-    /// Canonical params, defaults filled in.
-    pub params: Value,
-    pub inputs: BTreeMap<String, Vec<InputEdge>>,
+    /// Canonical params, defaults filled in; shared by the steps of a node whose params are
+    /// equal (most steps of a node: a million steps need not hold a million copies).
+    pub params: Arc<Value>,
+    /// Input port -> the upstream outputs it reads, sorted by port.
+    pub inputs: LiteMap<String, Vec<InputEdge>>,
     pub outputs: Vec<Port>,
     /// Environment variables that enter the key.
     pub env: Vec<String>,
@@ -141,7 +152,7 @@ impl Plan {
 
     pub fn kind(&self, step: &Step) -> &Arc<dyn DynNode> {
         self.registry
-            .get(&step.kind)
+            .get(step.kind)
             .expect("lowering only keeps steps of registered kinds")
     }
 }
@@ -369,7 +380,7 @@ enum Selector {
 struct InputDecl {
     port: String,
     from: usize,
-    out_port: String,
+    out_port: &'static str,
     selectors: BTreeMap<String, (Selector, Span)>,
     span: Span,
 }
@@ -821,7 +832,7 @@ impl Lowerer<'_> {
 
     /// One input reference: `node`, `node.port`, or `{ from: node, port: p, <dim>: selector }`.
     fn input_ref(&mut self, port: &Port, r: &Yaml) -> Option<InputDecl> {
-        let (from_text, from_span, mut out_port, sel_entries) = match &r.kind {
+        let (from_text, from_span, out_port, sel_entries) = match &r.kind {
             YamlKind::Str(s) => match s.split_once('.') {
                 Some((n, p)) => (n.to_string(), r.span, Some(p.to_string()), Vec::new()),
                 None => (s.clone(), r.span, None, Vec::new()),
@@ -901,7 +912,7 @@ impl Lowerer<'_> {
                 }
             },
         };
-        out_port = Some(out.name.to_string());
+        let out_name: &'static str = out.name;
         if out.ty != port.ty {
             self.diags.push(
                 SpecError::new(
@@ -951,7 +962,7 @@ impl Lowerer<'_> {
         Some(InputDecl {
             port: port.name.to_string(),
             from,
-            out_port: out_port.unwrap_or_default(),
+            out_port: out_name,
             selectors,
             span: from_span,
         })
@@ -1338,7 +1349,7 @@ impl Lowerer<'_> {
         // (point, node, partition) -> step, where point is reduced to the axes that matter.
         let mut index: StepIndex = HashMap::new();
         let points = grid_points(sweep);
-        let mut param_cache: HashMap<(usize, String), Result<Value, ()>> = HashMap::new();
+        let mut param_cache: HashMap<(usize, String), Result<Arc<Value>, ()>> = HashMap::new();
         for point in &points {
             for &n in order {
                 let Some(kind) = self.nodes[n].kind.clone() else {
@@ -1346,9 +1357,9 @@ impl Lowerer<'_> {
                 };
                 let axes: Vec<(usize, usize)> =
                     influences[n].iter().map(|&a| (a, point[a])).collect();
+                let okey = (n, axes.clone());
                 for partition in partitions(&self.nodes[n].dims) {
-                    let ikey = (n, axes.clone(), partition.clone());
-                    if index.contains_key(&ikey) {
+                    if index.get(&okey).is_some_and(|m| m.contains_key(&partition)) {
                         continue;
                     }
                     if steps.len() >= MAX_STEPS {
@@ -1362,12 +1373,11 @@ impl Lowerer<'_> {
                         );
                         return (steps, by_id);
                     }
-                    let dims: BTreeMap<String, DimValue> = self.nodes[n]
-                        .dims
-                        .iter()
-                        .map(|(d, _)| d.clone())
-                        .zip(partition.iter().cloned())
-                        .collect();
+                    // Exactly as large as needed: a plan may hold a million of these.
+                    let mut dims = Dims::with_capacity(partition.len());
+                    for ((d, _), v) in self.nodes[n].dims.iter().zip(partition.iter()) {
+                        dims.insert(d.clone(), v.clone());
+                    }
                     let sweep_vals: BTreeMap<String, Value> = axes
                         .iter()
                         .map(|&(a, vi)| {
@@ -1394,7 +1404,7 @@ impl Lowerer<'_> {
                     steps.push(Step {
                         id: id.clone(),
                         node: self.nodes[n].name.text.clone(),
-                        kind: kind.kind().to_string(),
+                        kind: kind.kind(),
                         version: kind.version(),
                         dims,
                         sweep: sweep_vals,
@@ -1406,7 +1416,10 @@ impl Lowerer<'_> {
                         span: self.nodes[n].name.span,
                     });
                     by_id.insert(id, idx);
-                    index.insert(ikey, idx);
+                    index
+                        .entry(okey.clone())
+                        .or_default()
+                        .insert(partition, idx);
                 }
             }
         }
@@ -1417,11 +1430,11 @@ impl Lowerer<'_> {
         &mut self,
         n: usize,
         kind: &Arc<dyn DynNode>,
-        dims: &BTreeMap<String, DimValue>,
+        dims: &Dims,
         sweep: &Sweep,
         axes: &[(usize, usize)],
-        cache: &mut HashMap<(usize, String), Result<Value, ()>>,
-    ) -> Option<Value> {
+        cache: &mut HashMap<(usize, String), Result<Arc<Value>, ()>>,
+    ) -> Option<Arc<Value>> {
         // Only the names this node's params refer to: dims first, then swept top-level params,
         // then top-level params (cloning every top-level param per step was a measurable share
         // of lowering a 20,000-step spec).
@@ -1469,7 +1482,7 @@ impl Lowerer<'_> {
             return hit.clone().ok();
         }
         let result = match kind.check_params(&raw) {
-            Ok(v) => Ok(v),
+            Ok(v) => Ok(Arc::new(v)),
             Err(errors) => {
                 for e in errors {
                     let first = e.path.split(['.', '[']).next().unwrap_or("");
@@ -1526,16 +1539,31 @@ impl Lowerer<'_> {
     fn step_inputs(
         &mut self,
         n: usize,
-        dims: &BTreeMap<String, DimValue>,
+        dims: &Dims,
         axes: &[(usize, usize)],
         influences: &[BTreeSet<usize>],
         index: &StepIndex,
-    ) -> Option<BTreeMap<String, Vec<InputEdge>>> {
-        let mut out: BTreeMap<String, Vec<InputEdge>> = BTreeMap::new();
+    ) -> Option<LiteMap<String, Vec<InputEdge>>> {
+        // Taken out and put back, not cloned: a clone per step was a large share of lowering.
+        let inputs = std::mem::take(&mut self.nodes[n].inputs);
+        let out = self.step_inputs_of(n, &inputs, dims, axes, influences, index);
+        self.nodes[n].inputs = inputs;
+        out
+    }
+
+    fn step_inputs_of(
+        &mut self,
+        n: usize,
+        inputs: &[InputDecl],
+        dims: &Dims,
+        axes: &[(usize, usize)],
+        influences: &[BTreeSet<usize>],
+        index: &StepIndex,
+    ) -> Option<LiteMap<String, Vec<InputEdge>>> {
+        let mut out: LiteMap<String, Vec<InputEdge>> = LiteMap::with_capacity(inputs.len());
         let mut ok = true;
-        let inputs = self.nodes[n].inputs.clone();
-        let kind = self.nodes[n].kind.clone()?;
-        for inp in &inputs {
+        let ports = self.nodes[n].kind.as_ref()?.inputs();
+        for inp in inputs {
             let up = &self.nodes[inp.from];
             let up_axes: Vec<(usize, usize)> = axes
                 .iter()
@@ -1620,14 +1648,14 @@ impl Lowerer<'_> {
                 self.expansion_stopped = true;
                 return None;
             }
-            let up_name = up.name.text.clone();
-            let up_dims: Vec<String> = up.dims.iter().map(|(d, _)| d.clone()).collect();
-            let mut edges = Vec::new();
-            for combo in cartesian(&per_dim) {
-                match index.get(&(inp.from, up_axes.clone(), combo.clone())) {
+            let up_steps = index.get(&(inp.from, up_axes));
+            let combos = cartesian(&per_dim);
+            let mut edges = Vec::with_capacity(combos.len());
+            for combo in combos {
+                match up_steps.and_then(|m| m.get(&combo)) {
                     Some(&s) => edges.push(InputEdge {
                         step: s,
-                        port: inp.out_port.clone(),
+                        port: inp.out_port,
                     }),
                     None if up.dropped => {
                         // The partition is missing because of an error reported at `up`.
@@ -1635,8 +1663,13 @@ impl Lowerer<'_> {
                         break;
                     }
                     None => {
-                        let wanted: BTreeMap<String, DimValue> =
-                            up_dims.iter().cloned().zip(combo.iter().cloned()).collect();
+                        let up_name = up.name.text.clone();
+                        let wanted: Dims = up
+                            .dims
+                            .iter()
+                            .map(|(d, _)| d.clone())
+                            .zip(combo.iter().cloned())
+                            .collect();
                         let missing = step_id(&up_name, &wanted, &BTreeMap::new());
                         // Built only here: cloning every upstream value per step made lowering
                         // quadratic in the partitions.
@@ -1670,10 +1703,15 @@ impl Lowerer<'_> {
                     }
                 }
             }
-            let port = kind.inputs().into_iter().find(|p| p.name == inp.port)?;
+            let port = ports.iter().find(|p| p.name == inp.port)?;
             let entry = out.entry(inp.port.clone()).or_default();
-            entry.extend(edges);
+            if entry.is_empty() {
+                *entry = edges;
+            } else {
+                entry.extend(edges);
+            }
             if !port.many && entry.len() > 1 {
+                let up_name = &self.nodes[inp.from].name.text;
                 self.diags.push(
                     SpecError::new(
                         Code::PortMismatch,
@@ -1748,28 +1786,49 @@ fn describe_char(c: char) -> String {
 }
 
 /// Format a step id: `node[dim=value,...]`, all dims (partition and sweep) sorted by name.
-pub fn step_id(
-    node: &str,
-    dims: &BTreeMap<String, DimValue>,
-    sweep: &BTreeMap<String, Value>,
-) -> String {
+pub fn step_id(node: &str, dims: &Dims, sweep: &BTreeMap<String, Value>) -> String {
+    use std::fmt::Write;
     if dims.is_empty() && sweep.is_empty() {
         return node.to_string();
     }
-    let mut parts: Vec<(String, String)> = dims
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_string()))
-        .collect();
-    for (k, v) in sweep {
-        let text = match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        parts.push((k.clone(), text));
+    let mut out = String::with_capacity(node.len() + 16 * (dims.len() + sweep.len()));
+    out.push_str(node);
+    out.push('[');
+    if sweep.is_empty() {
+        // Already sorted by dim: no list to build (the common case, a million times).
+        for (i, (k, v)) in dims.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{k}={v}");
+        }
+    } else {
+        let mut parts: Vec<(&str, String)> = dims
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .collect();
+        for (k, v) in sweep {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            parts.push((k, text));
+        }
+        parts.sort();
+        for (i, (k, v)) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{k}={v}");
+        }
     }
-    parts.sort();
-    let inner: Vec<String> = parts.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{node}[{}]", inner.join(","))
+    out.push(']');
+    out
+}
+
+/// `dims` as the map a step task carries.
+pub fn dims_map(dims: &Dims) -> BTreeMap<String, DimValue> {
+    dims.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 fn grid_points(sweep: &Sweep) -> Vec<Vec<usize>> {
@@ -1909,7 +1968,7 @@ mod tests {
 
     #[test]
     fn ids_are_sorted_and_readable() {
-        let mut dims = BTreeMap::new();
+        let mut dims = Dims::new();
         dims.insert("year".to_string(), DimValue::Int(2019));
         let mut sweep = BTreeMap::new();
         sweep.insert("sad".to_string(), Value::from(0.95));
@@ -1918,10 +1977,7 @@ mod tests {
             step_id("migrate", &dims, &sweep),
             "migrate[ed=0.1,sad=0.95,year=2019]"
         );
-        assert_eq!(
-            step_id("train", &BTreeMap::new(), &BTreeMap::new()),
-            "train"
-        );
+        assert_eq!(step_id("train", &Dims::new(), &BTreeMap::new()), "train");
     }
 
     #[test]

@@ -221,8 +221,7 @@ fn slurm_executor(
         EXIT_FAILED
     })?;
     let mut ex = SlurmExecutor::new(profile, vec![exe.display().to_string()], store.blobs());
-    let kinds: std::collections::BTreeSet<&str> =
-        plan.steps.iter().map(|s| s.kind.as_str()).collect();
+    let kinds: std::collections::BTreeSet<&str> = plan.steps.iter().map(|s| s.kind).collect();
     ex.validate(&kinds.into_iter().collect::<Vec<_>>())
         .map_err(fail)?;
     let adopted = ex.adopt().map_err(fail)?;
@@ -298,7 +297,7 @@ fn print_packing(plan: &Plan, outcomes: &[Outcome], profile: &SlurmProfile) {
     for o in outcomes {
         match o.status {
             Status::New | Status::Dirty if o.key.is_some() => {
-                let kind = plan.steps[o.step].kind.as_str();
+                let kind = plan.steps[o.step].kind;
                 let res = profile.resources_for(kind);
                 let class = format!(
                     "cpus={} mem={}M time={}min{}",

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use lulc_cache::Store;
 use lulc_engine::Plan;
 use lulc_engine::exec::{Outcome, Status};
-use lulc_engine::plan::{DimValue, Step};
+use lulc_engine::plan::{Dims, Step};
 use lulc_nodes::raster::{RasterReader, Window};
 use serde_json::Value;
 
@@ -45,7 +45,7 @@ fn graph_svg(plan: &Plan) -> String {
     for s in &plan.steps {
         if !kind.contains_key(s.node.as_str()) {
             names.push(&s.node);
-            kind.insert(&s.node, &s.kind);
+            kind.insert(&s.node, s.kind);
         }
     }
     let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
@@ -197,7 +197,7 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
             steps,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             esc(&s.id),
-            esc(&s.kind),
+            esc(s.kind),
             o.status.as_str(),
             secs.map(|t| format!("{t:.2}")).unwrap_or_default(),
             o.key
@@ -276,7 +276,7 @@ fn page(plan: &Plan, store: &Store, outcomes: &[Outcome]) -> String {
                     "<figcaption>{} — <code>{}</code>, step <code>{}</code>, key <code>{}</code>\
                      </figcaption>",
                     esc(name),
-                    esc(&s.kind),
+                    esc(s.kind),
                     esc(&s.id),
                     &key[..key.len().min(16)]
                 );
@@ -573,11 +573,10 @@ fn kept_per_year(plan: &Plan, outcomes: &[Outcome]) -> Option<KeptChart> {
             (false, true) => format!("{} {}", s.node, point.join(" ")),
         }
     };
-    let mut dims: Vec<&BTreeMap<String, DimValue>> =
-        migrate.iter().map(|&i| &plan.steps[i].dims).collect();
+    let mut dims: Vec<&Dims> = migrate.iter().map(|&i| &plan.steps[i].dims).collect();
     dims.sort();
     dims.dedup();
-    let group_label = |d: &BTreeMap<String, DimValue>| match d.get("year") {
+    let group_label = |d: &Dims| match d.get("year") {
         Some(y) if d.len() == 1 => y.to_string(),
         _ => d
             .iter()

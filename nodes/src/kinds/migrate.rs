@@ -778,10 +778,10 @@ nodes:
         let migrate: Vec<_> = plan.steps.iter().filter(|s| s.node == "migrate").collect();
         assert_eq!(migrate.len(), 3);
         for m in migrate {
-            let r = &plan.steps[m.inputs["reference"][0].step];
-            let t = &plan.steps[m.inputs["target"][0].step];
+            let r = &plan.steps[m.inputs.get("reference").unwrap()[0].step];
+            let t = &plan.steps[m.inputs.get("target").unwrap()[0].step];
             assert_eq!(r.node, "samples");
-            assert_eq!(r.dims["year"], DimValue::Int(2020));
+            assert_eq!(r.dims.get("year"), Some(&DimValue::Int(2020)));
             assert_eq!(t.dims, m.dims);
         }
         // A threshold out of range is a spec error before anything runs.

@@ -487,7 +487,7 @@ nodes:
         assert_eq!(of("stack").len(), 8);
         // Every stack step of a year reads the same index step.
         for s in of("stack") {
-            let up = &plan.steps[s.inputs["features"][0].step];
+            let up = &plan.steps[s.inputs.get("features").unwrap()[0].step];
             assert_eq!(up.node, "index");
             assert_eq!(up.dims, s.dims);
         }
@@ -495,10 +495,10 @@ nodes:
         let key = |s: &lulc_engine::Step| {
             KeyMaterial {
                 engine: ENGINE_CACHE_VERSION,
-                kind: s.kind.clone(),
+                kind: s.kind.to_string(),
                 version: s.version,
-                params: s.params.clone(),
-                dims: s.dims.clone(),
+                params: serde_json::Value::clone(&s.params),
+                dims: lulc_engine::plan::dims_map(&s.dims),
                 inputs: BTreeMap::from([("features".to_string(), vec!["blake3:same".to_string()])]),
                 env: BTreeMap::new(),
                 files: BTreeMap::new(),
