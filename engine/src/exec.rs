@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lulc_cache::{BlobState, Claim, Digest, RunInfo, RunStep, StepRecord, Store};
 use serde::{Deserialize, Serialize};
@@ -386,6 +386,7 @@ pub fn run_with(
         run_id,
         journal: Vec::new(),
         journal_error: None,
+        journal_flushed: Instant::now(),
     };
     let driven = c.drive(executor);
     if !c.flight.is_empty() {
@@ -475,10 +476,15 @@ struct Coordinator<'a> {
     /// cached and skipped ones in batches.
     journal: Vec<RunStep>,
     journal_error: Option<lulc_cache::CacheError>,
+    /// When the journal was last written: cached steps wait at most [`JOURNAL_EVERY`].
+    journal_flushed: Instant,
 }
 
-/// Cached or skipped steps written to the run history per batch.
-const JOURNAL_BATCH: usize = 512;
+/// Cached or skipped steps written to the run history per batch, or after
+/// [`JOURNAL_EVERY`]. Large, because each batch re-writes every index page its random keys
+/// land on: the no-op run of a 20,000-step plan is mostly this write.
+const JOURNAL_BATCH: usize = 8192;
+const JOURNAL_EVERY: Duration = Duration::from_secs(2);
 
 /// A finished step as the run's history keeps it.
 fn run_step(plan: &Plan, o: &Outcome) -> RunStep {
@@ -770,7 +776,10 @@ impl Coordinator<'_> {
             }
         }
         self.journal.push(run_step(plan, &o));
-        if o.status == Status::Ran || self.journal.len() >= JOURNAL_BATCH {
+        if o.status == Status::Ran
+            || self.journal.len() >= JOURNAL_BATCH
+            || self.journal_flushed.elapsed() >= JOURNAL_EVERY
+        {
             self.flush_journal();
         }
         self.outcomes[i] = Some(o);
@@ -780,6 +789,7 @@ impl Coordinator<'_> {
         if self.journal_error.is_some() || self.journal.is_empty() {
             return;
         }
+        self.journal_flushed = Instant::now();
         match self.store.record_run_steps(self.run_id, &self.journal) {
             Ok(()) => self.journal.clear(),
             Err(e) => self.journal_error = Some(e),
