@@ -50,11 +50,11 @@
 //!   file system (a symlink or a mount), the rename fails with `EXDEV`; the file is then
 //!   copied beside its destination under the temp prefix, fsynced and renamed there (a copy a
 //!   kill left behind is collected by `gc` like any stale temp file).
-//! - **Readers change nothing.** [`Store::open_read_only`] (the CLI's `plan`, `show`,
-//!   `results`, `export`, `report`) creates no folder, takes only the shared store lock (if its
-//!   file exists) and opens the index read-only, as immutable where SQLite cannot create its
-//!   `-shm` beside it (a read-only medium). Every write through such a view fails with
-//!   `ReadOnlyStore`. A folder with no store yet reads as an empty store.
+//! - **Readers change nothing.** [`Store::open_read_only`] (the CLI's `plan`, `explain`,
+//!   `logs`, `show`, `results`, `export`, `report`) creates no folder, takes only the shared
+//!   store lock (if its file exists) and opens the index read-only, as immutable where SQLite
+//!   cannot create its `-shm` beside it (a read-only medium). Every write through such a view
+//!   fails with `ReadOnlyStore`. A folder with no store yet reads as an empty store.
 //! - **Row last.** `record_step` writes the blobs, then the record file
 //!   `records/ab/<key>.json` (atomically, like a blob), then the step row; `forget_step`,
 //!   `verify`, `quarantine` and `gc` delete rows before record files before blobs. Whatever

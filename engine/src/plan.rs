@@ -62,10 +62,9 @@ impl DimValue {
     }
 }
 
-/// Steps created so far, by (node, the sweep axes that reach it with their value index,
-/// partition values).
-/// (node, sweep point reduced to the axes that matter) -> partition -> step. Nested, so that a
-/// lookup by partition borrows the partition's values instead of building a key.
+/// Steps created so far: (node, the sweep axes that reach it with their value index) ->
+/// partition values -> step. Nested, so that a lookup by partition borrows the partition's
+/// values instead of building a key.
 type StepIndex = HashMap<(usize, Vec<(usize, usize)>), HashMap<Vec<DimValue>, usize>>;
 
 /// One edge into a step: the upstream step and its output port.

@@ -189,13 +189,7 @@ fn export_never_hands_out_a_blob_changed_in_place() {
     std::fs::write(&blob, b"\"tampered content\"").unwrap();
 
     let out = p.path().join("out");
-    let r = p.lulc(&[
-        "export",
-        "pipeline.yaml",
-        "a",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let r = p.export("a", &out);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr
@@ -208,14 +202,7 @@ fn export_never_hands_out_a_blob_changed_in_place() {
     let again = p.run(&[]);
     again.assert_ok();
     assert_eq!(again.steps_with("ran"), vec!["a"]);
-    p.lulc(&[
-        "export",
-        "pipeline.yaml",
-        "a",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .assert_ok();
+    p.export("a", &out).assert_ok();
     assert_eq!(
         std::fs::read(out.join("a/value.json")).unwrap(),
         b"\"original content\""
@@ -295,14 +282,7 @@ fn read_commands_change_nothing_and_work_on_a_read_only_store() {
     let plan = ro.plan(&[]);
     assert_eq!(plan.steps_with("fresh").len(), 2, "{}", plan.stdout);
     let out = at.path().join("out");
-    ro.lulc(&[
-        "export",
-        "pipeline.yaml",
-        "b",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .assert_ok();
+    ro.export("b", &out).assert_ok();
     assert!(out.join("b/value.json").is_file());
     let html = at.path().join("report");
     ro.lulc(&["report", "pipeline.yaml", "--out", html.to_str().unwrap()])
@@ -361,14 +341,7 @@ fn a_tmp_folder_on_another_file_system_still_stores_results() {
     assert!(verify.stdout.contains("0 corrupt"), "{}", verify.stdout);
     // The stored result is the new one.
     let out = p.path().join("out");
-    p.lulc(&[
-        "export",
-        "pipeline.yaml",
-        "a",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .assert_ok();
+    p.export("a", &out).assert_ok();
     assert_eq!(
         std::fs::read_to_string(out.join("a/value.json"))
             .unwrap()

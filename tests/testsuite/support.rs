@@ -126,6 +126,17 @@ impl Project {
         self.lulc(&args)
     }
 
+    /// `lulc export pipeline.yaml TARGET --out OUT`.
+    pub fn export(&self, target: &str, out: &Path) -> Run {
+        self.lulc(&[
+            "export",
+            "pipeline.yaml",
+            target,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    }
+
     pub fn plan(&self, extra: &[&str]) -> Run {
         let mut args = vec!["plan", "pipeline.yaml", "--json"];
         args.extend_from_slice(extra);
