@@ -93,6 +93,7 @@ struct ObjectFile {
     path: PathBuf,
     digest: Option<Digest>,
     size: u64,
+    modified: Option<SystemTime>,
 }
 
 /// Holds the store lock exclusively; downgrades back to shared on drop.
@@ -120,6 +121,20 @@ pub(crate) fn read_dir_or_empty(dir: &Path) -> Result<Vec<fs::DirEntry>> {
     }
 }
 
+/// Named like the store's own temp files.
+fn is_own_tmp(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(crate::blobs::TMP_PREFIX))
+}
+
+/// Not modified for [`STALE_TMP_AGE`] (an unknown time counts as now: kept).
+fn stale(modified: Option<SystemTime>, now: SystemTime) -> bool {
+    modified
+        .and_then(|m| now.duration_since(m).ok())
+        .unwrap_or_default()
+        >= STALE_TMP_AGE
+}
+
 fn remove_if_present(path: &Path) -> Result<bool> {
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
@@ -133,7 +148,9 @@ impl Store {
     fn exclusive(&self) -> Result<Exclusive<'_>> {
         let guard = self.gc_guard.lock().unwrap_or_else(|p| p.into_inner());
         let lock_path = self.root.join("locks").join(STORE_LOCK);
-        let Some(store_lock) = self.store_lock.as_ref().filter(|_| !self.read_only) else {
+        self.writable()?;
+        // Only a read-only view goes without the lock.
+        let Some(store_lock) = &self.store_lock else {
             return Err(CacheError::ReadOnlyStore {
                 path: self.root.clone(),
             });
@@ -179,6 +196,7 @@ impl Store {
                     path,
                     digest,
                     size: meta.len(),
+                    modified: meta.modified().ok(),
                 });
             }
         }
@@ -516,8 +534,18 @@ impl Store {
             .collect();
 
         // Which files go.
-        let doomed_blobs: Vec<ObjectFile> = self
-            .walk_objects()?
+        let objects = self.walk_objects()?;
+        let mut stale_tmp = self.stale_tmp_entries()?;
+        // Copies left beside their blob by a move from a `tmp/` on another file system that
+        // was killed half-way.
+        let now = SystemTime::now();
+        stale_tmp.extend(
+            objects
+                .iter()
+                .filter(|f| f.digest.is_none() && is_own_tmp(&f.path) && stale(f.modified, now))
+                .map(|f| (f.path.clone(), f.size)),
+        );
+        let doomed_blobs: Vec<ObjectFile> = objects
             .into_iter()
             .filter(|f| {
                 f.digest
@@ -525,7 +553,6 @@ impl Store {
                     .is_some_and(|d| !keep_digests.contains(d.as_str()))
             })
             .collect();
-        let stale_tmp = self.stale_tmp_entries()?;
         // Record files of every step that does not stay: the removed ones, and any without a
         // row at all (gc holds the store to itself, so no record_step is between its file and
         // its row).
@@ -661,40 +688,30 @@ impl Store {
         })
     }
 
-    /// The store's own temp entries in `tmp/` (named with its prefix; nothing else put there
-    /// is ever touched) not modified for [`STALE_TMP_AGE`], with their size.
+    /// The store's own temp entries (named with its prefix; nothing else put there is ever
+    /// touched) not modified for [`STALE_TMP_AGE`], with their size: in `tmp/`, and copies left
+    /// beside their record file by a move from a `tmp/` on another file system that was killed
+    /// half-way (those beside blobs come from `gc`'s walk of `objects/`).
     fn stale_tmp_entries(&self) -> Result<Vec<(PathBuf, u64)>> {
         let now = SystemTime::now();
-        let mut stale = Vec::new();
-        // Besides `tmp/`: copies left beside their blob or record by a move from a `tmp/` on
-        // another file system that was killed half-way.
         let mut entries = read_dir_or_empty(&self.root.join("tmp"))?;
-        for layer in ["objects", "records"] {
-            for dir in read_dir_or_empty(&self.root.join(layer))? {
-                if dir.file_type().is_ok_and(|t| t.is_dir()) {
-                    entries.extend(read_dir_or_empty(&dir.path())?);
-                }
+        for dir in read_dir_or_empty(&self.root.join("records"))? {
+            if dir.file_type().is_ok_and(|t| t.is_dir()) {
+                entries.extend(read_dir_or_empty(&dir.path())?);
             }
         }
+        let mut stale_entries = Vec::new();
         for entry in entries {
-            if !entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(crate::blobs::TMP_PREFIX)
-            {
+            let path = entry.path();
+            if !is_own_tmp(&path) {
                 continue;
             }
             let Ok(meta) = entry.metadata() else { continue };
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or_default();
-            if age >= STALE_TMP_AGE {
-                stale.push((entry.path(), if meta.is_file() { meta.len() } else { 0 }));
+            if stale(meta.modified().ok(), now) {
+                stale_entries.push((path, if meta.is_file() { meta.len() } else { 0 }));
             }
         }
-        Ok(stale)
+        Ok(stale_entries)
     }
 
     /// Deletes lock files nobody holds (we lock each one before unlinking it; claimers
@@ -1169,6 +1186,41 @@ mod tests {
         assert!(store.root().join("locks").join(STORE_LOCK).exists());
         drop(held);
         assert!(store.try_claim("released").unwrap().is_some());
+    }
+
+    #[test]
+    fn gc_removes_stale_copies_left_beside_blobs_and_records_only() {
+        let (_dir, store) = store();
+        let old = SystemTime::now() - Duration::from_secs(2 * 60 * 60);
+        let place = |layer: &str, name: &str, aged: bool| {
+            let dir = store.root().join(layer).join("ab");
+            fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(name);
+            fs::write(&path, b"copy").unwrap();
+            if aged {
+                fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_modified(old)
+                    .unwrap();
+            }
+            path
+        };
+        let stale_blob = place("objects", "lulc-tmp-h-1-0-0-copy", true);
+        let stale_record = place("records", "lulc-tmp-h-1-1-0-copy", true);
+        let fresh = place("objects", "lulc-tmp-h-1-2-0-copy", false);
+        let users = place("objects", "notes.txt", true);
+        let report = store
+            .gc(&GcOptions {
+                keep_runs: 1,
+                max_size: None,
+                dry_run: false,
+            })
+            .unwrap();
+        assert!(!stale_blob.exists() && !stale_record.exists());
+        assert!(fresh.exists() && users.exists());
+        assert_eq!(report.freed_bytes, 2 * b"copy".len() as u64);
     }
 
     #[test]
