@@ -365,8 +365,8 @@ impl Store {
         })
     }
 
-    /// A view of the store at `root` for commands that only read it (`plan`, `show`,
-    /// `results`, `export`, `report`): it creates nothing, takes no write lock and works on a
+    /// A view of the store at `root` for commands that only read it (the CLI's `plan`,
+    /// `explain`, `logs`, `show`, `results`, `export`, `report`): it creates nothing, takes no write lock and works on a
     /// read-only medium. Where no store is yet (no folder, an empty one, or only the layout
     /// of an interrupted making) it is an empty store, so every step reads as new. A folder
     /// that is not a store is refused with `NotAStore`; a missing or damaged index while step

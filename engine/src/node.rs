@@ -120,6 +120,14 @@ impl NodeError {
         self.help = Some(help.into());
         self
     }
+
+    /// A diagnostic's message and help, as a node reports them.
+    pub fn from_diagnostic(e: &dyn miette::Diagnostic) -> NodeError {
+        NodeError {
+            message: e.to_string(),
+            help: e.help().map(|h| h.to_string()),
+        }
+    }
 }
 
 impl From<std::io::Error> for NodeError {

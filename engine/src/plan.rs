@@ -1793,14 +1793,20 @@ pub fn step_id(node: &str, dims: &Dims, sweep: &BTreeMap<String, Value>) -> Stri
     let mut out = String::with_capacity(node.len() + 16 * (dims.len() + sweep.len()));
     out.push_str(node);
     out.push('[');
-    if sweep.is_empty() {
-        // Already sorted by dim: no list to build (the common case, a million times).
-        for (i, (k, v)) in dims.iter().enumerate() {
+    fn write_parts<K: fmt::Display, V: fmt::Display>(
+        out: &mut String,
+        parts: impl Iterator<Item = (K, V)>,
+    ) {
+        for (i, (k, v)) in parts.enumerate() {
             if i > 0 {
                 out.push(',');
             }
             let _ = write!(out, "{k}={v}");
         }
+    }
+    if sweep.is_empty() {
+        // Already sorted by dim: no list to build (the common case, a million times).
+        write_parts(&mut out, dims.iter());
     } else {
         let mut parts: Vec<(&str, String)> = dims
             .iter()
@@ -1814,12 +1820,7 @@ pub fn step_id(node: &str, dims: &Dims, sweep: &BTreeMap<String, Value>) -> Stri
             parts.push((k, text));
         }
         parts.sort();
-        for (i, (k, v)) in parts.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "{k}={v}");
-        }
+        write_parts(&mut out, parts.into_iter());
     }
     out.push(']');
     out

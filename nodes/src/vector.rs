@@ -111,8 +111,20 @@ pub enum VectorError {
 /// `NotLonLat` for the first point outside longitude -180..180 / latitude -90..90 when `crs`
 /// is geographic. `why` is added to the message (how the crs was decided).
 pub fn check_lon_lat(points: &[PointFeature], crs: &str, why: &str) -> Result<(), VectorError> {
-    let geographic = SpatialRef::from_definition(crs).is_ok_and(|s| s.is_geographic());
-    if !geographic {
+    match SpatialRef::from_definition(crs) {
+        Ok(srs) => check_lon_lat_in(points, &srs, crs, why),
+        Err(_) => Ok(()),
+    }
+}
+
+/// [`check_lon_lat`] with `crs` already parsed as `srs`.
+fn check_lon_lat_in(
+    points: &[PointFeature],
+    srs: &SpatialRef,
+    crs: &str,
+    why: &str,
+) -> Result<(), VectorError> {
+    if !srs.is_geographic() {
         return Ok(());
     }
     match points
@@ -513,17 +525,17 @@ fn value_in_words(v: &FieldValue) -> String {
     };
     match v {
         FieldValue::Integer64Value(i) if *i == i64::MAX || *i == i64::MIN => clamped(*i),
-        FieldValue::StringValue(s) if matches!(s.trim().parse(), Ok(i64::MAX | i64::MIN)) => {
-            clamped(s.trim().parse().unwrap_or_default())
-        }
         FieldValue::RealValue(f) if f.fract() == 0.0 && f.abs() >= MAX_EXACT_ID => format!(
             "{f:e}: beyond the largest id a file's number can hold exactly, {MAX_EXACT_ID:e}"
         ),
-        FieldValue::StringValue(s) => {
-            let cut: String = s.chars().take(40).collect();
-            let more = if cut.len() < s.len() { "..." } else { "" };
-            format!("text \"{cut}{more}\"")
-        }
+        FieldValue::StringValue(s) => match s.trim().parse::<i64>() {
+            Ok(i @ (i64::MAX | i64::MIN)) => clamped(i),
+            _ => {
+                let cut: String = s.chars().take(40).collect();
+                let more = if cut.len() < s.len() { "..." } else { "" };
+                format!("text \"{cut}{more}\"")
+            }
+        },
         other => match json_of(other.clone()) {
             Value::Null => "not a number".to_string(),
             j => j.to_string(),
@@ -854,7 +866,7 @@ pub fn reproject_points(
     if points.is_empty() || crate::raster::crs_equivalent(from, to) {
         return Ok(());
     }
-    check_lon_lat(points, from, "")?;
+
     let srs = |def: &str| {
         SpatialRef::from_definition(def).map(|mut s| {
             s.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
@@ -865,6 +877,7 @@ pub fn reproject_points(
         srs(from).map_err(|e| err(gdal_detail(e)))?,
         srs(to).map_err(|e| err(gdal_detail(e)))?,
     );
+    check_lon_lat_in(points, &a, from, "")?;
     let t = CoordTransform::new(&a, &b).map_err(|e| err(gdal_detail(e)))?;
     let mut xs: Vec<f64> = points.iter().map(|p| p.x).collect();
     let mut ys: Vec<f64> = points.iter().map(|p| p.y).collect();

@@ -127,6 +127,7 @@ pub(super) fn open_store(args: &StoreArgs, spec: Option<&Path>) -> Result<Store,
 /// `results`, `export`, `report`): creates nothing, takes no write lock, works on a read-only
 /// medium; where no store is yet, every step reads as new. An index that needs rebuilding is
 /// rebuilt as by `run` when the store can be written, else the reader says what to do.
+///
 /// Says on stderr when the store holds nothing yet, so a forgotten `--store` is not mistaken
 /// for a spec that never ran.
 pub(super) fn open_store_read(args: &StoreArgs, spec: Option<&Path>) -> Result<Store, i32> {

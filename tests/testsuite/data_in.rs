@@ -172,9 +172,7 @@ fn paths_found_in_manifests_items_and_vrts_stay_in_the_spec_dir() {
     let tif = outside.path().join("dsm/data/AW3D30_48QXH_sim/DSM.tif");
     let tif_s = tif.to_str().unwrap();
     let refused = |p: &Project, needle: &str| {
-        let r = p.run(&[]);
-        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-        assert!(r.stderr.contains(needle), "{needle}:\n{}", r.stderr);
+        p.run(&[]).assert_fails(1, &[needle]);
         assert!(
             p.blobs().is_empty(),
             "nothing of the outside file is stored"
@@ -262,12 +260,6 @@ fn an_ogr_vrt_of_points_is_refused_with_what_to_do() {
         "<OGRVRTDataSource><OGRVRTLayer name=\"p\"><SrcDataSource>/etc/passwd</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>",
     )
     .unwrap();
-    let r = p.run(&[]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("GDAL virtual dataset (OGR_VRT)"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("ogr2ogr out.gpkg"), "{}", r.stderr);
+    p.run(&[])
+        .assert_fails(1, &["GDAL virtual dataset (OGR_VRT)", "ogr2ogr out.gpkg"]);
 }

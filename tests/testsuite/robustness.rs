@@ -288,13 +288,7 @@ fn read_commands_change_nothing_and_work_on_a_read_only_store() {
     ro.lulc(&["report", "pipeline.yaml", "--out", html.to_str().unwrap()])
         .assert_ok();
     // A run must write: refused with the file system's reason, nothing lost.
-    let run = ro.run(&[]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("Read-only file system"),
-        "{}",
-        run.stderr
-    );
+    ro.run(&[]).assert_fails(1, &["Read-only file system"]);
 }
 
 #[test]

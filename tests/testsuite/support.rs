@@ -52,6 +52,19 @@ impl Run {
             .unwrap_or_else(|| panic!("no step {id} in {}", self.stdout))
     }
 
+    /// Asserts the exit `code` and that stderr holds each of `needles`.
+    pub fn assert_fails(&self, code: i32, needles: &[&str]) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        for needle in needles {
+            assert!(self.stderr.contains(needle), "{needle}:\n{}", self.stderr);
+        }
+        self
+    }
+
     pub fn assert_ok(&self) -> &Run {
         assert_eq!(
             self.code, 0,

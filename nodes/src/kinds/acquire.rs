@@ -73,10 +73,9 @@ use std::collections::BTreeSet;
 
 use lulc_engine::node::Confinement;
 use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
-
-use super::confine_dataset;
 use serde::{Deserialize, Serialize};
 
+use super::confine_dataset;
 use crate::artifacts::{SCENES, SceneMeta, ScenesMeta};
 use crate::raster::{
     BBox, DType, Grid, RasterError, RasterMeta, RasterReader, RasterWriter, Resampling, TILE,
@@ -682,9 +681,8 @@ fn default_grid(
     let path = source
         .resolve(&asset)
         .map_err(|e| resolve_err(&label, band, &asset, e))?;
+    // A file without georeferencing is refused when it is warped onto this grid.
     let r = open_scene_file(conf, &label, band, &asset, &path)?;
-    r.require_georeferencing()
-        .map_err(|e| raster_err(&label, Some((band, &asset)), e))?;
     Ok(r.grid().clone())
 }
 
@@ -940,12 +938,7 @@ fn unique_name(names: &mut BTreeSet<String>, date: &str, id: &str) -> String {
 }
 
 fn source_err(e: SourceError) -> NodeError {
-    let help = miette::Diagnostic::help(&e).map(|h| h.to_string());
-    let err = NodeError::new(e.to_string());
-    match help {
-        Some(h) => err.with_help(h),
-        None => err,
-    }
+    NodeError::from_diagnostic(&e)
 }
 
 /// An asset that cannot be located, with the scene and the band.

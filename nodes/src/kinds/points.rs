@@ -283,12 +283,9 @@ impl Node for Points {
             ""
         };
         vector::check_lon_lat(&layer.features, &layer.crs_wkt, why).map_err(|e| {
-            let help = miette::Diagnostic::help(&e).map(|h| h.to_string());
-            let err = NodeError::new(format!("points `{shown}`: {e}"));
-            match help {
-                Some(h) => err.with_help(h),
-                None => err,
-            }
+            let mut err = NodeError::from_diagnostic(&e);
+            err.message = format!("points `{shown}`: {}", err.message);
+            err
         })?;
         let total = layer.features.len() + layer.skipped.len();
         let mut dropped = Dropped::default();

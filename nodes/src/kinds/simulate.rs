@@ -83,14 +83,7 @@ impl Node for Simulate {
         let tree = sibling(&root, "tree");
         let _ = std::fs::remove_dir_all(&tree);
         let result = simulate(&SimulateOptions::from_params(params, &tree))
-            .map_err(|e| {
-                let help = miette::Diagnostic::help(&e).map(|h| h.to_string());
-                let err = NodeError::new(e.to_string());
-                match help {
-                    Some(h) => err.with_help(h),
-                    None => err,
-                }
-            })
+            .map_err(|e| NodeError::from_diagnostic(&e))
             .and_then(|summary| {
                 for rel in &summary.files {
                     let dst = if rel == "catalog.json" {
