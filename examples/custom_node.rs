@@ -90,6 +90,7 @@ fn main() -> miette::Result<()> {
         argv: vec![],
         allowed_paths: vec![],
         interrupt: None,
+        live: None,
     };
     let report = exec::run(&plan, &store, &opts, &Quiet)?;
     for o in &report.outcomes {

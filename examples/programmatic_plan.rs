@@ -58,6 +58,7 @@ fn main() -> miette::Result<()> {
             argv: vec![],
             allowed_paths: vec![],
             interrupt: None,
+            live: None,
         },
         &Quiet,
     )?;

@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use crate::executor::{Executor, ExecutorError, LocalThreads};
 use crate::fingerprint::{self, DirtyReason, ENGINE_CACHE_VERSION, KeyMaterial};
+use crate::live::LiveLog;
 use crate::node::NodeError;
 use crate::plan::{Plan, Step};
 use crate::task::{StepResult, StepTask, TaskInput, TaskOutcome, disk_hint};
@@ -298,6 +299,8 @@ pub struct RunOptions {
     /// Set (by a Ctrl-C handler) to stop the run: nothing more starts, the executor cancels
     /// what is in flight, and the run is recorded as `interrupted`.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Where running steps' live lines go (see [`crate::live`]); `None`: nowhere.
+    pub live: Option<LiveLog>,
 }
 
 /// Progress callbacks (the CLI draws bars or prints lines; tests collect).
@@ -344,7 +347,13 @@ pub fn run(
     obs: &dyn Observer,
 ) -> Result<RunReport, ExecError> {
     std::thread::scope(|scope| {
-        let mut threads = LocalThreads::new(scope, opts.jobs, store.blobs(), &plan.registry);
+        let mut threads = LocalThreads::new(
+            scope,
+            opts.jobs,
+            store.blobs(),
+            &plan.registry,
+            opts.live.clone(),
+        );
         run_with(plan, store, opts, obs, &mut threads)
     })
 }
@@ -867,6 +876,7 @@ nodes:
             argv: vec![],
             allowed_paths: vec![],
             interrupt: None,
+            live: None,
         }
     }
 
@@ -918,7 +928,7 @@ nodes:
                     if self.lose.contains(&t.step_id.as_str()) {
                         StepResult::failed(t, "the job vanished", None)
                     } else {
-                        run_task(t, self.blobs, self.registry)
+                        run_task(t, self.blobs, self.registry, None)
                     }
                 })
                 .collect())

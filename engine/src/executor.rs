@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use lulc_cache::Blobs;
 use serde_json::Value;
 
+use crate::live::LiveLog;
 use crate::node::Registry;
 use crate::task::{StepResult, StepTask, run_task};
 
@@ -76,6 +77,7 @@ impl LocalThreads {
         jobs: usize,
         blobs: &'env Blobs,
         registry: &'env Registry,
+        live: Option<LiveLog>,
     ) -> LocalThreads {
         let jobs = jobs.max(1);
         let (task_tx, task_rx) = crossbeam_channel::unbounded::<StepTask>();
@@ -84,9 +86,13 @@ impl LocalThreads {
         for _ in 0..jobs {
             let task_rx = task_rx.clone();
             let done_tx = done_tx.clone();
+            let live = live.clone();
             let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
                 while let Ok(task) = task_rx.recv() {
-                    if done_tx.send(run_task(&task, blobs, registry)).is_err() {
+                    if done_tx
+                        .send(run_task(&task, blobs, registry, live.as_ref()))
+                        .is_err()
+                    {
                         break;
                     }
                 }

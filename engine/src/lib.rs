@@ -18,6 +18,7 @@ pub mod exec;
 pub mod executor;
 pub mod fingerprint;
 mod introspect;
+pub mod live;
 pub mod node;
 pub mod plan;
 pub mod slurm;
@@ -27,5 +28,6 @@ pub mod testkit;
 
 pub use diag::{SpecError, SpecErrors};
 pub use exec::{Observer, Outcome, RunOptions, RunReport, Status, human_bytes};
+pub use live::{LiveLog, Progress};
 pub use node::{ArtifactIn, DynNode, Inputs, Node, NodeError, Port, Registry, RunCtx, erase};
 pub use plan::{DimValue, LowerOptions, Override, Plan, Step};

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::live::{LineKind, LiveLog, Progress};
 use crate::plan::DimValue;
 
 /// A typed port: a name and the artifact type that flows through it.
@@ -360,6 +361,7 @@ pub struct RunCtx {
     pub(crate) metrics: serde_json::Map<String, Value>,
     pub(crate) spec_dir: PathBuf,
     pub(crate) allowed_paths: Vec<PathBuf>,
+    pub(crate) live: Option<LiveLog>,
 }
 
 impl RunCtx {
@@ -382,7 +384,14 @@ impl RunCtx {
             metrics: serde_json::Map::new(),
             spec_dir: tmp_dir.to_path_buf(),
             allowed_paths: Vec::new(),
+            live: None,
         }
+    }
+
+    /// Send this step's live lines to `live` (tests).
+    pub fn with_live_log(mut self, live: LiveLog) -> RunCtx {
+        self.live = Some(live);
+        self
     }
 
     /// Allow reading from a directory outside the spec's (tests; `lulc run --allow-path`).
@@ -488,6 +497,12 @@ impl RunCtx {
             .map_err(|e| NodeError::new(format!("cannot write `{}`: {e}", path.display())))
     }
 
+    /// Bytes free on the file system the outputs are written to (the store's), where it says.
+    pub fn free_space(&self) -> Option<u64> {
+        let probe = (self.tmp)("free-space");
+        crate::task::free_space(probe.parent()?)
+    }
+
     /// Metadata of an output (JSON; part of the artifact's digest, so keep it deterministic).
     pub fn set_meta(&mut self, port: &str, meta: Value) -> Result<(), NodeError> {
         self.check_port(port)?;
@@ -495,8 +510,25 @@ impl RunCtx {
         Ok(())
     }
 
+    /// A warning about the result (points dropped, a class without validation samples): kept
+    /// with the step's result and printed when the step finishes.
     pub fn warn(&mut self, message: impl Into<String>) {
         self.warnings.push(message.into());
+    }
+
+    /// Say now, before the work, what the step is about to do and what it will cost (a grid of
+    /// 4e10 pixels, a network of 160 M weights): printed at once (see [`crate::live`]).
+    pub fn note(&self, message: &str) {
+        if let Some(live) = &self.live {
+            live.line(&self.step_id, LineKind::Note, message);
+        }
+    }
+
+    /// A counter of `total` units of work (`blocks`, `batches`) that says how far the step got,
+    /// now and then, while it runs; advance it with [`Progress::add`], from any thread.
+    pub fn progress(&self, total: u64, unit: &str) -> Progress {
+        let live = self.live.clone().map(|l| (l, self.step_id.clone()));
+        Progress::new(live, total, unit)
     }
 
     /// A number reported in `lulc results` and run records.

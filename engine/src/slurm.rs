@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::executor::{Executor, ExecutorError};
+use crate::live::LiveLog;
 use crate::node::Registry;
 use crate::task::{StepResult, StepTask, TaskOutcome, run_task, write_result};
 
@@ -910,11 +911,17 @@ pub fn exec_task_file(path: &Path, registry: &Registry) -> Result<usize, Executo
         .with_help("it was written by another lulc build: run the same build everywhere")
     })?;
     let blobs = Blobs::open_existing(&file.store).map_err(|e| ExecutorError::new(e.to_string()))?;
+    // Live lines go to the job's log; an unreadable interval is said there once.
+    let every = LiveLog::every_from_env().unwrap_or_else(|e| {
+        eprintln!("warning: {e}");
+        crate::live::PROGRESS_EVERY
+    });
+    let live = LiveLog::stderr(every);
     let mut failed = 0;
     for task in &file.tasks {
         // The header `lulc logs` finds a step's part of the log by.
         eprintln!("{LOG_HEADER}{} {}", task.key, task.step_id);
-        let result = run_task(task, &blobs, registry);
+        let result = run_task(task, &blobs, registry, Some(&live));
         match &result.outcome {
             TaskOutcome::Done { warnings, .. } => {
                 for w in warnings {

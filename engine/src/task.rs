@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::fingerprint::KeyMaterial;
+use crate::live::LiveLog;
 use crate::node::{ArtifactIn, Inputs, NodeError, Registry, RunCtx};
 use crate::plan::DimValue;
 
@@ -137,10 +138,16 @@ impl StepTask {
 }
 
 /// Runs `task`: loads its inputs (re-hashed), runs its node, stores its outputs. Never touches
-/// the index; a failure is an answer, not an error.
-pub fn run_task(task: &StepTask, blobs: &Blobs, registry: &Registry) -> StepResult {
+/// the index; a failure is an answer, not an error. The node's live lines (notes on what it is
+/// about to cost, progress) go to `live`.
+pub fn run_task(
+    task: &StepTask,
+    blobs: &Blobs,
+    registry: &Registry,
+    live: Option<&LiveLog>,
+) -> StepResult {
     let started = Instant::now();
-    let outcome = match run_node(task, blobs, registry) {
+    let outcome = match run_node(task, blobs, registry, live) {
         Ok((outputs, blobs, warnings, metrics)) => TaskOutcome::Done {
             outputs,
             blobs,
@@ -193,7 +200,12 @@ impl From<NodeError> for Failure {
 
 type NodeResult = (BTreeMap<String, Digest>, Vec<Digest>, Vec<String>, Value);
 
-fn run_node(task: &StepTask, blobs: &Blobs, registry: &Registry) -> Result<NodeResult, Failure> {
+fn run_node(
+    task: &StepTask,
+    blobs: &Blobs,
+    registry: &Registry,
+    live: Option<&LiveLog>,
+) -> Result<NodeResult, Failure> {
     let Some(node) = registry.get(&task.kind) else {
         return Err(
             NodeError::new(format!("this lulc has no node kind `{}`", task.kind))
@@ -224,6 +236,7 @@ fn run_node(task: &StepTask, blobs: &Blobs, registry: &Registry) -> Result<NodeR
         metrics: serde_json::Map::new(),
         spec_dir: task.spec_dir.clone(),
         allowed_paths: task.allowed_paths.clone(),
+        live: live.cloned(),
     };
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         node.run(&mut ctx, &task.params, &inputs)
@@ -323,7 +336,7 @@ pub(crate) fn disk_hint(root: &Path, mut e: NodeError) -> NodeError {
 }
 
 /// Bytes available to this user on the file system holding `dir`.
-fn free_space(dir: &Path) -> Option<u64> {
+pub(crate) fn free_space(dir: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(dir).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }

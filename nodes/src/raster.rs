@@ -578,6 +578,16 @@ impl DType {
         DType::F64,
     ];
 
+    /// Bytes of one value.
+    pub fn size(self) -> u64 {
+        match self {
+            DType::U8 => 1,
+            DType::U16 | DType::I16 => 2,
+            DType::U32 | DType::I32 | DType::F32 => 4,
+            DType::F64 => 8,
+        }
+    }
+
     /// The name used in specs and messages (`uint8`, `float32`, ...).
     pub fn name(self) -> &'static str {
         match self {

@@ -12,7 +12,6 @@
 //! byte-identical files, so early cutoff works).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use lulc_engine::{ArtifactIn, NodeError, RunCtx};
@@ -125,11 +124,7 @@ impl Samples {
     /// Write as output `port` of the running step (rows sorted by id).
     pub fn write(mut self, ctx: &mut RunCtx, port: &str) -> Result<(), NodeError> {
         self.sort_by_id();
-        ctx.write_output(
-            port,
-            SAMPLES_CSV,
-            points_csv("label", &self.points).as_bytes(),
-        )?;
+        write_samples_csv(ctx, port, &self.points)?;
         let mut bytes = Vec::with_capacity(self.data.len() * 4);
         for v in &self.data {
             bytes.extend_from_slice(&v.to_le_bytes());
@@ -197,11 +192,7 @@ pub struct PointSet {
 impl PointSet {
     pub fn write(mut self, ctx: &mut RunCtx, port: &str) -> Result<(), NodeError> {
         self.points.sort_by(|a, b| a.id.cmp(&b.id));
-        ctx.write_output(
-            port,
-            POINTS_CSV,
-            points_csv("class", &self.points).as_bytes(),
-        )?;
+        write_csv_output(ctx, port, POINTS_CSV, "class", &self.points)?;
         let meta = PointsMeta {
             year: self.year,
             crs: self.crs.clone(),
@@ -244,17 +235,41 @@ pub fn class_counts(points: &[Point]) -> BTreeMap<u8, usize> {
 
 /// `id,x,y,<label>` rows; ids are quoted when they hold a comma or a quote. Coordinates use
 /// Rust's shortest round-trip formatting, so reading gives back the same f64.
-fn points_csv(label: &str, points: &[Point]) -> String {
-    let mut s = format!("id,x,y,{label}\n");
+fn write_points_csv(
+    mut w: impl std::io::Write,
+    label: &str,
+    points: &[Point],
+) -> std::io::Result<()> {
+    writeln!(w, "id,x,y,{label}")?;
     for p in points {
-        let id = if p.id.contains([',', '"', '\n']) {
-            format!("\"{}\"", p.id.replace('"', "\"\""))
+        if p.id.contains([',', '"', '\n']) {
+            write!(w, "\"{}\"", p.id.replace('"', "\"\""))?;
         } else {
-            p.id.clone()
-        };
-        let _ = writeln!(s, "{id},{},{},{}", p.x, p.y, p.class);
+            w.write_all(p.id.as_bytes())?;
+        }
+        writeln!(w, ",{},{},{}", p.x, p.y, p.class)?;
     }
-    s
+    w.flush()
+}
+
+/// Write `points` (in artifact order) as file `name` of output `port`, streamed to disk.
+fn write_csv_output(
+    ctx: &mut RunCtx,
+    port: &str,
+    name: &str,
+    label: &str,
+    points: &[Point],
+) -> Result<(), NodeError> {
+    let path = ctx.output_file(port, name)?;
+    let err = |e: std::io::Error| NodeError::new(format!("cannot write `{}`: {e}", path.display()));
+    let file = std::fs::File::create(&path).map_err(err)?;
+    write_points_csv(std::io::BufWriter::new(file), label, points).map_err(err)
+}
+
+/// Write the `samples.csv` of a `Samples` output from its points, already in artifact order
+/// (for a node that writes `samples.f32` itself, row by row).
+pub fn write_samples_csv(ctx: &mut RunCtx, port: &str, points: &[Point]) -> Result<(), NodeError> {
+    write_csv_output(ctx, port, SAMPLES_CSV, "label", points)
 }
 
 fn read_points_csv(path: &Path, label: &str) -> Result<Vec<Point>, NodeError> {

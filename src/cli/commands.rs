@@ -8,7 +8,7 @@ use lulc_engine::exec::{self, Manifest, Outcome, RunOptions, Status};
 use lulc_engine::executor::ExecutorError;
 use lulc_engine::plan::{self, LowerOptions};
 use lulc_engine::slurm::{SlurmExecutor, SlurmProfile};
-use lulc_engine::{Plan, Registry};
+use lulc_engine::{LiveLog, Plan, Registry};
 use serde_json::{Value, json};
 
 use super::output::{self, Progress};
@@ -356,15 +356,20 @@ fn run(spec: &SpecArgs, store_args: &StoreArgs, args: RunArgs) -> i32 {
         }
         ExecutorKind::Slurm => Some(on_ctrl_c()),
     };
+    let json = args.json;
+    let progress = Progress::new(args.verbose, false);
+    let every = LiveLog::every_from_env().unwrap_or_else(|e| {
+        eprintln!("warning: {e}");
+        lulc_engine::live::PROGRESS_EVERY
+    });
     let opts = RunOptions {
         jobs,
         keep_going: args.keep_going,
         argv: std::env::args().collect(),
         allowed_paths: args.allowed_paths,
         interrupt,
+        live: Some(progress.live_log(every)),
     };
-    let json = args.json;
-    let progress = Progress::new(args.verbose, false);
     let started = std::time::Instant::now();
     let result = match args.executor {
         ExecutorKind::Local => exec::run(&plan, &store, &opts, &progress),

@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lulc_engine::Plan;
 use lulc_engine::exec::{Outcome, Status};
+use lulc_engine::{LiveLog, Plan};
 use miette::{Diagnostic, LabeledSpan, SourceSpan};
 use serde_json::{Value, json};
 
@@ -173,6 +173,15 @@ impl Progress {
         }
     }
 
+    /// Where running steps' live lines go: above the bar on a terminal, plain lines otherwise.
+    pub fn live_log(&self, every: std::time::Duration) -> LiveLog {
+        let bar = self.bar.clone();
+        LiveLog::new(every, move |line| match &bar {
+            Some(b) => b.println(line.to_string()),
+            None => eprintln!("{line}"),
+        })
+    }
+
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
@@ -200,6 +209,9 @@ impl lulc_engine::Observer for Progress {
         let show = self.verbose || !matches!(o.status, Status::Cached);
         if show {
             self.line(status_line(plan, o));
+        }
+        for w in &o.warnings {
+            self.line(format!("warning: {}: {w}", plan.steps[o.step].id));
         }
     }
 }

@@ -263,3 +263,92 @@ fn an_ogr_vrt_of_points_is_refused_with_what_to_do() {
     p.run(&[])
         .assert_fails(1, &["GDAL virtual dataset (OGR_VRT)", "ogr2ogr out.gpkg"]);
 }
+
+/// A DSM of 40,000 x 40,000 px (1.6e9 pixels: a source VRT without sources, so it costs no
+/// disk) acquired without a `grid`: the step says the grid, where it came from and what it will
+/// write before it reads a pixel, then how far it got, and stops on Ctrl-C.
+#[test]
+fn a_huge_implied_grid_is_said_before_the_work_and_its_progress_while_it_runs() {
+    use std::io::{BufRead, BufReader};
+    let p = Project::new(&dsm_spec("local", "manifest.json"));
+    std::fs::write(p.path().join("manifest.json"), dsm_manifest("dsm.vrt")).unwrap();
+    std::fs::write(
+        p.path().join("dsm.vrt"),
+        r#"<VRTDataset rasterXSize="40000" rasterYSize="40000">
+  <SRS>EPSG:32648</SRS>
+  <GeoTransform>600000, 30, 0, 1200000, 0, -30</GeoTransform>
+  <VRTRasterBand dataType="Float32" band="1"/>
+</VRTDataset>
+"#,
+    )
+    .unwrap();
+    let mut child = p
+        .cmd(&["run", "pipeline.yaml"])
+        .env("LULC_PROGRESS_SECS", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let started = std::time::Instant::now();
+    let mut line = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(300) {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        lines.push(line.trim_end().to_string());
+        if line.starts_with("progress:") {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let status = child.wait().unwrap();
+    let all = format!("{}\n{rest}", lines.join("\n"));
+    let note = lines
+        .iter()
+        .find(|l| l.starts_with("note: dsm: "))
+        .unwrap_or_else(|| panic!("no note before the work: {all}"));
+    for needle in [
+        "1 scene(s) of 1 band(s) on a grid of 40000 x 40000 px (1.6e9 pixels, the first scene's \
+         own grid, as the step has no `grid` param): up to 6.0 GiB to warp and write",
+        "the store's disk has",
+        "give `grid` (crs, bbox, res)",
+    ] {
+        assert!(note.contains(needle), "{needle}\n{all}");
+    }
+    let progress = lines.last().unwrap();
+    assert!(
+        progress.starts_with("progress: dsm: ")
+            && progress.contains(" of 24649 blocks of 256 x 256 px (0 %)")
+            && progress.contains("left"),
+        "{all}"
+    );
+    assert_eq!(status.code(), Some(130), "{all}");
+}
+
+/// A step's warnings reach the person running it: printed under its line when it finishes.
+#[test]
+fn a_steps_warnings_are_printed_when_it_finishes() {
+    let p = Project::new(
+        "name: warned\nnodes:\n  reference:\n    kind: points\n    params: { path: points.csv, crs: \"EPSG:32648\" }\n",
+    );
+    std::fs::write(
+        p.path().join("points.csv"),
+        "id,x,y,class\n1,600005,1199995,3\n2,600015,1199995,0\n",
+    )
+    .unwrap();
+    let r = p.lulc(&["run", "pipeline.yaml"]);
+    r.assert_ok();
+    let warning = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("warning: reference: "))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(warning.contains("dropped 1"), "{}", r.stderr);
+}

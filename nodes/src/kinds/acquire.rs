@@ -72,7 +72,7 @@
 use std::collections::BTreeSet;
 
 use lulc_engine::node::Confinement;
-use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
+use lulc_engine::{Inputs, Node, NodeError, Port, Progress, RunCtx, human_bytes};
 use serde::{Deserialize, Serialize};
 
 use super::confine_dataset;
@@ -404,10 +404,21 @@ impl Node for Acquire {
                 query: query.describe(),
             }));
         }
+        let implied = target.is_none();
         let grid = match target {
             Some(g) => g,
             None => default_grid(source.as_ref(), &conf, collection, &bands, &items[0])?,
         };
+        let scenes = if collection.is_static() {
+            1
+        } else {
+            items.len()
+        };
+        forecast(ctx, collection, bands.len(), scenes, &grid, implied);
+        let progress = ctx.progress(
+            scenes as u64 * grid.blocks(TILE).count() as u64,
+            "blocks of 256 x 256 px",
+        );
 
         // One scene per item; a static product is one mosaic of all items.
         let groups: Vec<Vec<&SceneItem>> = if collection.is_static() {
@@ -484,10 +495,11 @@ impl Node for Acquire {
                     std::mem::take(&mut pending),
                     collection,
                     &grid,
+                    &progress,
                 )?);
             }
         }
-        written.extend(write_scenes(pending, collection, &grid)?);
+        written.extend(write_scenes(pending, collection, &grid, &progress)?);
         if written.is_empty() {
             return Err(NodeError::new(format!(
                 "every `{}` scene is entirely nodata on the target grid ({} x {} px, {}): {}",
@@ -512,6 +524,57 @@ impl Node for Acquire {
     }
 }
 
+/// A grid of more pixels than this (a 10980 x 10980 px Sentinel-2 tile has 1.2e8) is said before
+/// the step starts.
+const BIG_GRID: u64 = 1_000_000_000;
+
+/// Scenes of more bytes than this, before compression, are said before the step starts.
+const BIG_OUTPUT: u64 = 64 << 30;
+
+/// Before reading a pixel: the grid and what writing the scenes on it will take, said when
+/// large (a 200,000 px DSM taken as the grid for want of a `grid` would otherwise run silently
+/// for days), with the free space of the store's disk.
+fn forecast(
+    ctx: &RunCtx,
+    collection: Collection,
+    bands: usize,
+    scenes: usize,
+    grid: &Grid,
+    implied: bool,
+) {
+    let pixels = grid.pixel_count() as u64;
+    let bytes = pixels
+        .saturating_mul(bands as u64 * collection.dtype().size())
+        .saturating_mul(scenes as u64);
+    if pixels <= BIG_GRID && bytes <= BIG_OUTPUT {
+        return;
+    }
+    let from = if implied {
+        "the first scene's own grid, as the step has no `grid` param"
+    } else {
+        "`grid`"
+    };
+    let free = ctx
+        .free_space()
+        .map(|f| format!("; the store's disk has {} free", human_bytes(f)))
+        .unwrap_or_default();
+    let mut text = format!(
+        "{scenes} scene(s) of {bands} band(s) on a grid of {} x {} px ({:.1e} pixels, {from}): up \
+         to {} to warp and write before compression{free}",
+        grid.width,
+        grid.height,
+        pixels as f64,
+        human_bytes(bytes)
+    );
+    if implied {
+        text.push_str(
+            "; to map a smaller area, give `grid` (crs, bbox, res), or split the area into \
+             tiles",
+        );
+    }
+    ctx.note(&text);
+}
+
 /// A scene to write: its layers' files, output path, label for messages, and its metadata
 /// (`valid_fraction` filled in when written).
 struct SceneJob {
@@ -527,17 +590,23 @@ fn write_scenes(
     jobs: Vec<SceneJob>,
     collection: Collection,
     grid: &Grid,
+    progress: &Progress,
 ) -> Result<Vec<SceneMeta>, NodeError> {
     use rayon::prelude::*;
     jobs.into_par_iter()
-        .map(|job| write_scene(job, collection, grid))
+        .map(|job| write_scene(job, collection, grid, progress))
         .collect::<Vec<_>>()
         .into_iter()
         .collect()
 }
 
 /// Write one scene's file on `grid`, with its metadata items.
-fn write_scene(job: SceneJob, collection: Collection, grid: &Grid) -> Result<SceneMeta, NodeError> {
+fn write_scene(
+    job: SceneJob,
+    collection: Collection,
+    grid: &Grid,
+    progress: &Progress,
+) -> Result<SceneMeta, NodeError> {
     let SceneJob {
         files,
         path,
@@ -569,6 +638,7 @@ fn write_scene(job: SceneJob, collection: Collection, grid: &Grid) -> Result<Sce
         let (block, n) = compute_block(&layers, &win).map_err(create_err)?;
         valid += n;
         write_block(&mut w, collection.dtype(), &win, &block).map_err(create_err)?;
+        progress.add(1);
     }
     w.finish().map_err(create_err)?;
     scene.valid_fraction = valid as f64 / grid.pixel_count() as f64;

@@ -10,8 +10,13 @@
 //! class and records the metrics `kept`, `dropped_outside` and `dropped_nodata`. No sample kept
 //! is an error that gives both extents.
 //!
-//! Memory is bounded: points are grouped by 256 x 256 block of the grid and, per block, only
-//! the window around that block's points is read, one band at a time (blocks in parallel).
+//! Memory is bounded by the points, never by their matrices: points are grouped by 256 x 256
+//! block of the grid and, per block, only the window around that block's points is read, one
+//! band at a time (blocks in parallel); each block writes its points' rows straight into
+//! `samples.f32` at their rows in id order, and the rows on nodata are then taken out in place,
+//! 4 MiB at a time. A million points of 6 seasons x 30 features (a 720 MB output) peak at the
+//! size of the point table, not of the output (benches/README.md, "Large inputs"). Progress is
+//! said by block.
 //!
 //! ## Ports
 //! - in `features` (`Features`): one Float32 GeoTIFF per season, bands = features, nodata NaN.
@@ -36,6 +41,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::os::unix::fs::FileExt;
 
 use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
 use rayon::prelude::*;
@@ -44,19 +50,21 @@ use serde::{Deserialize, Serialize};
 use crate::artifacts::{FEATURES, FeaturesMeta, POINTS, SAMPLES};
 use crate::classes::Legend;
 use crate::raster::{Grid, RasterReader, TILE, Window, crs_equivalent, crs_label};
-use crate::samples::{PointSet, Samples};
+use crate::samples::{Point, PointSet, SAMPLES_DATA, SamplesMeta, class_counts, write_samples_csv};
 use crate::vector::{PointFeature, reproject_points};
 
 pub struct Sample;
 
 /// A point inside the grid: its index in the point set, its pixel's column and row.
 type Located = (usize, usize, usize);
-/// A point's index and its `seasons x features` matrix.
-type Matrix = (usize, Vec<f32>);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SampleParams {}
+
+/// Bytes of rows moved at a time when the rows on nodata are taken out (a few rows in unit
+/// tests, so that rows cross chunks).
+const CHUNK_BYTES: usize = if cfg!(test) { 100 } else { 4 << 20 };
 
 /// The pixel `(col, row)` holding map coordinates `(x, y)`, or `None` outside the grid.
 pub(crate) fn pixel_of(grid: &Grid, x: f64, y: f64) -> Option<(usize, usize)> {
@@ -189,10 +197,41 @@ impl Node for Sample {
             })
             .collect::<Result<Vec<_>, NodeError>>()?;
 
-        // Read, per block, the window around its points, band by band.
+        // Every point inside the grid gets its row of the output in artifact order (by id);
+        // blocks write their rows straight into the output file at those rows, so no matrix
+        // stays in memory after its block.
         let width = nt * nf;
+        let row_bytes = (width * 4) as u64;
+        let mut order: Vec<usize> = (0..set.points.len()).collect();
+        if !set.points.is_sorted_by(|a, b| a.id <= b.id) {
+            order.sort_by(|&a, &b| set.points[a].id.cmp(&set.points[b].id));
+        }
+        let mut rank = vec![u32::MAX; set.points.len()];
+        let mut by_rank: Vec<u32> = Vec::new();
+        for &i in &order {
+            if pixel_of(grid, coords[i].x, coords[i].y).is_some() {
+                rank[i] = by_rank.len() as u32;
+                by_rank.push(i as u32);
+            }
+        }
+        let data_path = ctx.output_file("samples", SAMPLES_DATA)?;
+        let io_err = |e: std::io::Error| {
+            NodeError::new(format!("cannot write `{}`: {e}", data_path.display()))
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&data_path)
+            .map_err(io_err)?;
+        file.set_len(by_rank.len() as u64 * row_bytes)
+            .map_err(io_err)?;
+
+        // Read, per block, the window around its points, band by band.
         let blocks: Vec<&Vec<Located>> = by_block.values().collect();
-        let read: Vec<Result<Vec<Matrix>, NodeError>> = blocks
+        let progress = ctx.progress(blocks.len() as u64, "blocks of 256 x 256 px");
+        let read: Vec<Result<Vec<(u32, bool)>, NodeError>> = blocks
             .par_iter()
             .map_init(
                 || {
@@ -208,47 +247,90 @@ impl Node for Sample {
                     let r0 = pts.iter().map(|p| p.2).min().expect("non-empty block");
                     let r1 = pts.iter().map(|p| p.2).max().expect("non-empty block");
                     let win = Window::new(c0, r0, c1 - c0 + 1, r1 - r0 + 1);
-                    let mut rows: Vec<Matrix> =
-                        pts.iter().map(|p| (p.0, vec![f32::NAN; width])).collect();
+                    let mut rows = vec![f32::NAN; pts.len() * width];
                     for (t, reader) in readers.iter().enumerate() {
                         for f in 0..nf {
                             let plane = reader
                                 .read_window_f32(f + 1, &win)
                                 .map_err(|e| NodeError::new(e.to_string()))?;
                             for (k, &(_, col, row)) in pts.iter().enumerate() {
-                                rows[k].1[t * nf + f] = plane[(row - r0) * win.w + (col - c0)];
+                                rows[k * width + t * nf + f] =
+                                    plane[(row - r0) * win.w + (col - c0)];
                             }
                         }
                     }
-                    Ok(rows)
+                    let mut bytes = Vec::with_capacity(width * 4);
+                    let mut status = Vec::with_capacity(pts.len());
+                    for (k, &(i, _, _)) in pts.iter().enumerate() {
+                        let m = &rows[k * width..(k + 1) * width];
+                        let finite = m.iter().all(|v| v.is_finite());
+                        if finite {
+                            bytes.clear();
+                            for v in m {
+                                bytes.extend_from_slice(&v.to_le_bytes());
+                            }
+                            file.write_all_at(&bytes, rank[i] as u64 * row_bytes)
+                                .map_err(io_err)?;
+                        }
+                        status.push((rank[i], finite));
+                    }
+                    progress.add(1);
+                    Ok(status)
                 },
             )
             .collect();
-        let mut matrices: Vec<Option<Vec<f32>>> = vec![None; set.points.len()];
+        let mut finite = vec![false; by_rank.len()];
         for block in read {
-            for (i, m) in block? {
-                matrices[i] = Some(m);
+            for (r, ok) in block? {
+                finite[r as usize] = ok;
             }
         }
 
+        // Rows on nodata out: the kept rows move up in place, a chunk of rows at a time (a
+        // chunk is read before anything is written over it; writes never pass the chunk's end),
+        // and the file is cut after the last.
         let mut nodata: BTreeMap<u8, usize> = BTreeMap::new();
         let mut points = Vec::new();
-        let mut data = Vec::new();
-        for (i, m) in matrices.into_iter().enumerate() {
-            let Some(m) = m else { continue };
-            let p = &set.points[i];
-            if m.iter().any(|v| !v.is_finite()) {
+        for (r, &i) in by_rank.iter().enumerate() {
+            let p = &set.points[i as usize];
+            if finite[r] {
+                points.push(Point {
+                    id: p.id.clone(),
+                    x: coords[i as usize].x,
+                    y: coords[i as usize].y,
+                    class: p.class,
+                });
+            } else {
                 *nodata.entry(p.class).or_insert(0) += 1;
+            }
+        }
+        let row = row_bytes as usize;
+        let chunk = (CHUNK_BYTES / row).max(1);
+        let mut buf = Vec::new();
+        let mut kept = 0usize;
+        for start in (0..by_rank.len()).step_by(chunk) {
+            let end = (start + chunk).min(by_rank.len());
+            let all_kept = finite[start..end].iter().all(|&f| f);
+            if all_kept && kept == start {
+                kept = end;
                 continue;
             }
-            points.push(crate::samples::Point {
-                id: p.id.clone(),
-                x: coords[i].x,
-                y: coords[i].y,
-                class: p.class,
-            });
-            data.extend_from_slice(&m);
+            buf.resize((end - start) * row, 0);
+            file.read_exact_at(&mut buf, (start * row) as u64)
+                .map_err(io_err)?;
+            let mut w = 0;
+            for (k, _) in finite[start..end].iter().enumerate().filter(|(_, f)| **f) {
+                buf.copy_within(k * row..(k + 1) * row, w * row);
+                w += 1;
+            }
+            file.write_all_at(&buf[..w * row], (kept * row) as u64)
+                .map_err(io_err)?;
+            kept += w;
         }
+        debug_assert_eq!(kept, points.len());
+        file.set_len(points.len() as u64 * row_bytes)
+            .map_err(io_err)?;
+        drop(file);
         let n_out: usize = outside.values().sum();
         let n_nodata: usize = nodata.values().sum();
         let legend = Legend::default();
@@ -308,16 +390,18 @@ impl Node for Sample {
         let crs = (!grid.crs_wkt.trim().is_empty())
             .then(|| grid.crs_wkt.clone())
             .or(set.crs.clone());
-        Samples {
+        write_samples_csv(ctx, "samples", &points)?;
+        let meta = SamplesMeta {
             year: Some(meta.year),
             label_year: set.year,
             crs,
             seasons: meta.seasons.clone(),
             features: meta.features.clone(),
-            points,
-            data,
-        }
-        .write(ctx, "samples")
+            n: points.len(),
+            class_counts: class_counts(&points),
+        };
+        let meta = serde_json::to_value(meta).map_err(|e| NodeError::new(e.to_string()))?;
+        ctx.set_meta("samples", meta)
     }
 }
 
@@ -327,7 +411,7 @@ mod tests {
 
     use super::*;
     use crate::raster::{DType, RasterMeta, RasterWriter, WriteOptions, crs_to_wkt};
-    use crate::samples::Point;
+    use crate::samples::Samples;
     use lulc_engine::{ArtifactIn, erase};
     use serde_json::json;
     use tempfile::TempDir;
@@ -457,6 +541,78 @@ mod tests {
         (0..2)
             .flat_map(|s| (0..3).map(move |k| value(k, s, col, row)))
             .collect()
+    }
+
+    #[test]
+    fn rows_are_written_in_id_order_across_blocks_with_nodata_rows_taken_out_and_progress_said() {
+        let dir = TempDir::new().unwrap();
+        let features = features_art(dir.path());
+        // Every 9th pixel, plus both nodata pixels; ids run against the blocks' order.
+        let mut pixels: Vec<(usize, usize)> = (0..W * H)
+            .step_by(9)
+            .map(|i| (i % W, i / W))
+            .filter(|&p| p != (7, 3) && p != (280, 260))
+            .collect();
+        pixels.insert(pixels.len() / 3, (7, 3));
+        pixels.push((280, 260));
+        let n = pixels.len();
+        let id = |k: usize| format!("p{:06}", n - k);
+        let set = PointSet {
+            year: Some(2020),
+            crs: Some(grid().crs_wkt),
+            points: pixels
+                .iter()
+                .enumerate()
+                .map(|(k, &(c, r))| pt(&id(k), centre(c, r), 1 + (k % 3) as u8))
+                .collect(),
+        };
+        let points = points_art(dir.path(), set);
+        let node = erase(Sample);
+        let params = node.check_params(&json!({})).unwrap();
+        let out = tempfile::Builder::new()
+            .tempdir_in(dir.path())
+            .unwrap()
+            .keep();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        let live = lulc_engine::LiveLog::new(std::time::Duration::ZERO, move |l| {
+            seen.lock().unwrap().push(l.to_string())
+        });
+        let mut ctx = RunCtx::for_test("sample", Sample::outputs(), &out).with_live_log(live);
+        let inputs = Inputs {
+            ports: BTreeMap::from([
+                ("features".to_string(), vec![features.clone()]),
+                ("points".to_string(), vec![points.clone()]),
+            ]),
+        };
+        node.run(&mut ctx, &params, &inputs).unwrap();
+        let o = &ctx.outputs()["samples"];
+        let s = Samples::read(&ArtifactIn {
+            step_id: "sample".into(),
+            dims: BTreeMap::new(),
+            ty: SAMPLES.into(),
+            digest: String::new(),
+            files: o.files.clone(),
+            meta: o.meta.clone(),
+        })
+        .unwrap();
+        assert_eq!(s.len(), n - 2);
+        assert!(s.points.is_sorted_by(|a, b| a.id < b.id));
+        for (i, p) in s.points.iter().enumerate() {
+            let k = n - p.id[1..].parse::<usize>().unwrap();
+            let (c, r) = pixels[k];
+            assert!((c, r) != (7, 3) && (c, r) != (280, 260), "{}", p.id);
+            assert_eq!(s.row(i), expected(c, r).as_slice(), "{}", p.id);
+            assert_eq!(p.class, 1 + (k % 3) as u8);
+        }
+        assert_eq!(ctx.metrics()["dropped_nodata"], json!(2));
+        let lines = lines.lock().unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("progress: sample: 1 of 4 blocks of 256 x 256 px")),
+            "{lines:?}"
+        );
     }
 
     #[test]

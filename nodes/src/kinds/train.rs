@@ -47,16 +47,78 @@
 //!     params: { arch: timecnn, epochs: 100, repeats: 5 }
 //! ```
 
-use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
+use std::time::Duration;
+
+use lulc_engine::live::human_duration;
+use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx, human_bytes};
 use rayon::prelude::*;
 
 use crate::artifacts::{Holdout, MODEL, SAMPLES};
 use crate::classes::Legend;
-use crate::learn::fit::{self, Data, Fitted};
+use crate::learn::available_memory;
+use crate::learn::fit::{self, Data, Fitted, Watch};
+use crate::learn::net::Cost;
 use crate::learn::{CONFIG_FILE, CURVE_FILE, Dims, Member, ModelMeta, TrainConfig, weights_file};
 use crate::samples::Samples;
 
 pub struct Train;
+
+/// A training forecast to last at least this long is said when the first batch is done.
+const LONG_TRAINING: Duration = Duration::from_secs(600);
+
+/// A training to hold more than this much memory is said before it starts.
+const BIG_TRAINING: u64 = 2 << 30;
+
+/// Before training: the network's size, memory and work from its layers, said when large, and
+/// a refusal where the memory is more than the machine (or its cgroup, under Slurm) has
+/// available, instead of a swap storm or the kernel's OOM killer hours later.
+fn forecast(
+    ctx: &RunCtx,
+    p: &TrainConfig,
+    dims: Dims,
+    n_train: usize,
+    values: usize,
+) -> Result<(), NodeError> {
+    let cost = Cost::of(p.arch, dims);
+    let side_by_side = p.repeats.min(rayon::current_num_threads()).max(1) as u64;
+    let batch = p.batch_size.min(n_train.max(2));
+    // The samples, standardised copies of both splits, and the training runs side by side.
+    let bytes = 3 * 4 * values as u64 + side_by_side * cost.training_bytes(batch);
+    let per_sample = cost.bytes_per_sample();
+    let what = format!(
+        "`{}` on {} season(s) x {} feature(s): {:.1} M weights, {} per sample of a batch while \
+         training, about {} in all ({} repeat(s) side by side, batches of {batch})",
+        p.arch.name(),
+        dims.seasons,
+        dims.features,
+        cost.weights as f64 / 1e6,
+        human_bytes(per_sample),
+        human_bytes(bytes),
+        side_by_side
+    );
+    if let Some(avail) = available_memory()
+        && bytes > avail
+    {
+        return Err(NodeError::new(format!(
+            "training {what} needs more memory than the {} available here",
+            human_bytes(avail)
+        ))
+        .with_help(format!(
+            "lower `batch_size` (each sample of a batch holds {}), train fewer `repeats`, or give \
+             the network fewer time steps (composites of seasons, not every acquisition)",
+            human_bytes(per_sample)
+        )));
+    }
+    let flops = 3.0 * cost.forward_flops as f64 * n_train as f64;
+    if bytes > BIG_TRAINING || flops > 1e12 {
+        ctx.note(&format!(
+            "training {what}; {:.1} TFLOP per epoch of {n_train} samples, at most {} epoch(s)",
+            flops / 1e12,
+            p.epochs
+        ));
+    }
+    Ok(())
+}
 
 impl Node for Train {
     const KIND: &'static str = "train";
@@ -111,9 +173,39 @@ impl Node for Train {
             dims,
         };
         let base = p.seed.unwrap_or_else(|| ctx.seed());
+        let n_train = fit::n_train(&labels, dims.classes, p.val_fraction);
+        let batches = fit::batches_per_epoch(n_train, p.batch_size);
+        forecast(ctx, p, dims, n_train, samples.data.len())?;
+        let progress = ctx.progress((p.epochs * batches * p.repeats) as u64, "batches");
+        let shared: &RunCtx = ctx;
+        let side_by_side = p.repeats.min(rayon::current_num_threads()).max(1);
+        let first_batch = |took: Duration, batches: usize| {
+            let rounds = p.repeats.div_ceil(side_by_side);
+            let epoch = took.as_secs_f64() * batches as f64;
+            let at_most = epoch * (p.epochs * rounds) as f64;
+            if at_most >= LONG_TRAINING.as_secs_f64() {
+                shared.note(&format!(
+                    "the first batch took {}: about {} per epoch of {batches} batches, at most {} \
+                     for {} epoch(s) x {} repeat(s) (early stopping, after `patience: {}` epochs \
+                     without a better validation loss, can end it sooner)",
+                    human_duration(took),
+                    human_duration(Duration::from_secs_f64(epoch)),
+                    human_duration(Duration::from_secs_f64(at_most.min(1e12))),
+                    p.epochs,
+                    p.repeats,
+                    p.patience
+                ));
+            }
+        };
         let fitted: Vec<Fitted> = (0..p.repeats)
             .into_par_iter()
-            .map(|k| fit::fit(&data, p, base.wrapping_add(k as u64)))
+            .map(|k| {
+                let watch = Watch {
+                    progress: Some(&progress),
+                    first_batch: (k == 0).then_some(&first_batch as _),
+                };
+                fit::fit(&data, p, base.wrapping_add(k as u64), watch)
+            })
             .collect::<Result<_, String>>()
             .map_err(NodeError::new)?;
         let first = &fitted[0];
@@ -239,11 +331,102 @@ pub(crate) mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::learn::WEIGHTS_FILE;
+    use crate::learn::{Arch, WEIGHTS_FILE};
     use crate::samples::Point;
     use crate::simulate::rng::Rng;
     use lulc_engine::{ArtifactIn, erase};
     use serde_json::{Value, json};
+
+    fn collecting() -> (
+        RunCtx,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        tempfile::TempDir,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        let live = lulc_engine::LiveLog::new(Duration::ZERO, move |l| {
+            seen.lock().unwrap().push(l.to_string())
+        });
+        let ctx = RunCtx::for_test("train", Train::outputs(), dir.path()).with_live_log(live);
+        (ctx, lines, dir)
+    }
+
+    #[test]
+    fn a_network_larger_than_the_memory_is_refused_before_training_with_what_to_lower() {
+        let Some(avail) = available_memory() else {
+            eprintln!("skipped: this system does not say how much memory is available");
+            return;
+        };
+        let (ctx, _, _dir) = collecting();
+        let cfg = TrainConfig {
+            arch: Arch::Tempcnn,
+            ..TrainConfig::default()
+        };
+        // 1 feature x 1,000,000 time steps: 16 G weights (about 390 GB for Adam alone).
+        let dims = Dims {
+            seasons: 1_000_000,
+            features: 1,
+            classes: 14,
+        };
+        assert!(Cost::of(cfg.arch, dims).training_bytes(256) > avail);
+        let e = forecast(&ctx, &cfg, dims, 300, 300 * 1_000_000).unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "training `tempcnn` on 1000000 season(s) x 1 feature(s): 16384.0 M weights"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("needs more memory than the"),
+            "{}",
+            e.message
+        );
+        let help = e.help.unwrap();
+        assert!(
+            help.starts_with("lower `batch_size` (each sample of a batch holds 2.9 GiB)"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn a_large_training_is_said_before_it_starts_and_a_small_one_is_not() {
+        let (ctx, lines, _dir) = collecting();
+        let cfg = TrainConfig {
+            arch: Arch::Tempcnn,
+            ..TrainConfig::default()
+        };
+        let small = Dims {
+            seasons: 6,
+            features: 30,
+            classes: 14,
+        };
+        forecast(&ctx, &cfg, small, 3000, 3000 * 180).unwrap();
+        assert!(lines.lock().unwrap().is_empty());
+        // 1 feature x 10,000 time steps, a few thousand samples: 3.5 GFLOP per sample.
+        let long = Dims {
+            seasons: 10_000,
+            features: 1,
+            classes: 14,
+        };
+        if forecast(&ctx, &cfg, long, 2000, 2000 * 10_000).is_err() {
+            eprintln!("skipped the note: this machine has too little memory for the example");
+            return;
+        }
+        let lines = lines.lock().unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with(
+                "note: train: training `tempcnn` on 10000 season(s) x 1 feature(s): 163.9 M weights"
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            lines[0].contains("TFLOP per epoch of 2000 samples, at most 100 epoch(s)"),
+            "{lines:?}"
+        );
+    }
 
     pub(crate) const SEASONS: [&str; 3] = ["S1", "S2", "S3"];
     pub(crate) const FEATURES: [&str; 4] = ["NDVI", "VV", "VH", "DSM"];

@@ -6,9 +6,12 @@
 //! [`Rng`] streams keyed by the repeat's seed; the backend computes single-threaded on the
 //! calling thread, so a repeat's result depends on its inputs and seed only.
 
+use std::time::{Duration, Instant};
+
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
+use lulc_engine::Progress;
 
 use super::{Dims, Net, Standardiser, TrainConfig, predict};
 use crate::simulate::rng::Rng;
@@ -19,6 +22,27 @@ pub struct Data<'a> {
     pub rows: &'a [f32],
     pub labels: &'a [usize],
     pub dims: Dims,
+}
+
+/// What a training run says while it runs (nothing, by default).
+#[derive(Clone, Copy, Default)]
+pub struct Watch<'a> {
+    /// Advanced by one per batch trained.
+    pub progress: Option<&'a Progress>,
+    /// Called once, after the first batch, with the time it took and the number of batches of
+    /// an epoch.
+    pub first_batch: Option<&'a (dyn Fn(Duration, usize) + Sync)>,
+}
+
+/// Batches of one epoch over `n` training samples (a last batch of one is skipped).
+pub fn batches_per_epoch(n: usize, batch_size: usize) -> usize {
+    let b = batch_size.max(1);
+    n / b + usize::from(n % b >= 2)
+}
+
+/// Samples `fit` trains on (the rest validates) for `n` samples of `classes`.
+pub fn n_train(labels: &[usize], classes: usize, val_fraction: f64) -> usize {
+    split(labels, classes, val_fraction, 0).0.len()
 }
 
 /// One line of the learning curve.
@@ -112,7 +136,7 @@ fn cross_entropy(logits: Tensor<2>, onehot: Tensor<2>) -> Tensor<1> {
 }
 
 /// Train one repeat with seed `seed`.
-pub fn fit(data: &Data, cfg: &TrainConfig, seed: u64) -> Result<Fitted, String> {
+pub fn fit(data: &Data, cfg: &TrainConfig, seed: u64, watch: Watch) -> Result<Fitted, String> {
     let dims = data.dims;
     let w = dims.seasons * dims.features;
     let (train_idx, val_idx) = split(data.labels, dims.classes, cfg.val_fraction, seed);
@@ -148,6 +172,7 @@ pub fn fit(data: &Data, cfg: &TrainConfig, seed: u64) -> Result<Fitted, String> 
             if batch.len() < 2 {
                 continue;
             }
+            let batch_started = Instant::now();
             let b = batch.len();
             let mut x = Vec::with_capacity(b * w);
             let mut onehot = vec![0.0f32; b * dims.classes];
@@ -169,6 +194,18 @@ pub fn fit(data: &Data, cfg: &TrainConfig, seed: u64) -> Result<Fitted, String> 
             seen += b;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(cfg.lr, net, grads);
+            if let Some(p) = watch.progress {
+                p.add(1);
+            }
+            if epoch == 1
+                && seen == b
+                && let Some(f) = watch.first_batch
+            {
+                f(
+                    batch_started.elapsed(),
+                    batches_per_epoch(order.len(), cfg.batch_size),
+                );
+            }
         }
         let snapshot = burn::module::Module::valid(&net);
         let (val_loss, val_acc, confusion) = evaluate(&snapshot, dims, &val_x, &val_y, &plain);
@@ -310,7 +347,7 @@ mod tests {
                 patience: 5,
                 ..TrainConfig::default()
             };
-            let f = fit(&data, &cfg, 3).unwrap();
+            let f = fit(&data, &cfg, 3, Watch::default()).unwrap();
             assert!(f.val_acc > 0.9, "{arch:?}: {:?}", f.curve);
             assert_eq!((f.n_train, f.n_val), (320, 80));
             let total: u64 = f.confusion.iter().flatten().sum();

@@ -45,6 +45,28 @@ pub fn weights_file(k: usize) -> String {
     }
 }
 
+/// Bytes of memory this process may still take: the kernel's `MemAvailable`, lowered to what
+/// is left under the cgroup's `memory.max` (Slurm jobs, containers); `None` where neither says.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let cgroup =
+        read("memory.max").map(|max| max.saturating_sub(read("memory.current").unwrap_or(0)));
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Samples per forward pass when predicting (bounds the activations' memory: `timecnn` on
 /// 6 x 30 inputs holds about 46 kB per sample and layer).
 pub const PREDICT_BATCH: usize = 1024;

@@ -277,6 +277,67 @@ impl Net {
     }
 }
 
+/// What training a network costs per sample, from its layers (the sizes of [`Net::new`]):
+/// the basis of the forecast `train` gives before it starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cost {
+    /// Trained weights (what Adam updates; batch norm running statistics excluded).
+    pub weights: u64,
+    /// Floats a sample keeps alive between the forward and the backward pass (every layer's
+    /// output: convolution, batch norm, ReLU, dropout).
+    pub activations: u64,
+    /// Floating-point operations of one sample's forward pass (multiply-adds count 2); the
+    /// backward pass costs about twice that.
+    pub forward_flops: u64,
+}
+
+impl Cost {
+    pub fn of(arch: Arch, d: Dims) -> Cost {
+        let (s, f, c) = (d.seasons as u64, d.features as u64, d.classes as u64);
+        let h = HIDDEN as u64;
+        let dense = |i: u64, o: u64| i * o + o;
+        match arch {
+            Arch::Timecnn => {
+                let px = s * f;
+                let conv = dense(9, 32) + dense(32 * 9, 64) + dense(64 * 9, 64);
+                let bn = 2 * (32 + 64 + 64);
+                Cost {
+                    weights: conv + bn + dense(64 * px, h) + dense(h, c),
+                    // 3 blocks (conv, bn, relu) of 32, 64, 64 channels; dropout, fc, relu, dropout.
+                    activations: 3 * (32 + 64 + 64) * px + 64 * px + 3 * h + c,
+                    forward_flops: 2 * (9 * 32 + 9 * 32 * 64 + 9 * 64 * 64) * px
+                        + 2 * (64 * px * h + h * c),
+                }
+            }
+            Arch::Tempcnn => {
+                let conv = dense(f * 5, 64) + 2 * dense(64 * 5, 64);
+                let bn = 2 * (3 * 64 + h);
+                Cost {
+                    weights: conv + bn + dense(64 * s, h) + dense(h, c),
+                    // 3 blocks (conv, bn, relu, dropout) of 64 channels; fc, bn, relu, dropout.
+                    activations: 3 * 4 * 64 * s + 4 * h + c,
+                    forward_flops: 2 * (5 * f * 64 + 2 * 5 * 64 * 64) * s
+                        + 2 * (64 * s * h + h * c),
+                }
+            }
+        }
+    }
+
+    /// Bytes one training run holds at its peak with batches of `batch`: the weights, their
+    /// gradients, Adam's two moments, the best epoch's copy and the evaluation copy (6 x the
+    /// weights), and one batch's activations (their gradients reuse freed buffers: measured
+    /// peaks of `tempcnn` on 2000 time steps are 0.83, 1.14 and 1.31 GB at batches of 16, 64
+    /// and 128, this model says 0.88, 1.18 and 1.57 GB; benches/README.md).
+    pub fn training_bytes(&self, batch: usize) -> u64 {
+        4 * (6 * self.weights + batch as u64 * self.activations)
+    }
+
+    /// Bytes one sample of a batch holds while training.
+    pub fn bytes_per_sample(&self) -> u64 {
+        4 * self.activations
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +377,35 @@ mod tests {
         // num_params counts batch norm running statistics too.
         let running = 2 * (32 + 64 + 64);
         assert_eq!(net.num_params(), want + running);
+    }
+
+    #[test]
+    fn the_cost_model_counts_the_weights_the_networks_have() {
+        let device = crate::learn::cpu();
+        for d in [
+            dims(),
+            Dims {
+                seasons: 40,
+                features: 1,
+                classes: 3,
+            },
+        ] {
+            for arch in [Arch::Timecnn, Arch::Tempcnn] {
+                let net = Net::new(arch, d, 0.5, 1, &device);
+                let bn_channels = match arch {
+                    Arch::Timecnn => 32 + 64 + 64,
+                    Arch::Tempcnn => 3 * 64 + HIDDEN,
+                };
+                // num_params counts the batch norm running statistics too.
+                let cost = Cost::of(arch, d);
+                assert_eq!(
+                    cost.weights as usize + 2 * bn_channels,
+                    net.num_params(),
+                    "{arch:?} {d:?}"
+                );
+                assert!(cost.forward_flops > 2 * cost.weights, "{arch:?}");
+            }
+        }
     }
 
     #[test]
