@@ -74,6 +74,18 @@ impl LiveLog {
         }
     }
 
+    /// A log that keeps its lines (as printed) in the returned list, for tests of nodes.
+    pub fn collecting(every: Duration) -> (LiveLog, Arc<Mutex<Vec<String>>>) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = lines.clone();
+        let log = LiveLog::new(every, move |line| {
+            kept.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.to_string())
+        });
+        (log, lines)
+    }
+
     /// Lines on standard error (a Slurm worker: its job log).
     pub fn stderr(every: Duration) -> LiveLog {
         LiveLog::new(every, |line| eprintln!("{line}"))
@@ -122,6 +134,7 @@ pub struct Progress {
     done: AtomicU64,
     started: Instant,
     last: Mutex<Instant>,
+    at_most: bool,
 }
 
 impl Progress {
@@ -134,7 +147,15 @@ impl Progress {
             done: AtomicU64::new(0),
             started: now,
             last: Mutex::new(now),
+            at_most: false,
         }
+    }
+
+    /// The total is an upper bound (a training that early stopping may end sooner): the time
+    /// left is said as at most.
+    pub fn at_most(mut self) -> Progress {
+        self.at_most = true;
+        self
     }
 
     /// `n` more units done.
@@ -175,7 +196,8 @@ impl Progress {
             let left =
                 elapsed.as_secs_f64() * (self.total.saturating_sub(done)) as f64 / done as f64;
             s.push_str(&format!(
-                ", about {} left",
+                ", {} {} left",
+                if self.at_most { "at most" } else { "about" },
                 human_duration(Duration::from_secs_f64(left.min(1e12)))
             ));
         }
@@ -198,16 +220,9 @@ pub fn human_duration(d: Duration) -> String {
 mod tests {
     use super::*;
 
-    fn collecting(every: Duration) -> (LiveLog, Arc<Mutex<Vec<String>>>) {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let l = lines.clone();
-        let log = LiveLog::new(every, move |line| l.lock().unwrap().push(line.to_string()));
-        (log, lines)
-    }
-
     #[test]
     fn progress_says_how_far_and_how_long_is_left_at_most_once_per_interval() {
-        let (log, lines) = collecting(Duration::ZERO);
+        let (log, lines) = LiveLog::collecting(Duration::ZERO);
         let p = Progress::new(Some((log, "s".into())), 4, "blocks");
         p.add(1);
         p.add(1);
@@ -222,13 +237,18 @@ mod tests {
         assert!(lines[1].contains("2 of 4 blocks (50 %)"), "{lines:?}");
         assert!(lines[1].contains("left"), "{lines:?}");
 
-        let (log, quiet) = collecting(Duration::from_secs(3600));
+        let (log, quiet) = LiveLog::collecting(Duration::from_secs(3600));
         let p = Progress::new(Some((log, "s".into())), 1000, "blocks");
         for _ in 0..999 {
             p.add(1);
         }
         assert!(quiet.lock().unwrap().is_empty());
         assert_eq!(p.done(), 999);
+
+        let (log, lines) = LiveLog::collecting(Duration::ZERO);
+        let p = Progress::new(Some((log, "t".into())), 10, "batches").at_most();
+        p.add(1);
+        assert!(lines.lock().unwrap()[0].contains(" s so far, at most "));
     }
 
     #[test]

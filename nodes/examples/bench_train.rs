@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use lulc_nodes::learn::fit::{Data, fit};
+use lulc_nodes::learn::fit::{Data, Watch, fit};
 use lulc_nodes::learn::{Arch, Dims, TrainConfig};
 use lulc_nodes::simulate::rng::Rng;
 
@@ -78,7 +78,7 @@ fn main() {
     let run = || {
         let t = Instant::now();
         let cpu0 = cpu_seconds();
-        let f = fit(&data, &cfg, 1).expect("training");
+        let f = fit(&data, &cfg, 1, Watch::default()).expect("training");
         let secs = t.elapsed().as_secs_f64();
         (f, secs, cpu_seconds().zip(cpu0).map(|(b, a)| b - a))
     };

@@ -54,7 +54,11 @@
 //! warning; if every scene is empty the step fails. Memory is bounded: scenes are read,
 //! warped and written in 256 x 256 blocks, as many scenes side by side as there are threads
 //! (each its own file; listed, checked and named in order first, so the output does not depend
-//! on the thread count).
+//! on the thread count). A grid of more than 1e9 pixels, or scenes of more than 64 GiB before
+//! compression, are said before the first pixel is read: the grid's size, where it came from
+//! (the first scene's own grid when the step has no `grid`: a 200,000 px DSM would otherwise be
+//! warped for days without a word), the bytes, the free space of the store's disk; progress is
+//! counted by block.
 //!
 //! ```yaml
 //! nodes:

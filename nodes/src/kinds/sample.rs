@@ -513,10 +513,22 @@ mod tests {
         points: &ArtifactIn,
         dir: &Path,
     ) -> Result<(RunCtx, Samples), NodeError> {
+        run_with(features, points, dir, None)
+    }
+
+    fn run_with(
+        features: &ArtifactIn,
+        points: &ArtifactIn,
+        dir: &Path,
+        live: Option<lulc_engine::LiveLog>,
+    ) -> Result<(RunCtx, Samples), NodeError> {
         let node = erase(Sample);
         let params = node.check_params(&json!({})).unwrap();
         let out = tempfile::Builder::new().tempdir_in(dir).unwrap().keep();
         let mut ctx = RunCtx::for_test("sample", Sample::outputs(), &out);
+        if let Some(live) = live {
+            ctx = ctx.with_live_log(live);
+        }
         let inputs = Inputs {
             ports: BTreeMap::from([
                 ("features".to_string(), vec![features.clone()]),
@@ -567,35 +579,8 @@ mod tests {
                 .collect(),
         };
         let points = points_art(dir.path(), set);
-        let node = erase(Sample);
-        let params = node.check_params(&json!({})).unwrap();
-        let out = tempfile::Builder::new()
-            .tempdir_in(dir.path())
-            .unwrap()
-            .keep();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = lines.clone();
-        let live = lulc_engine::LiveLog::new(std::time::Duration::ZERO, move |l| {
-            seen.lock().unwrap().push(l.to_string())
-        });
-        let mut ctx = RunCtx::for_test("sample", Sample::outputs(), &out).with_live_log(live);
-        let inputs = Inputs {
-            ports: BTreeMap::from([
-                ("features".to_string(), vec![features.clone()]),
-                ("points".to_string(), vec![points.clone()]),
-            ]),
-        };
-        node.run(&mut ctx, &params, &inputs).unwrap();
-        let o = &ctx.outputs()["samples"];
-        let s = Samples::read(&ArtifactIn {
-            step_id: "sample".into(),
-            dims: BTreeMap::new(),
-            ty: SAMPLES.into(),
-            digest: String::new(),
-            files: o.files.clone(),
-            meta: o.meta.clone(),
-        })
-        .unwrap();
+        let (live, lines) = lulc_engine::LiveLog::collecting(std::time::Duration::ZERO);
+        let (ctx, s) = run_with(&features, &points, dir.path(), Some(live)).unwrap();
         assert_eq!(s.len(), n - 2);
         assert!(s.points.is_sorted_by(|a, b| a.id < b.id));
         for (i, p) in s.points.iter().enumerate() {

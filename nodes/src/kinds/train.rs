@@ -8,6 +8,14 @@
 //! Deterministic: the same samples and seed give byte-identical model files whatever `--jobs` or
 //! the number of threads (each repeat computes on one thread; repeats run side by side).
 //!
+//! Large networks are said before they train: from the layers ([`Cost`]), the weights, the
+//! memory of the repeats side by side (6 x the weights for Adam, gradients and the best and
+//! evaluation copies, plus a batch's activations) and the TFLOP of an epoch, when over 2 GiB or
+//! 1 TFLOP; more memory than the machine has available (`MemAvailable`, lowered to what the
+//! cgroup's `memory.max` leaves, as under Slurm) is an error that says what to lower. After the
+//! first batch, its time gives an epoch's and the longest the training can take (said when 10
+//! min or more); progress is counted by batch.
+//!
 //! ## Ports
 //! - in `samples` (`Samples`): per point a seasons x features matrix and a class code.
 //! - out `model` (`Model`, see [`crate::learn`] for the files and [`crate::learn::ModelMeta`]
@@ -176,7 +184,9 @@ impl Node for Train {
         let n_train = fit::n_train(&labels, dims.classes, p.val_fraction);
         let batches = fit::batches_per_epoch(n_train, p.batch_size);
         forecast(ctx, p, dims, n_train, samples.data.len())?;
-        let progress = ctx.progress((p.epochs * batches * p.repeats) as u64, "batches");
+        let progress = ctx
+            .progress((p.epochs * batches * p.repeats) as u64, "batches")
+            .at_most();
         let shared: &RunCtx = ctx;
         let side_by_side = p.repeats.min(rayon::current_num_threads()).max(1);
         let first_batch = |took: Duration, batches: usize| {
@@ -185,7 +195,7 @@ impl Node for Train {
             let at_most = epoch * (p.epochs * rounds) as f64;
             if at_most >= LONG_TRAINING.as_secs_f64() {
                 shared.note(&format!(
-                    "the first batch took {}: about {} per epoch of {batches} batches, at most {} \
+                    "the first batch took {}: about {} per epoch of {batches} batch(es), at most {} \
                      for {} epoch(s) x {} repeat(s) (early stopping, after `patience: {}` epochs \
                      without a better validation loss, can end it sooner)",
                     human_duration(took),
@@ -343,11 +353,7 @@ pub(crate) mod tests {
         tempfile::TempDir,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = lines.clone();
-        let live = lulc_engine::LiveLog::new(Duration::ZERO, move |l| {
-            seen.lock().unwrap().push(l.to_string())
-        });
+        let (live, lines) = lulc_engine::LiveLog::collecting(Duration::ZERO);
         let ctx = RunCtx::for_test("train", Train::outputs(), dir.path()).with_live_log(live);
         (ctx, lines, dir)
     }

@@ -194,9 +194,6 @@ pub fn fit(data: &Data, cfg: &TrainConfig, seed: u64, watch: Watch) -> Result<Fi
             seen += b;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(cfg.lr, net, grads);
-            if let Some(p) = watch.progress {
-                p.add(1);
-            }
             if epoch == 1
                 && seen == b
                 && let Some(f) = watch.first_batch
@@ -205,6 +202,9 @@ pub fn fit(data: &Data, cfg: &TrainConfig, seed: u64, watch: Watch) -> Result<Fi
                     batch_started.elapsed(),
                     batches_per_epoch(order.len(), cfg.batch_size),
                 );
+            }
+            if let Some(p) = watch.progress {
+                p.add(1);
             }
         }
         let snapshot = burn::module::Module::valid(&net);
