@@ -408,7 +408,11 @@ impl Node for Acquire {
                 query: query.describe(),
             }));
         }
-        let implied = target.is_none();
+        let grid_from = match (&p.grid, &target) {
+            (Some(_), _) => GridFrom::Param,
+            (None, Some(_)) => GridFrom::Catalog,
+            (None, None) => GridFrom::FirstScene,
+        };
         let grid = match target {
             Some(g) => g,
             None => default_grid(source.as_ref(), &conf, collection, &bands, &items[0])?,
@@ -418,7 +422,7 @@ impl Node for Acquire {
         } else {
             items.len()
         };
-        forecast(ctx, collection, bands.len(), scenes, &grid, implied);
+        forecast(ctx, collection, bands.len(), scenes, &grid, grid_from);
         let progress = ctx.progress(
             scenes as u64 * grid.blocks(TILE).count() as u64,
             "blocks of 256 x 256 px",
@@ -535,6 +539,14 @@ const BIG_GRID: u64 = 1_000_000_000;
 /// Scenes of more bytes than this, before compression, are said before the step starts.
 const BIG_OUTPUT: u64 = 64 << 30;
 
+/// Where the target grid came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GridFrom {
+    Param,
+    Catalog,
+    FirstScene,
+}
+
 /// Before reading a pixel: the grid and what writing the scenes on it will take, said when
 /// large (a 200,000 px DSM taken as the grid for want of a `grid` would otherwise run silently
 /// for days), with the free space of the store's disk.
@@ -544,7 +556,7 @@ fn forecast(
     bands: usize,
     scenes: usize,
     grid: &Grid,
-    implied: bool,
+    from: GridFrom,
 ) {
     let pixels = grid.pixel_count() as u64;
     let bytes = pixels
@@ -553,10 +565,13 @@ fn forecast(
     if pixels <= BIG_GRID && bytes <= BIG_OUTPUT {
         return;
     }
-    let from = if implied {
-        "the first scene's own grid, as the step has no `grid` param"
-    } else {
-        "`grid`"
+    let implied = from != GridFrom::Param;
+    let from = match from {
+        GridFrom::Param => "`grid`",
+        GridFrom::Catalog => {
+            "the grid the `catalog` input declares, as the step has no `grid` param"
+        }
+        GridFrom::FirstScene => "the first scene's own grid, as the step has no `grid` param",
     };
     let free = ctx
         .free_space()

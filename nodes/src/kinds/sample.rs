@@ -14,7 +14,7 @@
 //! block of the grid and, per block, only the window around that block's points is read, one
 //! band at a time (blocks in parallel); each block writes its points' rows straight into
 //! `samples.f32` at their rows in id order, and the rows on nodata are then taken out in place,
-//! 4 MiB at a time. A million points of 6 seasons x 30 features (a 720 MB output) peak at the
+//! 4 MiB at a time. A million points of 6 seasons x 27 features (a 648 MB output) peak at the
 //! size of the point table, not of the output (benches/README.md, "Large inputs"). Progress is
 //! said by block.
 //!
