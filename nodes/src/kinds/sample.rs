@@ -167,12 +167,16 @@ impl Node for Sample {
         // Points by block of the grid.
         let mut by_block: BTreeMap<(usize, usize), Vec<Located>> = BTreeMap::new();
         let mut outside: BTreeMap<u8, usize> = BTreeMap::new();
+        let mut inside = vec![false; coords.len()];
         for (i, c) in coords.iter().enumerate() {
             match pixel_of(grid, c.x, c.y) {
-                Some((col, row)) => by_block
-                    .entry((row / TILE, col / TILE))
-                    .or_default()
-                    .push((i, col, row)),
+                Some((col, row)) => {
+                    inside[i] = true;
+                    by_block
+                        .entry((row / TILE, col / TILE))
+                        .or_default()
+                        .push((i, col, row));
+                }
                 None => *outside.entry(set.points[i].class).or_insert(0) += 1,
             }
         }
@@ -209,7 +213,7 @@ impl Node for Sample {
         let mut rank = vec![u32::MAX; set.points.len()];
         let mut by_rank: Vec<u32> = Vec::new();
         for &i in &order {
-            if pixel_of(grid, coords[i].x, coords[i].y).is_some() {
+            if inside[i] {
                 rank[i] = by_rank.len() as u32;
                 by_rank.push(i as u32);
             }

@@ -86,9 +86,10 @@ fn forecast(
     dims: Dims,
     n_train: usize,
     values: usize,
+    side_by_side: usize,
 ) -> Result<(), NodeError> {
     let cost = Cost::of(p.arch, dims);
-    let side_by_side = p.repeats.min(rayon::current_num_threads()).max(1) as u64;
+    let side_by_side = side_by_side as u64;
     let batch = p.batch_size.min(n_train.max(2));
     // The samples, standardised copies of both splits, and the training runs side by side.
     let bytes = 3 * 4 * values as u64 + side_by_side * cost.training_bytes(batch);
@@ -183,12 +184,13 @@ impl Node for Train {
         let base = p.seed.unwrap_or_else(|| ctx.seed());
         let n_train = fit::n_train(&labels, dims.classes, p.val_fraction);
         let batches = fit::batches_per_epoch(n_train, p.batch_size);
-        forecast(ctx, p, dims, n_train, samples.data.len())?;
+        // Repeats train side by side, one per thread of the pool.
+        let side_by_side = p.repeats.min(rayon::current_num_threads()).max(1);
+        forecast(ctx, p, dims, n_train, samples.data.len(), side_by_side)?;
         let progress = ctx
             .progress((p.epochs * batches * p.repeats) as u64, "batches")
             .at_most();
         let shared: &RunCtx = ctx;
-        let side_by_side = p.repeats.min(rayon::current_num_threads()).max(1);
         let first_batch = |took: Duration, batches: usize| {
             let rounds = p.repeats.div_ceil(side_by_side);
             let epoch = took.as_secs_f64() * batches as f64;
@@ -376,7 +378,7 @@ pub(crate) mod tests {
             classes: 14,
         };
         assert!(Cost::of(cfg.arch, dims).training_bytes(256) > avail);
-        let e = forecast(&ctx, &cfg, dims, 300, 300 * 1_000_000).unwrap_err();
+        let e = forecast(&ctx, &cfg, dims, 300, 300 * 1_000_000, 1).unwrap_err();
         assert!(
             e.message.starts_with(
                 "training `tempcnn` on 1000000 season(s) x 1 feature(s): 16384.0 M weights"
@@ -408,7 +410,7 @@ pub(crate) mod tests {
             features: 30,
             classes: 14,
         };
-        forecast(&ctx, &cfg, small, 3000, 3000 * 180).unwrap();
+        forecast(&ctx, &cfg, small, 3000, 3000 * 180, 1).unwrap();
         assert!(lines.lock().unwrap().is_empty());
         // 1 feature x 10,000 time steps, a few thousand samples: 3.5 GFLOP per sample.
         let long = Dims {
@@ -416,7 +418,7 @@ pub(crate) mod tests {
             features: 1,
             classes: 14,
         };
-        if forecast(&ctx, &cfg, long, 2000, 2000 * 10_000).is_err() {
+        if forecast(&ctx, &cfg, long, 2000, 2000 * 10_000, 1).is_err() {
             eprintln!("skipped the note: this machine has too little memory for the example");
             return;
         }
