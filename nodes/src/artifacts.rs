@@ -50,11 +50,15 @@ pub const CATALOG: &str = "Catalog";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenesMeta {
-    /// `sentinel-2-l2a`, `sentinel-1-grd`, `alos-palsar2-scansar`, `dsm`.
+    /// `sentinel-2-l2a`, `sentinel-1-grd`, `sentinel-1-rtc`, `alos-palsar2-scansar`, `dsm`.
     pub sensor: String,
     pub grid: Grid,
     /// Sorted by date, then id.
     pub scenes: Vec<SceneMeta>,
+    /// What the stored values are and how they were derived from the source's (e.g.
+    /// `sentinel-1-rtc`: dB from linear gamma0), as `acquire` writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

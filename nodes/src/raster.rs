@@ -72,6 +72,12 @@ pub fn gdal_config_quiet() {
         if std::env::var_os("GDAL_CACHEMAX").is_none() {
             let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "256");
         }
+        // A remote file (`/vsicurl/`, `/vsis3/`) is opened without listing its folder or
+        // probing for sidecars (`.aux.xml`, `.ovr`, `.msk`): a scene's band costs its header
+        // read and its range reads, nothing else. The user's own settings win.
+        if std::env::var_os("GDAL_DISABLE_READDIR_ON_OPEN").is_none() {
+            let _ = gdal::config::set_config_option("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR");
+        }
         // GDAL still records the last error message for the calling thread, which is what the
         // `gdal` crate puts into its errors; we only stop the default handler's printing, and
         // count failed writes (see [`WriteFailures`]).

@@ -1,6 +1,7 @@
 //! End-to-end suite: one test binary, a module per concern. Tests run the real `lulc` binary
 //! on specs they write into temp dirs (test-only node kinds enabled with `LULC_TEST_KINDS=1`).
 
+mod catalogs;
 mod data_in;
 mod diagnostics;
 mod failures;

@@ -109,6 +109,8 @@ pub enum Collection {
     Sentinel2L2a,
     #[serde(rename = "sentinel-1-grd")]
     Sentinel1Grd,
+    #[serde(rename = "sentinel-1-rtc")]
+    Sentinel1Rtc,
     #[serde(rename = "alos-palsar2-scansar")]
     AlosPalsar2Scansar,
     #[serde(rename = "dsm")]
@@ -118,12 +120,15 @@ pub enum Collection {
 /// How a band's values become stored values (NaN = nodata).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Convert {
-    /// Sentinel-2 DN + offset, at least 1 (0 is nodata); DN 0 is nodata.
-    Reflectance { offset: f64 },
+    /// Sentinel-2 DN x gain + shift (reflectance x 10000, see
+    /// [`SceneItem::reflectance_transform`]), at least 1 (0 is nodata); DN 0 is nodata.
+    Reflectance { gain: f64, shift: f64 },
     /// A class layer (SCL): nearest, 0 is nodata.
     Class,
     /// Sentinel-1 dB -> dB x 100.
     Db100,
+    /// Sentinel-1 linear power (gamma0) -> 10 log10 x 100; 0 and below are nodata.
+    LinearDb100,
     /// PALSAR-2 DN -> (10 log10(DN^2) - 83) x 100; DN 0 is nodata.
     PalsarDb100,
     /// Metres, as is.
@@ -135,6 +140,7 @@ impl Collection {
         match self {
             Collection::Sentinel2L2a => "sentinel-2-l2a",
             Collection::Sentinel1Grd => "sentinel-1-grd",
+            Collection::Sentinel1Rtc => "sentinel-1-rtc",
             Collection::AlosPalsar2Scansar => "alos-palsar2-scansar",
             Collection::Dsm => "dsm",
         }
@@ -145,7 +151,7 @@ impl Collection {
             Collection::Sentinel2L2a => &[
                 "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL",
             ],
-            Collection::Sentinel1Grd => &["VV", "VH"],
+            Collection::Sentinel1Grd | Collection::Sentinel1Rtc => &["VV", "VH"],
             Collection::AlosPalsar2Scansar => &["HH", "HV"],
             Collection::Dsm => &["elevation"],
         };
@@ -158,7 +164,7 @@ impl Collection {
                 "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12",
                 "SCL", "AOT", "WVP",
             ],
-            Collection::Sentinel1Grd => &["VV", "VH", "HH", "HV"],
+            Collection::Sentinel1Grd | Collection::Sentinel1Rtc => &["VV", "VH", "HH", "HV"],
             Collection::AlosPalsar2Scansar => &["HH", "HV"],
             Collection::Dsm => &["elevation"],
         }
@@ -168,7 +174,7 @@ impl Collection {
     fn is_10m(self, band: &str) -> bool {
         match self {
             Collection::Sentinel2L2a => matches!(band, "B02" | "B03" | "B04" | "B08"),
-            Collection::Sentinel1Grd => true,
+            Collection::Sentinel1Grd | Collection::Sentinel1Rtc => true,
             _ => false,
         }
     }
@@ -176,7 +182,9 @@ impl Collection {
     fn dtype(self) -> DType {
         match self {
             Collection::Sentinel2L2a => DType::U16,
-            Collection::Sentinel1Grd | Collection::AlosPalsar2Scansar => DType::I16,
+            Collection::Sentinel1Grd
+            | Collection::Sentinel1Rtc
+            | Collection::AlosPalsar2Scansar => DType::I16,
             Collection::Dsm => DType::F32,
         }
     }
@@ -184,7 +192,9 @@ impl Collection {
     fn nodata(self) -> f64 {
         match self {
             Collection::Sentinel2L2a => 0.0,
-            Collection::Sentinel1Grd | Collection::AlosPalsar2Scansar => -32768.0,
+            Collection::Sentinel1Grd
+            | Collection::Sentinel1Rtc
+            | Collection::AlosPalsar2Scansar => -32768.0,
             Collection::Dsm => f64::NAN,
         }
     }
@@ -192,7 +202,9 @@ impl Collection {
     fn scale(self) -> f64 {
         match self {
             Collection::Sentinel2L2a => 1e-4,
-            Collection::Sentinel1Grd | Collection::AlosPalsar2Scansar => 0.01,
+            Collection::Sentinel1Grd
+            | Collection::Sentinel1Rtc
+            | Collection::AlosPalsar2Scansar => 0.01,
             Collection::Dsm => 1.0,
         }
     }
@@ -209,15 +221,37 @@ impl Collection {
         }
     }
 
-    fn convert(self, band: &str, item: &SceneItem) -> Convert {
+    fn convert(self, band: &str, item: &SceneItem, asset: &AssetRef) -> Convert {
         match self {
             Collection::Sentinel2L2a if self.is_qa(band) => Convert::Class,
-            Collection::Sentinel2L2a => Convert::Reflectance {
-                offset: item.boa_add_offset(band),
-            },
+            Collection::Sentinel2L2a => {
+                let (gain, shift) = item.reflectance_transform(band, asset);
+                Convert::Reflectance { gain, shift }
+            }
             Collection::Sentinel1Grd => Convert::Db100,
+            Collection::Sentinel1Rtc => Convert::LinearDb100,
             Collection::AlosPalsar2Scansar => Convert::PalsarDb100,
             Collection::Dsm => Convert::Elevation,
+        }
+    }
+
+    /// What the stored values are and how they come from the source's, for the artifact's
+    /// metadata (`ScenesMeta::values`).
+    fn values(self) -> &'static str {
+        match self {
+            Collection::Sentinel2L2a => {
+                "surface reflectance x 10000 (UInt16, 0 = nodata) = DN x scale x 10000 + offset \
+                 x 10000 as the catalog states them (BOA_ADD_OFFSET from baseline 04.00); SCL as is"
+            }
+            Collection::Sentinel1Grd => "sigma0 dB x 100 (Int16, -32768 = nodata), from dB",
+            Collection::Sentinel1Rtc => {
+                "terrain-corrected gamma0 dB x 100 (Int16, -32768 = nodata) = 10 log10(linear \
+                 gamma0) x 100, converted from the source's linear power after warping"
+            }
+            Collection::AlosPalsar2Scansar => {
+                "gamma0 dB x 100 (Int16, -32768 = nodata) = (10 log10(DN^2) - 83.0) x 100"
+            }
+            Collection::Dsm => "elevation in metres (Float32, NaN = nodata), as is",
         }
     }
 
@@ -285,8 +319,8 @@ impl AcquireParams {
 
 impl Node for Acquire {
     const KIND: &'static str = "acquire";
-    // 2: the default grid is the one a `Catalog` input declares.
-    const VERSION: u32 = 2;
+    // 3: Sentinel-2 scale and offset from `raster:bands`; the metadata says what the values are.
+    const VERSION: u32 = 3;
     type Params = AcquireParams;
 
     fn inputs() -> Vec<Port> {
@@ -526,6 +560,7 @@ impl Node for Acquire {
             sensor: collection.id().to_string(),
             grid,
             scenes: written,
+            values: Some(collection.values().to_string()),
         };
         let value = serde_json::to_value(&meta).map_err(|e| NodeError::new(e.to_string()))?;
         ctx.set_meta("scenes", value)
@@ -768,7 +803,7 @@ fn default_grid(
     let label = format!("`{}` scene `{}` ({})", collection.id(), item.id, item.date);
     let asset = item.asset_for(band).map_err(source_err)?;
     let path = source
-        .resolve(&asset)
+        .resolve(item, &asset)
         .map_err(|e| resolve_err(&label, band, &asset, e))?;
     // A file without georeferencing is refused when it is warped onto this grid.
     let r = open_scene_file(conf, &label, band, &asset, &path)?;
@@ -795,7 +830,7 @@ fn resolve_layer(
         .map(|band| {
             let asset = item.asset_for(band).map_err(source_err)?;
             let path = source
-                .resolve(&asset)
+                .resolve(item, &asset)
                 .map_err(|e| resolve_err(&label, band, &asset, e))?;
             let at = |e: RasterError| raster_err(&label, Some((band, &asset)), e);
             let reader = open_scene_file(conf, &label, band, &asset, &path)?;
@@ -804,7 +839,7 @@ fn resolve_layer(
                 path,
                 index,
                 resampling: collection.resampling(band),
-                convert: collection.convert(band, item),
+                convert: collection.convert(band, item, &asset),
                 label: label.clone(),
                 band: band.clone(),
                 asset,
@@ -940,11 +975,11 @@ fn convert(c: Convert, v: f32) -> f32 {
     }
     let v = f64::from(v);
     let out = match c {
-        Convert::Reflectance { offset } => {
+        Convert::Reflectance { gain, shift } => {
             if v == 0.0 {
                 return f32::NAN;
             }
-            (v + offset).max(1.0)
+            (v * gain + shift).max(1.0)
         }
         Convert::Class => {
             if v == 0.0 {
@@ -953,6 +988,12 @@ fn convert(c: Convert, v: f32) -> f32 {
             v
         }
         Convert::Db100 => v * 100.0,
+        Convert::LinearDb100 => {
+            if v <= 0.0 {
+                return f32::NAN;
+            }
+            10.0 * v.log10() * 100.0
+        }
         Convert::PalsarDb100 => {
             if v <= 0.0 {
                 return f32::NAN;
@@ -1043,9 +1084,11 @@ fn scene_err(
     detail: String,
     help: Option<String>,
 ) -> NodeError {
+    // GDAL's messages name the signed URL it opened; the token stays out of them.
     let err = NodeError::new(format!(
-        "{label}, band `{band}` (`{}`): {detail}",
-        asset.location
+        "{label}, band `{band}` (`{}`): {}",
+        asset.location,
+        crate::source::sign::redact(&detail)
     ));
     match help {
         Some(h) => err.with_help(h),

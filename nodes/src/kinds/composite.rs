@@ -1139,6 +1139,7 @@ mod tests {
             sensor: "sentinel-2-l2a".into(),
             grid: g.clone(),
             scenes: metas,
+            values: None,
         };
         ArtifactIn {
             step_id: format!("clear[year={year}]"),
@@ -1551,6 +1552,7 @@ mod tests {
                 valid_fraction: 0.5,
                 cloud_cover: None,
             }],
+            values: None,
         };
         let art = ArtifactIn {
             step_id: "clear[year=2020]".into(),

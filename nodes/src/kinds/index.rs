@@ -1075,6 +1075,7 @@ mod tests {
                 valid_fraction: 1.0,
                 cloud_cover: None,
             }],
+            values: None,
         };
         ArtifactIn {
             step_id: "dsm".into(),

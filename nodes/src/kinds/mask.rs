@@ -263,6 +263,7 @@ impl Node for Mask {
             sensor: meta.sensor.clone(),
             grid: meta.grid.clone(),
             scenes,
+            values: meta.values.clone(),
         };
         ctx.set_meta(
             "scenes",
@@ -572,6 +573,7 @@ pub(crate) mod tests_support {
             sensor: "sentinel-2-l2a".into(),
             grid,
             scenes,
+            values: None,
         };
         let art = ArtifactIn {
             step_id: "s2[year=2020]".into(),
@@ -662,6 +664,7 @@ mod tests {
                 sensor: "sentinel-2-l2a".into(),
                 grid: g.clone(),
                 scenes: metas,
+                values: None,
             })
             .unwrap(),
         }

@@ -137,7 +137,7 @@ impl Source for LocalSource {
         Ok(items)
     }
 
-    fn resolve(&self, asset: &AssetRef) -> Result<String, SourceError> {
+    fn resolve(&self, _item: &SceneItem, asset: &AssetRef) -> Result<String, SourceError> {
         match &asset.location {
             Location::Path(p) => {
                 let s = p.to_string_lossy();
@@ -262,6 +262,7 @@ fn read_json_manifest(path: &Path, bytes: &[u8]) -> Result<Vec<SceneItem>, Sourc
                     href: file,
                     band: index,
                     band_names: Vec::new(),
+                    scaling: Vec::new(),
                 },
             );
         }
@@ -274,7 +275,7 @@ fn read_json_manifest(path: &Path, bytes: &[u8]) -> Result<Vec<SceneItem>, Sourc
                 cloud_cover: s.cloud_cover,
                 processing_baseline: baseline,
                 boa_add_offset: s.boa_add_offset.map(BoaOffset::Uniform),
-                boa_offset_applied: false,
+                boa_offset_applied: None,
                 platform: s.platform,
                 tile: s.tile,
                 bbox: s.bbox,
@@ -387,7 +388,7 @@ fn read_csv_manifest(path: &Path, bytes: &[u8]) -> Result<Vec<SceneItem>, Source
             cloud_cover: num("cloud_cover")?,
             processing_baseline: get("processing_baseline").map(str::to_string),
             boa_add_offset: num("boa_add_offset")?.map(BoaOffset::Uniform),
-            boa_offset_applied: false,
+            boa_offset_applied: None,
             platform: get("platform").map(str::to_string),
             tile: get("tile").map(str::to_string),
             bbox: None,
@@ -425,6 +426,7 @@ fn read_csv_manifest(path: &Path, bytes: &[u8]) -> Result<Vec<SceneItem>, Source
             href: file,
             band: band_index,
             band_names: Vec::new(),
+            scaling: Vec::new(),
         };
         if scene.assets.insert(band.clone(), asset).is_some() {
             return Err(err(
@@ -567,7 +569,7 @@ mod tests {
         q.max_cloud_cover = Some(20.0);
         assert_eq!(src.list(&q).unwrap().len(), 1);
         // Resolving a file that is not there names it and how the manifest wrote it.
-        let e = src.resolve(b04).unwrap_err().to_string();
+        let e = src.resolve(&items[1], b04).unwrap_err().to_string();
         assert!(
             e.contains("b/B04.tif") && e.contains("listed as `b/B04.tif`"),
             "{e}"

@@ -23,7 +23,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+pub mod http;
 pub mod local;
+pub mod sign;
 pub mod stac;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -42,9 +44,10 @@ pub trait Source {
     /// The scenes matching `query`, sorted by date then id, without duplicate ids.
     fn list(&self, query: &SceneQuery) -> Result<Vec<SceneItem>, SourceError>;
 
-    /// A path GDAL can open for an asset of one of the listed scenes (a local path, a
-    /// `/vsicurl/` URL, a blob of a `Catalog` artifact). Local files are checked to exist.
-    fn resolve(&self, asset: &AssetRef) -> Result<String, SourceError>;
+    /// A path GDAL can open for an asset of `item`, one of the listed scenes (a local path, a
+    /// `/vsicurl/` URL, signed where its host needs it, a blob of a `Catalog` artifact). Local
+    /// files are checked to exist.
+    fn resolve(&self, item: &SceneItem, asset: &AssetRef) -> Result<String, SourceError>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -143,7 +146,7 @@ impl SceneQuery {
 }
 
 /// `T48PXS`, `MGRS-48PXS`, `48pxs` -> `48PXS`.
-fn normalize_tile(t: &str) -> String {
+pub(crate) fn normalize_tile(t: &str) -> String {
     let t = t.trim();
     let t = t.strip_prefix("MGRS-").unwrap_or(t);
     let t = t.strip_prefix(['T', 't']).unwrap_or(t);
@@ -178,9 +181,9 @@ pub struct SceneProps {
     pub processing_baseline: Option<String>,
     /// Sentinel-2 `BOA_ADD_OFFSET` in DN, when the catalog states it (`s2:boa_add_offset`).
     pub boa_add_offset: Option<BoaOffset>,
-    /// The catalog says the offset is already applied to the DNs
-    /// (`earthsearch:boa_offset_applied: true`).
-    pub boa_offset_applied: bool,
+    /// Earth Search's word on whether the offset is already applied to the DNs
+    /// (`earthsearch:boa_offset_applied`); `None` when the catalog does not say.
+    pub boa_offset_applied: Option<bool>,
     /// `platform`, e.g. `sentinel-2a`.
     pub platform: Option<String>,
     /// MGRS tile, e.g. `48PXS`.
@@ -201,22 +204,27 @@ impl SceneItem {
     /// 0 if it says the offset is already applied, else derived from the processing baseline
     /// (-1000 from 04.00 on, 0 before or when unknown).
     pub fn boa_add_offset(&self, band: &str) -> f64 {
-        if self.props.boa_offset_applied {
+        if self.props.boa_offset_applied == Some(true) {
             return 0.0;
         }
+        self.stated_boa_offset(band)
+            .unwrap_or_else(|| self.baseline_offset())
+    }
+
+    /// `s2:boa_add_offset` of `band`, when the catalog states it.
+    fn stated_boa_offset(&self, band: &str) -> Option<f64> {
         match &self.props.boa_add_offset {
-            Some(BoaOffset::Uniform(v)) => return *v,
-            Some(BoaOffset::PerBand(m)) => {
-                if let Some(v) = m
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(band))
-                    .map(|(_, v)| *v)
-                {
-                    return v;
-                }
-            }
-            None => {}
+            Some(BoaOffset::Uniform(v)) => Some(*v),
+            Some(BoaOffset::PerBand(m)) => m
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(band))
+                .map(|(_, v)| *v),
+            None => None,
         }
+    }
+
+    /// The offset (DN) processing baselines 04.00 and later add: -1000; 0 before or unknown.
+    fn baseline_offset(&self) -> f64 {
         match self
             .props
             .processing_baseline
@@ -226,6 +234,41 @@ impl SceneItem {
             Some(b) if b >= 4.0 - 1e-9 => -1000.0,
             _ => 0.0,
         }
+    }
+
+    /// How a Sentinel-2 L2A DN of `band`, read from `asset`, becomes reflectance x 10000:
+    /// `DN * gain + shift`. The catalog's word is taken in this order (docs/catalogs.md):
+    /// 1. `earthsearch:boa_offset_applied: true`: the DNs hold no offset (`shift` 0);
+    /// 2. `s2:boa_add_offset` (DN) of the band;
+    /// 3. the asset's `raster:bands` `offset` (reflectance, as Copernicus Data Space states it:
+    ///    -0.1 from baseline 04.00 on), except in an item that carries
+    ///    `earthsearch:boa_offset_applied`: Earth Search writes the same `raster:bands` on every
+    ///    item of its `sentinel-2-l2a`, whatever the baseline, so its flag and the baseline
+    ///    decide;
+    /// 4. the processing baseline (`s2:processing_baseline`, `processing:version`).
+    ///
+    /// `gain` is the asset's `raster:bands` `scale` x 10000 (1 when it states none: DNs are
+    /// reflectance x 10000, the L2A quantification value).
+    pub fn reflectance_transform(&self, band: &str, asset: &AssetRef) -> (f64, f64) {
+        let stated = asset.scaling();
+        let scale = stated
+            .scale
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(1e-4);
+        let gain = round9(scale * 1e4);
+        if self.props.boa_offset_applied == Some(true) {
+            return (gain, 0.0);
+        }
+        if let Some(dn) = self.stated_boa_offset(band) {
+            return (gain, round9(dn * gain));
+        }
+        if let Some(o) = stated
+            .offset
+            .filter(|o| o.is_finite() && self.props.boa_offset_applied.is_none())
+        {
+            return (gain, round9(o * 1e4));
+        }
+        (gain, round9(self.baseline_offset() * gain))
     }
 
     /// The asset holding `band`: an asset keyed by the band name (any case), by a common alias
@@ -249,6 +292,23 @@ impl SceneItem {
             {
                 return Ok(a.clone());
             }
+        }
+        // Copernicus Data Space: one asset per band and resolution (`B02_10m`, `B02_20m`,
+        // `SCL_20m`): the finest.
+        let by_resolution = self
+            .assets
+            .iter()
+            .filter_map(|(k, a)| {
+                let (name, res) = k.rsplit_once('_')?;
+                let metres: u32 = res.strip_suffix('m')?.parse().ok()?;
+                names
+                    .iter()
+                    .any(|w| name.eq_ignore_ascii_case(w))
+                    .then_some((metres, a))
+            })
+            .min_by_key(|(m, _)| *m);
+        if let Some((_, a)) = by_resolution {
+            return Ok(a.clone());
         }
         for a in self.assets.values() {
             if let Some(i) = a
@@ -314,6 +374,30 @@ pub struct AssetRef {
     pub band: Option<usize>,
     /// Band names the source gives for the file (`eo:bands`), in band order.
     pub band_names: Vec<String>,
+    /// Scale and offset the source states for the file's bands (`raster:bands`), in band
+    /// order; empty when it states none.
+    pub scaling: Vec<BandScaling>,
+}
+
+/// `scale` and `offset` of one band of a file, as a STAC asset's `raster:bands` (or STAC 1.1
+/// `bands`) states them: value = DN x scale + offset.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BandScaling {
+    pub scale: Option<f64>,
+    pub offset: Option<f64>,
+}
+
+impl AssetRef {
+    /// The stated scaling of the band this asset is read from.
+    pub fn scaling(&self) -> BandScaling {
+        let i = self.band.unwrap_or(1).saturating_sub(1);
+        self.scaling.get(i).copied().unwrap_or_default()
+    }
+}
+
+/// `x` rounded to 9 decimals: `0.0001 * 1e4` is 1, not 1.0000000000000002.
+fn round9(x: f64) -> f64 {
+    (x * 1e9).round() / 1e9
 }
 
 /// A file or document: a local path, a URL, or a file of a `Catalog` artifact (by its path
@@ -674,7 +758,7 @@ mod tests {
         );
         i.props.boa_add_offset = Some(BoaOffset::Uniform(-500.0));
         assert_eq!(i.boa_add_offset("B03"), -500.0);
-        i.props.boa_offset_applied = true;
+        i.props.boa_offset_applied = Some(true);
         assert_eq!(i.boa_add_offset("B03"), 0.0);
     }
 
@@ -686,6 +770,7 @@ mod tests {
             location: Location::Path(href.into()),
             band: None,
             band_names: names.iter().map(|s| s.to_string()).collect(),
+            scaling: Vec::new(),
         };
         i.assets.insert("B04".into(), asset("b04.tif", &[]));
         i.assets.insert("nir08".into(), asset("nir08.tif", &[]));

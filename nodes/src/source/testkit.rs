@@ -265,7 +265,48 @@ pub(crate) fn catalog_as_blobs(dir: &Path, blobs: &Path) -> BTreeMap<String, Pat
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
-type Handler = dyn Fn(&str, &str) -> Option<Vec<u8>> + Send + Sync;
+/// A request as a raw handler sees it: the path after `base`, starting with `/`.
+pub(crate) struct Req<'a> {
+    pub base: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub range: Option<&'a str>,
+    pub body: &'a [u8],
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+impl Req<'_> {
+    /// The value of header `name` (any case), if sent.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// What a raw handler answers: status, extra headers, body.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: Vec<String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub(crate) fn json(v: &Value) -> Reply {
+        Reply::status(200, serde_json::to_vec(v).unwrap())
+    }
+
+    pub(crate) fn status(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+}
+
+type Handler = dyn Fn(&Req<'_>) -> Reply + Send + Sync;
 
 /// An HTTP/1.1 server on 127.0.0.1 for one test. Everything is served under `base` (a unique
 /// path prefix, so GDAL's per-URL cache never mixes two servers that got the same port). GET,
@@ -279,10 +320,20 @@ pub(crate) struct TestServer {
 }
 
 impl TestServer {
-    /// Serve whatever `handler(base, path_and_query)` returns (`None` = 404); the path is the
-    /// part after `base`, starting with `/`.
+    /// Serve whatever `handler(base, path_and_query)` returns (`None` = 404) to GET and HEAD,
+    /// with single byte ranges; the path is the part after `base`, starting with `/`.
     pub(crate) fn start(
         handler: impl Fn(&str, &str) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> TestServer {
+        TestServer::start_raw(move |req| match handler(req.base, req.path) {
+            None => Reply::status(404, "not found"),
+            Some(data) => ranged(data, req.range),
+        })
+    }
+
+    /// Serve every request (any method, with its body) with `handler`.
+    pub(crate) fn start_raw(
+        handler: impl Fn(&Req<'_>) -> Reply + Send + Sync + 'static,
     ) -> TestServer {
         static SERVERS: AtomicUsize = AtomicUsize::new(0);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -336,7 +387,7 @@ impl TestServer {
         TestServer::start(move |_base, path| read_under(&dir, path))
     }
 
-    /// Requests so far: `METHOD path [range]`.
+    /// Requests so far: `METHOD path [range]`, a POST with its body after a space.
     pub(crate) fn requests(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
@@ -378,76 +429,118 @@ fn serve_one(
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
         let n = stream.read(&mut chunk)?;
-        if n == 0 {
+        if n == 0 || buf.len() > 64 * 1024 {
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > 64 * 1024 {
-            return Ok(());
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).into_owned();
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let mut first = lines.next().unwrap_or("").split_whitespace();
     let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
-    let range = lines
+    let headers: Vec<(&str, &str)> = lines
         .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("range"))
-        .map(|(_, v)| v.trim().to_string());
-    log.lock().unwrap().push(match &range {
-        Some(r) => format!("{method} {target} [{r}]"),
-        None => format!("{method} {target}"),
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    };
+    let range = header("range");
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    log.lock().unwrap().push(match (range, method) {
+        (Some(r), _) => format!("{method} {target} [{r}]"),
+        (None, "POST") => format!("{method} {target} {}", String::from_utf8_lossy(&body)),
+        (None, _) => format!("{method} {target}"),
     });
-    let body = target
+    let reply = match target
         .strip_prefix(prefix)
         .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
-        .and_then(|rest| {
-            let rest = if rest.is_empty() { "/" } else { rest };
-            handler(base, rest)
-        });
+    {
+        None => Reply::status(404, "not found"),
+        Some(rest) => handler(&Req {
+            base,
+            method,
+            path: if rest.is_empty() { "/" } else { rest },
+            range,
+            body: &body,
+            headers: &headers,
+        }),
+    };
     let content_type = if target.split('?').next().unwrap_or("").ends_with(".tif") {
         "image/tiff"
     } else {
         "application/json"
     };
-    let (status, headers, payload): (&str, Vec<String>, Vec<u8>) = match body {
-        None => ("404 Not Found", Vec::new(), b"not found".to_vec()),
-        Some(data) => {
-            let total = data.len();
-            match range.as_deref().and_then(|r| parse_range(r, total)) {
-                Some(Ok((a, b))) => (
-                    "206 Partial Content",
-                    vec![format!("Content-Range: bytes {a}-{b}/{total}")],
-                    data[a..=b].to_vec(),
-                ),
-                Some(Err(())) => (
-                    "416 Range Not Satisfiable",
-                    vec![format!("Content-Range: bytes */{total}")],
-                    Vec::new(),
-                ),
-                None => ("200 OK", Vec::new(), data),
-            }
-        }
-    };
     let mut resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\n\
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\n\
          Accept-Ranges: bytes\r\nConnection: close\r\n",
-        payload.len()
+        reply.status,
+        reason(reply.status),
+        reply.body.len()
     );
-    for h in headers {
-        resp.push_str(&h);
+    for h in &reply.headers {
+        resp.push_str(h);
         resp.push_str("\r\n");
     }
     resp.push_str("\r\n");
     stream.write_all(resp.as_bytes())?;
     if method != "HEAD" {
-        stream.write_all(&payload)?;
+        stream.write_all(&reply.body)?;
     }
     stream.flush()?;
     let _ = stream.shutdown(std::net::Shutdown::Both);
     Ok(())
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        307 => "Temporary Redirect",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// `data`, or the part a `Range` header asks for.
+fn ranged(data: Vec<u8>, range: Option<&str>) -> Reply {
+    let total = data.len();
+    match range.and_then(|r| parse_range(r, total)) {
+        Some(Ok((a, b))) => Reply {
+            status: 206,
+            headers: vec![format!("Content-Range: bytes {a}-{b}/{total}")],
+            body: data[a..=b].to_vec(),
+        },
+        Some(Err(())) => Reply {
+            status: 416,
+            headers: vec![format!("Content-Range: bytes */{total}")],
+            body: Vec::new(),
+        },
+        None => Reply::status(200, data),
+    }
 }
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` -> inclusive byte range; `Err` if unsatisfiable.
