@@ -518,11 +518,21 @@ fn tifs(dir: &Path) -> BTreeMap<String, PathBuf> {
     out
 }
 
-/// (path, range) of every asset request in the nginx log.
-fn asset_requests(stac: &Stac, coll: &str) -> Vec<(String, String, String)> {
+/// Lines of the asset server's log so far (the next run's requests start after them).
+fn log_len(stac: &Stac) -> usize {
     std::fs::read_to_string(&stac.asset_log)
         .unwrap_or_default()
         .lines()
+        .count()
+}
+
+/// `(METHOD path, status, range)` of the asset requests for collection `coll` logged after
+/// line `from`.
+fn asset_requests(stac: &Stac, coll: &str, from: usize) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(&stac.asset_log)
+        .unwrap_or_default()
+        .lines()
+        .skip(from)
         .filter_map(|l| {
             let mut parts = l.splitn(4, ' ');
             let (method, uri, status, range) =
@@ -538,13 +548,37 @@ fn asset_requests(stac: &Stac, coll: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Runs of the spec, each into a fresh store: `LULC_STAC_REPEATS` (default 2, so that two runs'
+/// outputs are compared; `benches/stac_repeat.sh` asks for 20).
+fn repeats() -> usize {
+    std::env::var("LULC_STAC_REPEATS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+        .max(1)
+}
+
 #[test]
 fn acquire_reads_three_catalog_conventions_from_a_real_stac_api() {
     let Some(stac) = stac("acquire_reads_three_catalog_conventions_from_a_real_stac_api") else {
         return;
     };
     let colls = load(&stac);
-    let p = Project::new(&spec(&stac.api, &colls));
+    let mut outputs_of_first_run = None;
+    for i in 0..repeats() {
+        let from = log_len(&stac);
+        let outputs = run_once(&stac, &colls, from);
+        match &outputs_of_first_run {
+            None => outputs_of_first_run = Some(outputs),
+            Some(first) => assert_eq!(first, &outputs, "run {} differs from run 1", i + 1),
+        }
+        eprintln!("catalogs: run {} of {} ok", i + 1, repeats());
+    }
+}
+
+/// One run into a fresh store with `--jobs 2`, every check; returns the steps' output digests.
+fn run_once(stac: &Stac, colls: &[String; 3], log_from: usize) -> BTreeMap<String, String> {
+    let p = Project::new(&spec(&stac.api, colls));
     let run = p.run(&["--jobs", "2"]);
     run.assert_ok();
     assert_eq!(run.steps_with("ran").len(), 6, "{}", run.stdout);
@@ -604,7 +638,7 @@ fn acquire_reads_three_catalog_conventions_from_a_real_stac_api() {
         }
     }
     // Copernicus Data Space: the finest copy of each band was read, never the 60 m one.
-    let cdse = asset_requests(&stac, &colls[2]);
+    let cdse = asset_requests(stac, &colls[2], log_from);
     assert!(!cdse.is_empty());
     assert!(
         cdse.iter().all(|(r, _, _)| !r.contains("_60m")),
@@ -614,8 +648,8 @@ fn acquire_reads_three_catalog_conventions_from_a_real_stac_api() {
     // (.aux.xml, .ovr, .msk, folder listings), nothing that failed, and per file one size probe
     // (HEAD, GDAL's /vsicurl/ open) and one ranged read (these files are smaller than GDAL's
     // first read of 16 KiB, so header and pixels come in one).
-    for coll in &colls {
-        let reqs = asset_requests(&stac, coll);
+    for coll in colls {
+        let reqs = asset_requests(stac, coll, log_from);
         let mut per_file: BTreeMap<&str, usize> = BTreeMap::new();
         for (req, status, range) in &reqs {
             assert!(req.ends_with(".tif"), "not a band file: {req}");
@@ -633,4 +667,5 @@ fn acquire_reads_three_catalog_conventions_from_a_real_stac_api() {
             assert_eq!(*n, 1, "{req}: {n} times ({reqs:#?})");
         }
     }
+    crate::support::step_outputs(&run.json())
 }

@@ -20,11 +20,11 @@
 //!   a STAC API landing page (searched when it has a `search` link). May be omitted when the
 //!   `catalog` input is connected; then it names the root document inside the artifact
 //!   [`catalog.json`].
-//! - `collection` [`sentinel-2-l2a`]: `sentinel-2-l2a`, `sentinel-1-grd`,
+//! - `collection` [`sentinel-2-l2a`]: `sentinel-2-l2a`, `sentinel-1-grd`, `sentinel-1-rtc`,
 //!   `alos-palsar2-scansar` or `dsm`; decides bands, resampling and value conversion.
 //! - `collection_id` [= `collection`]: the collection id in the catalog (or `sensor` in a
-//!   manifest), when it differs (e.g. `cop-dem-glo-30` for `dsm`).
-//! - `bands` [per collection]: S2 `B02 B03 B04 B05 B06 B07 B08 B8A B11 B12 SCL`; S1 `VV VH`;
+//!   manifest), when it differs (e.g. `cop-dem-glo-30` or `alos-dem` for `dsm`).
+//! - `bands` [per collection]: S2 `B02 B03 B04 B05 B06 B07 B08 B8A B11 B12 SCL`; S1 (both) `VV VH`;
 //!   PALSAR-2 `HH HV`; DSM `elevation`.
 //! - `grid` [the grid declared by the `catalog` input's metadata (`simulate` declares its 10 m
 //!   grid), else the grid of the first scene's first 10 m band, or its first band when none is
@@ -38,12 +38,18 @@
 //! scenes of that MGRS tile (scenes that do not say are kept). `dsm` ignores dates.
 //!
 //! ## Values written
-//! - `sentinel-2-l2a`: UInt16 reflectance x 10000 = DN + `BOA_ADD_OFFSET` (`s2:boa_add_offset`
-//!   if the catalog has it, else -1000 from processing baseline 04.00, 0 before), clamped to
+//! The `Scenes` metadata's `values` says in words what the stored values are.
+//! - `sentinel-2-l2a`: UInt16 reflectance x 10000 = DN x gain + shift, from the asset's
+//!   `raster:bands` `scale`/`offset`, `s2:boa_add_offset`, Earth Search's
+//!   `earthsearch:boa_offset_applied` or the processing baseline (-1000 from 04.00, 0 before), in
+//!   the order [`SceneItem::reflectance_transform`] gives (docs/catalogs.md), clamped to
 //!   1..65535 because 0 is nodata; DN 0 is nodata. 20 m and 60 m bands are warped bilinear,
 //!   `SCL` nearest and written last (`qa_band`). `scale` 1e-4.
 //! - `sentinel-1-grd`: the assets hold sigma0 in dB (as Earth Engine serves it); Int16 dB x 100,
 //!   nodata -32768, bilinear. `scale` 0.01.
+//! - `sentinel-1-rtc`: the assets hold terrain-corrected gamma0 in linear power (Planetary
+//!   Computer's `sentinel-1-rtc`); warped bilinear in linear power, then stored as Int16
+//!   10 log10(gamma0) x 100, nodata -32768 (0 and below too). `scale` 0.01.
 //! - `alos-palsar2-scansar`: DN -> gamma0 dB = 10 log10(DN^2) - 83.0, Int16 dB x 100, nodata
 //!   -32768 (DN 0 is nodata), DN warped bilinear. `scale` 0.01.
 //! - `dsm`: Float32 metres, nodata NaN, bilinear; all listed tiles are mosaicked into one scene
@@ -1699,6 +1705,76 @@ mod tests {
         assert_eq!(v[7], 40.0);
         assert_eq!(v[3 * 8 + 4], 40.0);
         assert_eq!(v[3 * 8 + 3], 12.5);
+    }
+
+    #[test]
+    fn acquire_sentinel1_rtc_linear_gamma0_becomes_db() {
+        // Planetary Computer's `sentinel-1-rtc`: linear gamma0 (Float32, nodata -32768), assets
+        // `vv` and `vh` in a STAC item.
+        let dir = TempDir::new().unwrap();
+        let d = dir.path();
+        let g = utm48(10.0, 8, 8);
+        let vv = fill(8, 8, |c, r| match (c, r) {
+            (0, 0) => -32768.0,
+            (1, 0) => 0.0,
+            _ => 0.05 + 0.01 * c as f64,
+        });
+        let vh = fill(8, 8, |_, _| 0.01);
+        write_tif(
+            &d.join("sentinel-1-rtc/data/S1A_IW_GRDH_1SDV_20200601/vv.tif"),
+            &g,
+            DType::F32,
+            Some(-32768.0),
+            &["vv"],
+            &[vv],
+        );
+        write_tif(
+            &d.join("sentinel-1-rtc/data/S1A_IW_GRDH_1SDV_20200601/vh.tif"),
+            &g,
+            DType::F32,
+            Some(-32768.0),
+            &["vh"],
+            &[vh],
+        );
+        let item = testkit::item_json(
+            "S1A_IW_GRDH_1SDV_20200601",
+            "2020-06-01T22:50:00Z",
+            "sentinel-1-rtc",
+            json!({"sar:polarizations": ["VV", "VH"], "sar:instrument_mode": "IW"}),
+            &["vv", "vh"],
+        );
+        testkit::write_catalog(d, "sentinel-1-rtc", &[item]);
+        let r = run(
+            json!({"catalog": "catalog.json", "collection": "sentinel-1-rtc", "grid": grid_param()}),
+            d,
+        )
+        .unwrap();
+        let m = r.meta();
+        assert_eq!(m.sensor, "sentinel-1-rtc");
+        assert!(
+            m.values
+                .as_deref()
+                .unwrap()
+                .contains("10 log10(linear gamma0)"),
+            "{:?}",
+            m.values
+        );
+        let s = &m.scenes[0];
+        assert_eq!(
+            (s.bands.clone(), s.scale, s.nodata),
+            (vec!["VV".into(), "VH".into()], 0.01, -32768.0)
+        );
+        let vv = r.band(&s.file, 1);
+        // Nodata and a linear 0 (no backscatter: -inf dB) are both nodata.
+        assert_eq!((vv[0], vv[1]), (-32768.0, -32768.0));
+        let db = |lin: f64| (10.0 * lin.log10() * 100.0).round();
+        assert_eq!(vv[2], db(0.07), "-11.55 dB");
+        assert_eq!(vv[8 + 7], db(0.12));
+        assert!(
+            r.band(&s.file, 2)[9..].iter().all(|v| *v == db(0.01)),
+            "-20 dB"
+        );
+        assert_eq!(s.valid_fraction, 62.0 / 64.0);
     }
 
     #[test]

@@ -1119,6 +1119,13 @@ mod tests {
         let mut applied = i.clone();
         applied.props.boa_offset_applied = Some(true);
         assert_eq!(applied.reflectance_transform("B04", &b04), (1.0, 0.0));
+        // Earth Search's flag false: its `raster:bands` (-0.1 on every item) is not read, the
+        // baseline decides (a 2020 item of baseline 02.14 has no offset).
+        let mut es = i.clone();
+        es.props.boa_offset_applied = Some(false);
+        assert_eq!(es.reflectance_transform("B04", &b04), (1.0, -1000.0));
+        es.props.processing_baseline = Some("02.14".into());
+        assert_eq!(es.reflectance_transform("B04", &b04), (1.0, 0.0));
         // No `raster:bands`: from the baseline; a stated scale of 2e-4 doubles the DNs.
         let mut plain = b04.clone();
         plain.scaling.clear();
