@@ -2,12 +2,12 @@
 # `make bench`: every measurement of benches/README.md, each beside its reference where one is
 # installed (numpy, scikit-image, PyTorch, DVC, Snakemake; missing ones are skipped with a note).
 # Long: the full-tile memory run alone takes several minutes. Pick one with `benches/run.sh NAME`
-# (engine, index, composite, warp, train, tile, infer, large).
+# (engine, index, composite, warp, train, tile, infer, large, stac).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ONLY=${1:-all}
-case $ONLY in all|engine|index|composite|warp|train|tile|infer|large) ;;
-  *) echo "unknown benchmark '$ONLY': all, engine, index, composite, warp, train, tile, infer or large" >&2; exit 2;;
+case $ONLY in all|engine|index|composite|warp|train|tile|infer|large|stac) ;;
+  *) echo "unknown benchmark '$ONLY': all, engine, index, composite, warp, train, tile, infer, large or stac" >&2; exit 2;;
 esac
 PY=${PYTHON:-python3}
 want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
@@ -47,4 +47,5 @@ if want train; then
 fi
 if want tile; then echo "=== composite + index over a 10980 px tile"; benches/tile_memory.sh 10980; fi
 if want infer; then echo "=== infer over a 10980 x 1024 px strip, 6 seasons x 30 features"; benches/infer_tile.sh 10980 1024 30; fi
+if want stac; then echo "=== STAC API: 20 runs of the catalog spec, requests per band"; benches/stac_repeat.sh 20; fi
 if want large; then echo "=== sample of 1,000,000 points; train on 2000 and 10,000 time steps"; benches/large_inputs.sh; fi
