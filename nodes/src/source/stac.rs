@@ -46,6 +46,8 @@ pub struct StacSource {
     files: Option<BTreeMap<String, PathBuf>>,
     /// Where documents on disk may be read from (a link may point anywhere).
     confinement: Option<Confinement>,
+    /// Most pages of one search ([`MAX_PAGES`]).
+    max_pages: usize,
 }
 
 impl StacSource {
@@ -56,6 +58,7 @@ impl StacSource {
             root,
             files: None,
             confinement: None,
+            max_pages: MAX_PAGES,
         }
     }
 
@@ -66,6 +69,7 @@ impl StacSource {
             root: Location::Key(root.trim_start_matches("./").to_string()),
             files: Some(files),
             confinement: None,
+            max_pages: MAX_PAGES,
         }
     }
 
@@ -223,7 +227,7 @@ impl StacSource {
         let mut req = api.first_request(query);
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
-        for _ in 0..MAX_PAGES {
+        for _ in 0..self.max_pages {
             seen.insert(request_id(&req));
             let page = http::fetch_json(&req)?;
             let loc = Location::Url(page.url.clone());
@@ -251,8 +255,9 @@ impl StacSource {
         Err(SourceError::Unsupported {
             location: api.search.clone(),
             detail: format!(
-                "the search has more than {MAX_PAGES} pages of {PAGE_SIZE} items ({} items so far): \
+                "the search has more than {} pages of {PAGE_SIZE} items ({} items so far): \
                  narrow it with the step's grid, `months` or `max_cloud_cover`",
+                self.max_pages,
                 out.len()
             ),
         })
@@ -1059,6 +1064,36 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, SourceError::NotFound { .. }), "{e:?}");
         assert!(e.to_string().contains("HTTP 404"), "{e}");
+    }
+
+    #[test]
+    fn source_stac_endless_paging_stops_at_the_page_cap_with_a_clear_error() {
+        // A server whose every page has an item and a `next` link to a page not seen yet.
+        let server = TestServer::start_raw(|req| {
+            let page: u32 = req
+                .path
+                .split("page=")
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            if req.path == "/" {
+                return Reply::json(&json!({"type": "Catalog", "id": "api",
+                    "links": [{"rel": "search", "href": "search", "method": "GET"}]}));
+            }
+            Reply::json(&json!({"type": "FeatureCollection",
+                "features": [{"type": "Feature", "id": format!("i{page}"),
+                              "properties": {"datetime": "2020-03-05T00:00:00Z"}, "assets": {}}],
+                "links": [{"rel": "next", "href": format!("search?page={}", page + 1)}]}))
+        });
+        let mut src = StacSource::new(Location::Url(format!("{}/", server.base)));
+        src.max_pages = 3;
+        let e = src.list(&s2_query(2020)).unwrap_err().to_string();
+        assert!(
+            e.contains("more than 3 pages of 100 items (3 items so far)")
+                && e.contains("narrow it with the step's grid"),
+            "{e}"
+        );
+        assert_eq!(server.requests().len(), 4, "landing page + 3 pages");
     }
 
     #[test]
