@@ -202,7 +202,9 @@ pub enum BoaOffset {
 impl SceneItem {
     /// Sentinel-2 L2A `BOA_ADD_OFFSET` (DN) of `band`: the stated offset if the catalog has one,
     /// 0 if it says the offset is already applied, else derived from the processing baseline
-    /// (-1000 from 04.00 on, 0 before or when unknown).
+    /// (-1000 from 04.00 on, 0 before or when unknown): the shift of
+    /// [`SceneItem::reflectance_transform`] for an asset that states no scale or offset.
+    #[cfg(test)]
     pub fn boa_add_offset(&self, band: &str) -> f64 {
         if self.props.boa_offset_applied == Some(true) {
             return 0.0;
