@@ -1,4 +1,4 @@
-//! Benchmark of the `composite` kernel (issue 4's bar), the Rust side; the reference (numpy
+//! Benchmark of the `composite` kernel (its speed bar in benches/README.md), the Rust side; the reference (numpy
 //! `nanmedian`) is `benches/composite.py`, on the same synthetic stack.
 //!
 //! ```text

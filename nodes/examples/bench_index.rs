@@ -1,4 +1,4 @@
-//! Benchmarks of the `index` node's features (issue 4's bars), the Rust side; the references
+//! Benchmarks of the `index` node's features (their speed bars in benches/README.md), the Rust side; the references
 //! (numpy, scikit-image) are in `benches/index.py`, on the same synthetic data.
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! Benchmark (issue 3): block-wise warp of a full Sentinel-2 tile band, 20 m -> 10 m bilinear
+//! Benchmark: block-wise warp of a full Sentinel-2 tile band, 20 m -> 10 m bilinear
 //! (5490 x 5490 UInt16 -> 10980 x 10980), read through `raster::warp_to_grid` in 256-px windows
 //! and written with `RasterWriter` (tiled, DEFLATE). Compare with `gdalwarp` on the same file:
 //!

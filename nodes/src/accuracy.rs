@@ -1,4 +1,4 @@
-//! Accuracy of a class map from a confusion matrix (`domain.md`, "Accuracy"): pure arithmetic,
+//! Accuracy of a class map from a confusion matrix (`docs/method.md`, "Accuracy"): pure arithmetic,
 //! no I/O. Used by the `assess` node.
 //!
 //! A confusion matrix `n[i][j]` counts sample units whose **map** class is `i` (rows) and whose

@@ -1,4 +1,4 @@
-//! The 14 land-cover classes of the method (`domain.md`, "Classes"): codes 1..=14 (0 is
+//! The 14 land-cover classes of the method (`docs/method.md`, "Classes"): codes 1..=14 (0 is
 //! nodata), names and colours, and the [`Legend`] that models and maps carry.
 
 use serde::{Deserialize, Serialize};
@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Number of classes (codes `1..=CLASS_COUNT`; 0 is nodata).
 pub const CLASS_COUNT: usize = 14;
 
-/// Class names by code - 1, as in domain.md.
+/// Class names by code - 1, as in docs/method.md.
 pub const CLASS_NAMES: [&str; CLASS_COUNT] = [
     "Water",
     "Urban/Built-up",
@@ -24,7 +24,7 @@ pub const CLASS_NAMES: [&str; CLASS_COUNT] = [
     "Solar panel",
 ];
 
-/// Class colours by code - 1, as in domain.md.
+/// Class colours by code - 1, as in docs/method.md.
 pub const CLASS_COLOURS: [[u8; 3]; CLASS_COUNT] = [
     [0x1f, 0x4f, 0xd8],
     [0xd7, 0x19, 0x1c],
@@ -59,7 +59,7 @@ pub struct ClassDef {
 pub struct Legend(pub Vec<ClassDef>);
 
 impl Default for Legend {
-    /// The 14 classes of `domain.md`.
+    /// The 14 classes of `docs/method.md`.
     fn default() -> Legend {
         Legend(
             (0..CLASS_COUNT)

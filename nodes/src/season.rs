@@ -1,6 +1,6 @@
 //! Season calendars and window policies: which scenes enter which season's composite.
 //!
-//! Why policies are data: the seed's gap filling (`domain.md`, "Seasons and composites", the
+//! Why policies are data: the seed's gap filling (`docs/method.md`, "Seasons and composites", the
 //! "Images used" table) is one choice among many; a user who wants three scenes per own month or
 //! no cross-year filling writes a different table in the spec instead of changing code. The two
 //! built-ins are written below in exactly the form a user writes ([`OWN_BIMONTHLY`],
@@ -46,7 +46,7 @@ pub struct SeasonCalendar {
 }
 
 impl SeasonCalendar {
-    /// The six bi-monthly seasons of `domain.md`: S1 Jan-Feb, S2 Mar-Apr, S3 May-Jun,
+    /// The six bi-monthly seasons of `docs/method.md`: S1 Jan-Feb, S2 Mar-Apr, S3 May-Jun,
     /// S4 Jul-Aug, S5 Sep-Oct, S6 Nov-Dec.
     pub fn bimonthly() -> SeasonCalendar {
         SeasonCalendar {
@@ -194,9 +194,9 @@ pub const OWN_BIMONTHLY: &str = r#"{
   }
 }"#;
 
-/// `gap_fill`: the seed's "Images used" table (`domain.md`): up to 2 clearest scenes from each
+/// `gap_fill`: the seed's "Images used" table (`docs/method.md`): up to 2 clearest scenes from each
 /// own month of Y (weight 2), 1 from each other listed month of Y, and 1 from each listed month
-/// of Y-1 and of Y+1 (weight 1). Weights are the counts n, as `domain.md` suggests for the
+/// of Y-1 and of Y+1 (weight 1). Weights are the counts n, as `docs/method.md` suggests for the
 /// weighted median.
 ///
 /// | season | own months of Y (x2) | other months of Y (x1) | same months of Y-1 and Y+1 (x1 each) |
@@ -577,7 +577,7 @@ mod tests {
         m.into_iter().map(|((y, mo), n)| (y, mo, n)).collect()
     }
 
-    /// The "Images used" table of domain.md, written out independently of the JSON.
+    /// The "Images used" table of docs/method.md, written out independently of the JSON.
     fn domain_table(season: &str) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
         match season {
             "S1" => (vec![1, 2], vec![3], vec![1, 2]),

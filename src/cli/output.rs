@@ -79,7 +79,7 @@ pub fn step_failed(plan: &Plan, o: &Outcome) -> StepFailed {
     }
 }
 
-/// One step as a JSON object (DESIGN section 4).
+/// One step as a JSON object: an entry of the `--json` document's `steps`.
 pub fn step_json(plan: &Plan, o: &Outcome) -> Value {
     let s = &plan.steps[o.step];
     let mut dims = serde_json::Map::new();

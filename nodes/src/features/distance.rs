@@ -1,5 +1,5 @@
 //! Distance to the nearest road: lines burnt into a grid, then an exact Euclidean distance
-//! transform (`domain.md`, "Static": rasterise roads at 10 m, exact EDT).
+//! transform (`docs/method.md`, "Static": rasterise roads at 10 m, exact EDT).
 //!
 //! The transform is Felzenszwalb & Huttenlocher's (2012, Theory of Computing 8): a pass down and
 //! up each column gives the distance (in pixels) to the nearest road pixel of the same column;

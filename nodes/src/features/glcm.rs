@@ -1,4 +1,4 @@
-//! GLCM textures as Earth Engine's `glcmTexture` computes them (`domain.md`, "GLCM textures"):
+//! GLCM textures as Earth Engine's `glcmTexture` computes them (`docs/method.md`, "GLCM textures"):
 //! sum average (`savg`) and dissimilarity (`diss`) of a band quantised to `Ng` gray levels, in a
 //! square window, for the offsets (0,1), (1,1), (1,0), (1,-1), symmetric and normalised, the
 //! measure averaged over the directions.
@@ -504,7 +504,7 @@ pub fn cooccurrence(
 }
 
 /// `savg = sum_{k=2}^{2Ng} k p_{x+y}(k)` of a matrix from [`cooccurrence`], levels numbered
-/// 1..Ng, literally as in `domain.md`.
+/// 1..Ng, literally as in `docs/method.md`.
 pub fn savg_of(p: &[f64], levels: u16) -> f64 {
     let l = usize::from(levels);
     let mut pxy = vec![0f64; 2 * l + 1];

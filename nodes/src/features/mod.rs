@@ -1,4 +1,4 @@
-//! The features of the method (`domain.md`, "Features") as pure functions on pixel buffers, for
+//! The features of the method (`docs/method.md`, "Features") as pure functions on pixel buffers, for
 //! the `index` node (which reads blocks and writes the `Features` artifact) and the `stack` node
 //! (which selects from it by name).
 //!

@@ -1,7 +1,7 @@
 //! Feature names, the sensor each comes from, and the named feature sets used for ablations.
 //!
 //! One catalogue ([`CATALOGUE`]) fixes every feature's name and its place in the canonical order
-//! (the order of `domain.md`: Sentinel-2 bands and indices, Sentinel-1, PALSAR-2, static layers).
+//! (the order of `docs/method.md`: Sentinel-2 bands and indices, Sentinel-1, PALSAR-2, static layers).
 //! Named sets and explicit lists both resolve against it, so a typo is caught before anything
 //! runs, with the valid names and a "did you mean".
 //!
@@ -90,7 +90,7 @@ pub const S2_BANDS: [&str; 10] = [
     "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12",
 ];
 
-/// Every feature in canonical order (`domain.md`, "Features").
+/// Every feature in canonical order (`docs/method.md`, "Features").
 pub const CATALOGUE: [FeatureDef; 38] = {
     use Sensor::*;
     [

@@ -1,5 +1,5 @@
 //! Per-pixel features: the Sentinel-2 indices, the SAR differences and ratios, PALSAR-2's NDI and
-//! NLI (`domain.md`, "Features"). Every function works on one block of pixels in one pass: the
+//! NLI (`docs/method.md`, "Features"). Every function works on one block of pixels in one pass: the
 //! caller reads each band of the block once and gets every feature of the sensor back.
 //!
 //! Conventions: inputs are physical values (reflectance 0..1, backscatter in dB), `NaN` is

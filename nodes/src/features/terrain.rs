@@ -1,4 +1,4 @@
-//! Slope in degrees by Horn's method, as `gdaldem slope` computes it (`domain.md`, "Static").
+//! Slope in degrees by Horn's method, as `gdaldem slope` computes it (`docs/method.md`, "Static").
 //!
 //! For the 3x3 window `a b c / d e f / g h i` around a pixel, with pixel sizes `ewres` and
 //! `nsres` in the DEM's vertical unit (metres on a projected grid):

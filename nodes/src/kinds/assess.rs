@@ -1,4 +1,4 @@
-//! `assess`: the accuracy of a class map against independent validation points (`domain.md`,
+//! `assess`: the accuracy of a class map against independent validation points (`docs/method.md`,
 //! "Accuracy"): the confusion matrix, OA / UA / PA / F1 from the counts, the area-weighted
 //! estimates of Olofsson et al. (2014) with 95 % confidence intervals and the area of every
 //! class, and, when the model is connected, OA / UA / PA as mean +/- sd over the model's

@@ -1,4 +1,4 @@
-//! `change`: what changed between the yearly maps (issue 6, "Change analysis"): how many times
+//! `change`: what changed between the yearly maps (the change analysis of the method): how many times
 //! each pixel changed class, a from-to transition matrix between two years, and the area of
 //! every class per year (e.g. solar panels since 2019, forest lost).
 //!

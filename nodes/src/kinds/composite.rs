@@ -1,5 +1,5 @@
 //! `composite`: season composites of one year from the masked scenes of that year and its
-//! neighbours, as a `Composite` artifact (`domain.md`, "Seasons and composites").
+//! neighbours, as a `Composite` artifact (`docs/method.md`, "Seasons and composites").
 //!
 //! Why a window policy: the seed does not composite "all scenes of the season" (the normal
 //! approach, `own`) but fills cloud gaps from adjacent months and from the same months of the
@@ -27,7 +27,7 @@
 //!   of the two middle values for an even count, as numpy's `nanmedian`), `weighted_median`
 //!   (the window weights; equal weights give the median), `mean`, or `percentile` with `p`
 //!   [50] (linear interpolation, as numpy's default). The median is **[assumed]** in
-//!   `domain.md`; the weighted median is its alternative.
+//!   `docs/method.md`; the weighted median is its alternative.
 //! - `bands` [every band of the first scene except its `qa_band`]: the bands to composite.
 //! - `require_all_seasons` [true]: a season whose window holds no scene at all fails the step
 //!   (naming the season and the year); false: a warning and an all-nodata season.
@@ -938,7 +938,7 @@ pub fn weighted_median(pairs: &mut [(f32, f64)]) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Benchmark (issue 4's bar; run by `nodes/examples/bench_composite.rs`, reference in
+// Benchmark (its speed bar; run by `nodes/examples/bench_composite.rs`, reference in
 // `benches/composite.py`)
 // ---------------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-//! `index`: every feature of the method (`domain.md`, "Features") computed from the season
+//! `index`: every feature of the method (`docs/method.md`, "Features") computed from the season
 //! composites of one partition, as a `Features` artifact (one GeoTIFF per season, one band per
 //! feature, static layers repeated in every season).
 //!
@@ -36,7 +36,7 @@
 //!   `{ B08: nir, DSM: height }` (the DSM's default is `elevation`).
 //! - `linear_ratio` [false]: `VV/VH` and `HH/HV` as the quotient of linear powers,
 //!   `10^((co - cross) / 10)`, instead of the quotient of the dB values (**[assumed]** default,
-//!   `domain.md`).
+//!   `docs/method.md`).
 //! - `nli` [`HV / (HH + HV)`]: NLI's formula over `HH` and `HV` in linear power (**[assumed]**;
 //!   `+ - * / ^`, parentheses, `sqrt abs ln log10 exp`).
 //! - `glcm`: `radius` [4] (9x9 window, Earth Engine's default), `levels` [32], `offsets`

@@ -1,6 +1,6 @@
 //! `mask`: cloud (and shadow, cirrus, optionally snow) masking of the scenes of one partition,
 //! as a `Scenes` artifact in which every masked pixel is nodata in every band
-//! (`domain.md`, "Cloud masks (Sentinel-2)").
+//! (`docs/method.md`, "Cloud masks (Sentinel-2)").
 //!
 //! Why it is its own step: compositing ([`super::composite`]) only sees valid observations and
 //! picks the "clearest" scenes by their `valid_fraction`, so masking decides both what is
@@ -18,7 +18,7 @@
 //! - `method` [`scl`]: `scl` (Sentinel-2 L2A Scene Classification Layer), `qa60` (L1C QA60
 //!   bits) or `cloud_prob` (a cloud probability band and a threshold).
 //! - `scl_classes` [`[0, 1, 3, 8, 9, 10]`]: SCL classes masked: no data, saturated or
-//!   defective, cloud shadow, cloud medium and high probability, thin cirrus (`domain.md`).
+//!   defective, cloud shadow, cloud medium and high probability, thin cirrus (`docs/method.md`).
 //!   `snow` [false]: also mask class 11 (snow or ice). `scl_band` [the scene's `qa_band`, else
 //!   `SCL`]. A pixel whose SCL value is the band's nodata counts as class 0.
 //! - `qa60_bits` [`[10, 11]`]: QA60 bits masked (10 opaque cloud, 11 cirrus); `qa60_band`

@@ -1,5 +1,5 @@
 //! `migrate`: reference labels of one year carried to another year where the spectrum did not
-//! change (Huang et al. 2020, ISPRS J. 162; `domain.md`, "Reference data and migration").
+//! change (Huang et al. 2020, ISPRS J. 162; `docs/method.md`, "Reference data and migration").
 //!
 //! The same points are sampled twice: on the features of the reference year (labels interpreted
 //! for that year, e.g. 2020) and on those of the target year. For each point in both (matched by

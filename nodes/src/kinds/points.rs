@@ -1,6 +1,6 @@
 //! `points`: labelled reference points from a vector file (GeoJSON, GeoPackage, Shapefile, CSV
 //! with x/y columns) into a `Points` artifact: id, x, y, class code, the label year and the
-//! layer's CRS (`domain.md`, "Reference data and migration").
+//! layer's CRS (`docs/method.md`, "Reference data and migration").
 //!
 //! Bad rows are data, not crashes: a point without a usable geometry (no geometry, empty or
 //! non-numeric coordinates), without an integer id, or with a missing or invalid class is

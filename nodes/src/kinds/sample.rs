@@ -1,5 +1,5 @@
 //! `sample`: for every labelled point, its season x feature matrix from a `Features` artifact:
-//! the training (and migration, and assessment) samples of the method (`domain.md`,
+//! the training (and migration, and assessment) samples of the method (`docs/method.md`,
 //! "Reference data and migration").
 //!
 //! A point takes the values of the pixel it falls in (no interpolation: the pixel whose area

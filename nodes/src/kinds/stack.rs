@@ -1,5 +1,5 @@
 //! `stack`: the features a model uses, chosen by name from a `Features` artifact, in a fixed
-//! order: the ablation knob of the method (`domain.md`, "Features"; issue 4's named sets).
+//! order: the ablation knob of the method (the features: `docs/method.md`, "Features"; the named sets: docs/nodes.md).
 //!
 //! Why a node apart from `index`: an ablation sweep over `stack.features` then changes only this
 //! step's key and what follows; the expensive `index` step stays cached and is shared by every

@@ -1,4 +1,4 @@
-//! `train`: fit the CNN classifier (`domain.md`, "Classifier: the time-feature CNN") on labelled
+//! `train`: fit the CNN classifier (`docs/method.md`, "Classifier: the time-feature CNN") on labelled
 //! samples: a stratified train/validation split, per-feature standardisation learned on the
 //! training split, Adam on cross-entropy in mini-batches, early stopping on the validation loss
 //! (the best epoch's weights are kept). With `repeats: K` it trains K times on K random splits

@@ -93,7 +93,7 @@ pub struct TrainConfig {
     pub repeats: usize,
     /// Base seed; `None`: the step's seed (from the spec's `seed`).
     pub seed: Option<u64>,
-    /// Classes the model predicts; `None`: the 14 classes of `domain.md`.
+    /// Classes the model predicts; `None`: the 14 classes of `docs/method.md`.
     pub legend: Option<Legend>,
 }
 

@@ -1,4 +1,4 @@
-//! The two networks: `timecnn` (JAXA's time-feature CNN, `domain.md`) and `tempcnn` (Pelletier
+//! The two networks: `timecnn` (JAXA's time-feature CNN, `docs/method.md`) and `tempcnn` (Pelletier
 //! et al. 2019), built deterministically.
 //!
 //! Determinism: burn's own initialisers, dropout and parameter ids draw from process-wide random

@@ -11,7 +11,7 @@
 //! - [`landscape`]: uplands with evergreen broadleaf, needleleaf, deciduous and plantation
 //!   forest, a rice plain in parcels with orchards, other crops, towns and villages, a river
 //!   with sandbars, an aquaculture belt, mangrove and beach, the sea; all 14 classes of
-//!   `domain.md`, with changes between years (deforestation, urban growth, solar farms from
+//!   `docs/method.md`, with changes between years (deforestation, urban growth, solar farms from
 //!   2019, rice -> aquaculture, mangrove -> ponds, plantation rotation).
 //! - [`surface`]: per-class phenology as endmember mixtures (double/triple rice with flooding
 //!   at transplanting, deciduous leaf-off Jan-Apr, evergreen stable), with per-parcel and
@@ -1138,7 +1138,7 @@ mod tests {
             changed > 20 && changed < t18.len() / 5,
             "{changed} changed pixels"
         );
-        // Colour table and names as in domain.md.
+        // Colour table and names as in docs/method.md.
         let r = RasterReader::open(out.join("truth/landcover_2019.tif")).unwrap();
         let ct = r.color_table(1).unwrap();
         assert_eq!(ct[1].1, [0x1f, 0x4f, 0xd8, 255]);
