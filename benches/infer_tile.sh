@@ -22,8 +22,8 @@
 #    same store: its spec acquires, composites (`gap_fill`) and indexes the simulated Sentinel-2
 #    and, as needed, Sentinel-1, PALSAR-2 and DSM (as pipelines/demo.yaml does).
 # 3. `infer` classifies the strip with it; only that step runs in the measured `lulc run`
-#    (`/usr/bin/time -v`: wall and peak RSS), and its metrics (pixels, `mpixel_per_s`) and the
-#    stack's shape (features x seasons) are printed.
+#    (`/usr/bin/time -v`: wall and peak RSS), and its metrics (pixels; Mpixel/s from the step's
+#    `duration_s`) and the stack's shape (features x seasons) are printed.
 # The blocks `infer` holds do not depend on the raster's height (256 x 256 px, a bounded number
 # in flight), so a full-width strip shows most of a tile's peak (30 features: 438 MB for the
 # strip, 695 MB for the whole tile, the difference GDAL's block cache filling over the longer
@@ -142,6 +142,7 @@ ran = [s for s in doc["steps"] if s["status"] == "ran"]
 for s in ran:
     m = s["metrics"]
     print(f'{s["id"]} ran in {s["duration_s"]:.1f} s: {m.get("pixels")} px classified, '
-          f'{m.get("nodata_pixels")} nodata, {m.get("mpixel_per_s"):.3f} Mpixel/s')
+          f'{m.get("nodata_pixels")} nodata, '
+          f'{(m["pixels"] + m["nodata_pixels"]) / 1e6 / s["duration_s"]:.3f} Mpixel/s')
 assert [s["kind"] for s in ran] == ["infer"], [s["id"] for s in ran]
 PY

@@ -24,9 +24,9 @@
 //!   confidence is the averaged probability of the chosen class). `false`: repeat 0's network
 //!   alone (K times less compute).
 //!
-//! Metrics: `pixels` (classified), `nodata_pixels`, `members` (networks averaged),
-//! `mpixel_per_s` (classified pixels per second of this step, a measurement: not part of any
-//! output).
+//! Metrics: `pixels` (classified), `nodata_pixels`, `members` (networks averaged). The step's
+//! time is the engine's (`duration_s` of the step in `--json`), so throughput is
+//! (`pixels` + `nodata_pixels`) / `duration_s`; the node reads no clock.
 //!
 //! ```yaml
 //! nodes:
@@ -40,7 +40,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
 use serde::{Deserialize, Serialize};
@@ -99,7 +98,6 @@ impl Node for Infer {
     }
 
     fn run(&self, ctx: &mut RunCtx, p: &InferParams, inputs: &Inputs) -> Result<(), NodeError> {
-        let started = Instant::now();
         let model_art = inputs.one("model")?;
         let meta: ModelMeta = serde_json::from_value(model_art.meta.clone()).map_err(|e| {
             NodeError::new(format!(
@@ -219,14 +217,9 @@ impl Node for Infer {
         }
         ctx.write_output("map", QML_FILE, qml(&legend).as_bytes())?;
         let pixels: u64 = class_pixels.values().sum();
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
         ctx.metric("pixels", pixels);
         ctx.metric("nodata_pixels", nodata_pixels);
         ctx.metric("members", used as u64);
-        ctx.metric(
-            "mpixel_per_s",
-            (grid.pixel_count() as f64 / 1e6 / secs * 1000.0).round() / 1000.0,
-        );
         let out = MapMeta {
             grid,
             year: Some(fmeta.year),
