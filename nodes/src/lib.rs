@@ -7,6 +7,7 @@ pub mod classes;
 pub mod features;
 pub mod kinds;
 pub mod learn;
+pub mod mgrs;
 pub mod plot;
 pub mod raster;
 pub mod samples;
