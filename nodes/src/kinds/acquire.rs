@@ -26,16 +26,19 @@
 //!   manifest), when it differs (e.g. `cop-dem-glo-30` or `alos-dem` for `dsm`).
 //! - `bands` [per collection]: S2 `B02 B03 B04 B05 B06 B07 B08 B8A B11 B12 SCL`; S1 (both) `VV VH`;
 //!   PALSAR-2 `HH HV`; DSM `elevation`.
-//! - `grid` [the grid declared by the `catalog` input's metadata (`simulate` declares its 10 m
-//!   grid), else the grid of the first scene's first 10 m band, or its first band when none is
-//!   10 m]: `{ crs: "EPSG:32648", bbox: [minx, miny, maxx, maxy], res: 10 }`, bbox in `crs`
-//!   units, origin at (minx, maxy). Its lon/lat footprint is the spatial search filter.
+//! - `grid` [for a step of a `tile` partition whose value is a Sentinel-2 MGRS tile id
+//!   (`48PXS`): that tile's 10 m grid, 10980 x 10980 px in its UTM zone ([`crate::mgrs`]); else
+//!   the grid declared by the `catalog` input's metadata (`simulate` declares its 10 m grid);
+//!   else the grid of the first scene's first 10 m band, or its first band when none is 10 m]:
+//!   `{ crs: "EPSG:32648", bbox: [minx, miny, maxx, maxy], res: 10 }`, bbox in `crs` units,
+//!   origin at (minx, maxy). Its lon/lat footprint is the spatial search filter.
 //! - `months` [all]: months (1-12) of the year to keep.
 //! - `max_cloud_cover` [none]: keep scenes with `eo:cloud_cover` <= this (percent); scenes
 //!   without a cloud cover are kept.
 //!
 //! The year comes from the partition dim `year` (no dim: every date); a `tile` dim keeps only
-//! scenes of that MGRS tile (scenes that do not say are kept). `dsm` ignores dates.
+//! scenes of that MGRS tile (scenes that do not say are kept) and, without `grid`, puts every
+//! sensor of the tile on the tile's 10 m grid. `dsm` ignores dates.
 //!
 //! ## Values written
 //! The `Scenes` metadata's `values` says in words what the stored values are.
@@ -410,15 +413,26 @@ impl Node for Acquire {
     fn run(&self, ctx: &mut RunCtx, p: &AcquireParams, inputs: &Inputs) -> Result<(), NodeError> {
         let collection = p.collection;
         let bands = p.output_bands();
-        let target = p
+        let param_grid = p
             .grid
             .as_ref()
             .map(|g| {
                 g.to_grid()
                     .map_err(|e| NodeError::new(format!("`grid`: {e}")))
             })
-            .transpose()?
-            .or_else(|| catalog_grid(inputs));
+            .transpose()?;
+        let tile = ctx.dims().get("tile").map(|t| t.to_string());
+        // The target grid: `grid`, else the Sentinel-2 tile of a `tile` partition, else what a
+        // `catalog` input declares, else (below) the first scene's.
+        let (target, grid_from) = if let Some(g) = param_grid {
+            (Some(g), GridFrom::Param)
+        } else if let Some(g) = tile.as_deref().and_then(s2_tile_grid).transpose()? {
+            (Some(g), GridFrom::Tile)
+        } else if let Some(g) = catalog_grid(inputs) {
+            (Some(g), GridFrom::Catalog)
+        } else {
+            (None, GridFrom::FirstScene)
+        };
         let query = SceneQuery {
             collection: p
                 .collection_id
@@ -436,7 +450,7 @@ impl Node for Acquire {
             },
             bbox: target.as_ref().map(lonlat_bbox).transpose()?.flatten(),
             max_cloud_cover: p.max_cloud_cover,
-            tile: ctx.dims().get("tile").map(|t| t.to_string()),
+            tile,
         };
         let source = open_source(ctx, p, inputs)?;
         let conf = ctx.confinement();
@@ -448,11 +462,6 @@ impl Node for Acquire {
                 query: query.describe(),
             }));
         }
-        let grid_from = match (&p.grid, &target) {
-            (Some(_), _) => GridFrom::Param,
-            (None, Some(_)) => GridFrom::Catalog,
-            (None, None) => GridFrom::FirstScene,
-        };
         let grid = match target {
             Some(g) => g,
             None => default_grid(source.as_ref(), &conf, collection, &bands, &items[0])?,
@@ -584,8 +593,33 @@ const BIG_OUTPUT: u64 = 64 << 30;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum GridFrom {
     Param,
+    Tile,
     Catalog,
     FirstScene,
+}
+
+/// Resolution of the grid a Sentinel-2 `tile` partition gives a step, metres.
+const TILE_RES_M: f64 = 10.0;
+
+/// The 10 m grid of Sentinel-2 tile `tile` (10980 x 10980 px in its UTM zone, [`crate::mgrs`]);
+/// `None` when the value is no MGRS tile id (a tiling of the user's own, whose steps need a
+/// `grid`).
+fn s2_tile_grid(tile: &str) -> Option<Result<Grid, NodeError>> {
+    let t = crate::mgrs::s2_tile(tile).ok()?;
+    let [min_x, min_y, max_x, max_y] = t.bbox();
+    Some(
+        Grid::from_bbox(
+            &t.crs(),
+            BBox {
+                min_x,
+                min_y,
+                max_x,
+                max_y,
+            },
+            TILE_RES_M,
+        )
+        .map_err(|e| NodeError::new(format!("the grid of tile `{}`: {e}", t.id))),
+    )
 }
 
 /// Before reading a pixel: the grid and what writing the scenes on it will take, said when
@@ -609,6 +643,9 @@ fn forecast(
     let implied = from != GridFrom::Param;
     let from = match from {
         GridFrom::Param => "`grid`",
+        GridFrom::Tile => {
+            "the Sentinel-2 tile of the step's `tile` at 10 m, as the step has no `grid` param"
+        }
         GridFrom::Catalog => {
             "the grid the `catalog` input declares, as the step has no `grid` param"
         }
@@ -1775,6 +1812,20 @@ mod tests {
             "-20 dB"
         );
         assert_eq!(s.valid_fraction, 62.0 / 64.0);
+    }
+
+    #[test]
+    fn a_sentinel2_tile_partition_gives_the_steps_its_tile_grid() {
+        // 10SDG's corner and extent as its granule metadata states them (`crate::mgrs`).
+        let g = s2_tile_grid("T10SDG").unwrap().unwrap();
+        assert_eq!((g.width, g.height), (10980, 10980));
+        assert_eq!(
+            g.geo_transform,
+            [399960.0, 10.0, 0.0, 4200000.0, 0.0, -10.0]
+        );
+        assert!(crate::raster::crs_equivalent(&g.crs_wkt, "EPSG:32610"));
+        // A tiling of the user's own: no grid from the name.
+        assert!(s2_tile_grid("north").is_none());
     }
 
     #[test]
