@@ -226,7 +226,7 @@ struct Scene {
 }
 
 /// Earth Search v1 (`sentinel-2-l2a`): assets `blue` .. `scl`, `raster:bands` with offset -0.1 on
-/// every item whatever the baseline, `earthsearch:boa_offset_applied`, `s2:processing_baseline`,
+/// every item whether or not its DNs have the offset, `earthsearch:boa_offset_applied`, `s2:processing_baseline`,
 /// `grid:code` and `mgrs:*`, `proj:epsg`. Absolute hrefs to COGs.
 fn earth_search(stac: &Stac, coll: &str, scenes: &[Scene]) -> Vec<Value> {
     let keys = [

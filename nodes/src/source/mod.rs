@@ -244,8 +244,8 @@ impl SceneItem {
     /// 2. `s2:boa_add_offset` (DN) of the band;
     /// 3. the asset's `raster:bands` `offset` (reflectance, as Copernicus Data Space states it:
     ///    -0.1 from baseline 04.00 on), except in an item that carries
-    ///    `earthsearch:boa_offset_applied`: Earth Search writes the same `raster:bands` on every
-    ///    item of its `sentinel-2-l2a`, whatever the baseline, so its flag and the baseline
+    ///    `earthsearch:boa_offset_applied`: Earth Search writes the same `raster:bands` on items
+    ///    whose DNs have the offset and on items whose DNs do not, so its flag and the baseline
     ///    decide;
     /// 4. the processing baseline (`s2:processing_baseline`, `processing:version`).
     ///
