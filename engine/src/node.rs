@@ -433,8 +433,10 @@ impl RunCtx {
         }
     }
 
-    /// Deterministic seed of this step: derived from the spec's `seed` and the step's key
-    /// material, so the same spec + seed gives the same numbers whatever `--jobs`.
+    /// Deterministic seed of this step: derived from the step's key alone, so the same key
+    /// gives the same numbers wherever and whenever the step runs, whatever `--jobs` or
+    /// executor. A spec's top-level `seed` reaches a step through the params that use
+    /// `${seed}` (and so through its key).
     pub fn seed(&self) -> u64 {
         self.seed
     }

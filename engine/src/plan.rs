@@ -118,7 +118,6 @@ pub struct Plan {
     pub params: BTreeMap<String, Value>,
     /// The sweep grid as given (key -> values), after overrides.
     pub sweep: BTreeMap<String, Vec<Value>>,
-    pub seed: u64,
     pub steps: Vec<Step>,
     /// Step indices in a valid execution order (creation order is topological).
     pub graph: DiGraph<usize, ()>,
@@ -331,10 +330,6 @@ pub fn lower(path: &Path, text: String, opts: &LowerOptions) -> Result<Plan, Spe
             graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
         }
     }
-    let seed = match l.params.get("seed").map(|p| &p.value) {
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-        _ => 0,
-    };
     Ok(Plan {
         name: raw
             .name
@@ -345,7 +340,6 @@ pub fn lower(path: &Path, text: String, opts: &LowerOptions) -> Result<Plan, Spe
         spec_digest,
         params: l.params.into_iter().map(|(k, p)| (k, p.value)).collect(),
         sweep: sweep.axes.into_iter().map(|a| (a.key, a.values)).collect(),
-        seed,
         steps,
         graph,
         by_id,
