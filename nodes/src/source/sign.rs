@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use super::SourceError;
 use super::http::{self, Request};
+use crate::simulate::time::days_from_civil;
 
 /// Planetary Computer's public SAS endpoint.
 pub const DEFAULT_SAS_URL: &str = "https://planetarycomputer.microsoft.com/api/sas/v1";
@@ -170,7 +171,7 @@ fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let s = s.trim();
     let (date, time) = s.split_once(['T', 't', ' '])?;
     let mut d = date.split('-');
-    let (y, mo, day): (i64, i64, i64) = (
+    let (y, mo, day): (i32, u32, u32) = (
         d.next()?.parse().ok()?,
         d.next()?.parse().ok()?,
         d.next()?.parse().ok()?,
@@ -198,18 +199,6 @@ fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     (secs >= 0).then(|| UNIX_EPOCH + t)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "chrono-Compatible
-/// Low-Level Date Algorithms").
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{Reply, TestServer};
@@ -224,16 +213,7 @@ mod tests {
     fn iso(t: SystemTime) -> String {
         let s = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
         let (days, rem) = (s.div_euclid(86_400), s.rem_euclid(86_400));
-        // Inverse of days_from_civil, for the test's own stamps.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
+        let (y, m, d) = crate::simulate::time::civil_from_days(days);
         format!(
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
             rem / 3600,
