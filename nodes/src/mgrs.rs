@@ -21,7 +21,7 @@
 //! and from the equator): the easting rounded down and the northing rounded up to a multiple of
 //! 60 m, so that the tile covers its square. That is what ESA's tiling grid holds: e.g. 01LAC's
 //! corner is (99960, 8300020), 10SDG's (399960, 4200000), 60CWS's (499980, 1200040); the tests
-//! check 24 tiles of 19 zones against the `ULX`/`ULY` of real granules' metadata and the
+//! check 24 tiles of 17 zones against the `ULX`/`ULY` of real granules' metadata and the
 //! `proj:transform` of real Earth Search items. The CRS is WGS 84 / UTM `zone` north
 //! (EPSG:326zz) for bands N-X and south (EPSG:327zz) for C-M.
 
