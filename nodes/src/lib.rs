@@ -31,6 +31,7 @@ pub fn all() -> Vec<Arc<dyn DynNode>> {
         lulc_engine::erase(kinds::infer::Infer),
         lulc_engine::erase(kinds::mask::Mask),
         lulc_engine::erase(kinds::migrate::Migrate),
+        lulc_engine::erase(kinds::mosaic::Mosaic),
         lulc_engine::erase(kinds::points::Points),
         lulc_engine::erase(kinds::sample::Sample),
         lulc_engine::erase(kinds::samples_csv::SamplesCsv),

@@ -1085,9 +1085,15 @@ pub enum Compression {
 /// How [`RasterWriter`] lays out its output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WriteOptions {
-    /// Tile edge in pixels (multiple of 16). Default 256.
+    /// Tile edge in pixels (multiple of 16; at least 128 for a COG). Default 256.
     pub tile: usize,
     pub compression: Compression,
+    /// `Some`: a Cloud-Optimized GeoTIFF (GDAL's COG driver: tiles, then internal overviews
+    /// halving the size until one tile holds the raster, resampled so, all ordered for HTTP
+    /// range reads; blocks never written are left out of the file). `None`: a tiled GeoTIFF
+    /// without overviews.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cog: Option<OverviewResampling>,
 }
 
 impl Default for WriteOptions {
@@ -1095,6 +1101,26 @@ impl Default for WriteOptions {
         WriteOptions {
             tile: TILE,
             compression: Compression::Deflate { level: 6 },
+            cog: None,
+        }
+    }
+}
+
+/// Resampling of a COG's overviews: `mode` (the most frequent value of the pixels each
+/// overview pixel covers: the class a zoomed-out map shows) or `nearest` (one of them, faster).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverviewResampling {
+    #[default]
+    Mode,
+    Nearest,
+}
+
+impl OverviewResampling {
+    fn gdal_name(self) -> &'static str {
+        match self {
+            OverviewResampling::Mode => "MODE",
+            OverviewResampling::Nearest => "NEAREST",
         }
     }
 }
@@ -1169,6 +1195,12 @@ impl RasterWriter {
         if opts.tile == 0 || !opts.tile.is_multiple_of(16) {
             return Err(meta_err(format!(
                 "tile size must be a positive multiple of 16, got {}",
+                opts.tile
+            )));
+        }
+        if opts.cog.is_some() && opts.tile < 128 {
+            return Err(meta_err(format!(
+                "a Cloud-Optimized GeoTIFF needs tiles of at least 128 px, got {}",
                 opts.tile
             )));
         }
@@ -1451,6 +1483,9 @@ impl RasterWriter {
             detail: "the writer was already finished".to_string(),
         })?;
         ds.flush_cache().map_err(err)?;
+        if let Some(resampling) = self.opts.cog {
+            return self.finish_cog(ds, resampling);
+        }
         let predictor = if self.meta.dtype.is_float() { "3" } else { "2" };
         let t = self.opts.tile.to_string();
         let mut pairs = vec![
@@ -1492,6 +1527,50 @@ impl RasterWriter {
         }
         out.close().map_err(err)?;
         ds.close().map_err(err)?;
+        self.check_writes(path)
+    }
+
+    /// The final file through GDAL's COG driver: the same compression, predictor and tile size,
+    /// internal overviews, and blocks never written left out (`SPARSE_OK`).
+    fn finish_cog(
+        &mut self,
+        ds: Dataset,
+        resampling: OverviewResampling,
+    ) -> Result<(), RasterError> {
+        let path = self.path.clone();
+        let err = |e: GdalError| RasterError::Finish {
+            path: path.clone(),
+            detail: gdal_detail(e),
+        };
+        let predictor = if self.meta.dtype.is_float() {
+            "FLOATING_POINT"
+        } else {
+            "STANDARD"
+        };
+        let (codec, level) = match self.opts.compression {
+            Compression::Deflate { level } => ("DEFLATE", level.clamp(1, 9)),
+            Compression::Zstd { level } => ("ZSTD", level.clamp(1, 22)),
+        };
+        let pairs = vec![
+            ("BLOCKSIZE", self.opts.tile.to_string()),
+            ("COMPRESS", codec.to_string()),
+            ("LEVEL", level.to_string()),
+            ("PREDICTOR", predictor.into()),
+            ("BIGTIFF", "IF_SAFER".into()),
+            ("OVERVIEW_RESAMPLING", resampling.gdal_name().into()),
+            ("SPARSE_OK", "TRUE".into()),
+            ("NUM_THREADS", self.compress_threads.into()),
+        ];
+        let options = create_options(&pairs).map_err(err)?;
+        let driver = DriverManager::get_driver_by_name("COG").map_err(err)?;
+        let out = ds.create_copy(&driver, &path, &options).map_err(err)?;
+        out.close().map_err(err)?;
+        ds.close().map_err(err)?;
+        self.check_writes(path)
+    }
+
+    /// Fails when GDAL reported a failed write since the writer was created.
+    fn check_writes(&self, path: PathBuf) -> Result<(), RasterError> {
         // The thread's count only means something on the thread that created the writer.
         let (thread, before) = self.failures_at_create;
         let now = WriteFailures::now();

@@ -890,6 +890,44 @@ pub fn reproject_points(
     Ok(())
 }
 
+/// The extent of `grid` in the CRS `to`: the bounding box of its edges, each sampled at
+/// `1 + steps` points and reprojected (a UTM square is no square in another zone or in degrees).
+pub fn grid_footprint(
+    grid: &crate::raster::Grid,
+    to: &str,
+    steps: usize,
+) -> Result<crate::raster::BBox, VectorError> {
+    let (w, h) = (grid.width as f64, grid.height as f64);
+    let steps = steps.max(1);
+    let mut pts = Vec::with_capacity(4 * (steps + 1));
+    for i in 0..=steps {
+        let t = i as f64 / steps as f64;
+        for (c, r) in [(t * w, 0.0), (t * w, h), (0.0, t * h), (w, t * h)] {
+            let (x, y) = grid.pixel_to_geo(c, r);
+            pts.push(PointFeature {
+                id: pts.len() as i64,
+                x,
+                y,
+                attrs: BTreeMap::new(),
+            });
+        }
+    }
+    reproject_points(&mut pts, &grid.crs_wkt, to)?;
+    let mut b = crate::raster::BBox {
+        min_x: f64::INFINITY,
+        min_y: f64::INFINITY,
+        max_x: f64::NEG_INFINITY,
+        max_y: f64::NEG_INFINITY,
+    };
+    for p in &pts {
+        b.min_x = b.min_x.min(p.x);
+        b.min_y = b.min_y.min(p.y);
+        b.max_x = b.max_x.max(p.x);
+        b.max_y = b.max_y.max(p.y);
+    }
+    Ok(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use lulc_engine::exec::Status;
+use lulc_nodes::kinds::csv_field;
 use serde_json::{Map, Value, json};
 
 use super::commands::{load, open_store_read, step_status};
@@ -42,14 +43,6 @@ fn text(v: &Value) -> String {
             _ => n.to_string(),
         },
         other => other.to_string(),
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 

@@ -97,7 +97,7 @@ use crate::raster::{
 use crate::source::{
     AssetRef, LocalSource, Location, SceneItem, SceneQuery, Source, SourceError, StacSource,
 };
-use crate::vector::{PointFeature, reproject_points};
+use crate::vector::grid_footprint;
 
 pub struct Acquire;
 
@@ -796,31 +796,9 @@ fn lonlat_bbox(grid: &Grid) -> Result<Option<[f64; 4]>, NodeError> {
     if grid.crs_wkt.trim().is_empty() {
         return Ok(None);
     }
-    let (w, h) = (grid.width as f64, grid.height as f64);
-    let mut pts = Vec::new();
-    for i in 0..=8 {
-        let t = f64::from(i) / 8.0;
-        for (c, r) in [(t * w, 0.0), (t * w, h), (0.0, t * h), (w, t * h)] {
-            let (x, y) = grid.pixel_to_geo(c, r);
-            pts.push(PointFeature {
-                id: pts.len() as i64,
-                x,
-                y,
-                attrs: Default::default(),
-            });
-        }
-    }
-    reproject_points(&mut pts, &grid.crs_wkt, "EPSG:4326")
-        .map_err(|e| NodeError::new(format!("`grid`: {e}")))?;
-    let fold = |f: fn(f64, f64) -> f64, init: f64, get: fn(&PointFeature) -> f64| {
-        pts.iter().map(get).fold(init, f)
-    };
-    Ok(Some([
-        fold(f64::min, f64::INFINITY, |p| p.x),
-        fold(f64::min, f64::INFINITY, |p| p.y),
-        fold(f64::max, f64::NEG_INFINITY, |p| p.x),
-        fold(f64::max, f64::NEG_INFINITY, |p| p.y),
-    ]))
+    let b =
+        grid_footprint(grid, "EPSG:4326", 8).map_err(|e| NodeError::new(format!("`grid`: {e}")))?;
+    Ok(Some([b.min_x, b.min_y, b.max_x, b.max_y]))
 }
 
 /// The grid a connected `Catalog` artifact declares in its metadata (`meta.grid`, as the

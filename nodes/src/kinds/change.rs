@@ -44,7 +44,7 @@ use crate::artifacts::{MAP, MapMeta};
 use crate::classes::Legend;
 use crate::kinds::assess::pixel_km2;
 use crate::kinds::infer::MAP_FILE;
-use crate::kinds::{blockwise, open_all, raster_err};
+use crate::kinds::{blockwise, csv_field, open_all, raster_err};
 use crate::plot::{FONT_FAMILY, encode_png, register_font};
 use crate::raster::{DType, RasterMeta, RasterReader, RasterWriter, TILE, Window, WriteOptions};
 
@@ -305,14 +305,6 @@ impl Node for Change {
                 "nodata_pixels": nodata,
             }),
         )
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod index;
 pub mod infer;
 pub mod mask;
 pub mod migrate;
+pub mod mosaic;
 pub mod points;
 pub mod sample;
 pub mod samples_csv;
@@ -137,6 +138,15 @@ pub(crate) fn open_all<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<RasterReader>,
 /// A raster error as a step failure, its message unchanged (it names the file and band).
 pub(crate) fn raster_err(e: RasterError) -> NodeError {
     NodeError::new(e.to_string())
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 #[cfg(test)]
