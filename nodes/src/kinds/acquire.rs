@@ -422,10 +422,13 @@ impl Node for Acquire {
             })
             .transpose()?;
         let tile = ctx.dims().get("tile").map(|t| t.to_string());
-        // The target grid: `grid`, else the Sentinel-2 tile of a `tile` partition, else what a
-        // `catalog` input declares, else (below) the first scene's.
+        // The target grid: `grid`, else the grid a `catalog` input declares for the step's
+        // `tile`, else the Sentinel-2 tile of a `tile` partition, else what a `catalog` input
+        // declares, else (below) the first scene's.
         let (target, grid_from) = if let Some(g) = param_grid {
             (Some(g), GridFrom::Param)
+        } else if let Some(g) = catalog_tile_grid(inputs, tile.as_deref())? {
+            (Some(g), GridFrom::CatalogTile)
         } else if let Some(g) = tile.as_deref().and_then(s2_tile_grid).transpose()? {
             (Some(g), GridFrom::Tile)
         } else if let Some(g) = catalog_grid(inputs) {
@@ -450,7 +453,8 @@ impl Node for Acquire {
             },
             bbox: target.as_ref().map(lonlat_bbox).transpose()?.flatten(),
             max_cloud_cover: p.max_cloud_cover,
-            tile,
+            // Items name Sentinel-2 tiles; a tile of another tiling selects by its bbox alone.
+            tile: tile.filter(|t| crate::mgrs::s2_tile(t).is_ok()),
         };
         let source = open_source(ctx, p, inputs)?;
         let conf = ctx.confinement();
@@ -593,6 +597,7 @@ const BIG_OUTPUT: u64 = 64 << 30;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum GridFrom {
     Param,
+    CatalogTile,
     Tile,
     Catalog,
     FirstScene,
@@ -643,6 +648,10 @@ fn forecast(
     let implied = from != GridFrom::Param;
     let from = match from {
         GridFrom::Param => "`grid`",
+        GridFrom::CatalogTile => {
+            "the grid the `catalog` input declares for the step's `tile`, as the step has no \
+             `grid` param"
+        }
         GridFrom::Tile => {
             "the Sentinel-2 tile of the step's `tile` at 10 m, as the step has no `grid` param"
         }
@@ -799,6 +808,39 @@ fn lonlat_bbox(grid: &Grid) -> Result<Option<[f64; 4]>, NodeError> {
     let b =
         grid_footprint(grid, "EPSG:4326", 8).map_err(|e| NodeError::new(format!("`grid`: {e}")))?;
     Ok(Some([b.min_x, b.min_y, b.max_x, b.max_y]))
+}
+
+/// The grid a connected `Catalog` artifact declares for tile `tile` (`meta.tiles`, as
+/// `simulate` writes for a country); `None` without a tile or when the catalog declares no
+/// tiles; an error naming the catalog's tiles when it declares others.
+fn catalog_tile_grid(inputs: &Inputs, tile: Option<&str>) -> Result<Option<Grid>, NodeError> {
+    let (Some(tile), Some(catalog)) = (tile, inputs.all("catalog").first()) else {
+        return Ok(None);
+    };
+    let Some(tiles) = catalog
+        .meta
+        .get("tiles")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return Ok(None);
+    };
+    if tiles.is_empty() {
+        return Ok(None);
+    }
+    match tiles.get(tile) {
+        Some(g) => serde_json::from_value(g.clone()).map(Some).map_err(|e| {
+            NodeError::new(format!(
+                "the grid `{}` declares for tile `{tile}` is not a grid: {e}",
+                catalog.step_id
+            ))
+        }),
+        None => Err(NodeError::new(format!(
+            "`{}` declares no tile `{tile}`; its tiles: {}",
+            catalog.step_id,
+            tiles.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+        .with_help("list only the catalog's tiles in the `tile` partition")),
+    }
 }
 
 /// The grid a connected `Catalog` artifact declares in its metadata (`meta.grid`, as the

@@ -13,7 +13,9 @@
 //!   `reference/points_2020.gpkg`, `validation/points_<year>.geojson`,
 //!   `vectors/roads.geojson`, `simulation.json`, ...). Hrefs inside are relative, so the
 //!   files resolve against each other wherever the store keeps them. The metadata lists the
-//!   collections and item counts, the grid, and where truth, points and roads are.
+//!   collections and item counts, the grid, a country's tiles with their grids (`tiles`,
+//!   read by `acquire` for a step of a `tile` partition), and where truth, points and roads
+//!   are.
 //!
 //! ## Params (defaults in brackets; see [`SimulateParams`])
 //! - `seed` [42]: every random draw; same params = byte-identical files.
@@ -23,6 +25,10 @@
 //! - `reference_year` [2020], `reference_points` [2000, at most 1/8 of the pixels],
 //!   `reference_error` [0.03]: reference points and their interpretation-error rate.
 //! - `validation_points` [1000 per year, at most 1/16 of the pixels].
+//! - `country` [none]: `{ rows, cols, tile_px, overlap_px }`, a country of `rows` x `cols`
+//!   overlapping tiles across UTM zones 48 and 49 instead of one area
+//!   ([`crate::simulate::Country`]): tiles `48A1`, `49A2`, ... each with its own grid, for a
+//!   national pipeline (`pipelines/national.yaml`) that runs offline.
 //!
 //! ```yaml
 //! nodes:
@@ -113,6 +119,7 @@ impl Node for Simulate {
                 "items": summary.items,
                 "grid": summary.grid,
                 "mgrs_tile": summary.mgrs_tile,
+                "tiles": summary.tiles,
                 "years": [y0, y1],
                 "truth": truth,
                 "reference": format!("reference/points_{}.gpkg", params.reference_year),

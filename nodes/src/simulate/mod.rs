@@ -58,6 +58,7 @@ use crate::vector::{
     write_points_geojson, write_points_gpkg,
 };
 
+use crate::raster::BBox;
 use landscape::{CLASS_COLOURS, CLASS_COUNT, CLASS_NAMES};
 use rng::Rng;
 use time::Day;
@@ -100,6 +101,171 @@ pub struct SimulateParams {
     pub reference_error: f64,
     /// Validation points per simulated year (at most 1/16 of the pixels). Default 1000.
     pub validation_points: usize,
+    /// A country of several tiles across two UTM zones instead of one area (see [`Country`]);
+    /// the area's size then follows from the tiles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<Country>,
+}
+
+/// A simulated country: `rows` x `cols` square tiles of `tile_px` 10 m pixels overlapping
+/// their neighbours by `overlap_px`, laid out around the 108 E meridian, the border of UTM
+/// zones 48 and 49 (as Viet Nam is), at the default area's latitude. A tile whose centre lies
+/// west of 108 E is in zone 48 (EPSG:32648, on the simulated area's grid), the others in zone
+/// 49 (EPSG:32649, a `tile_px` square about the same centre, corners on multiples of 10 m),
+/// as Sentinel-2 tiles are in the zone of their centre. Tiles are named
+/// `<zone><row letter><column>` (`48A1`, `49A2`, `48B1`, ...; rows from the north). The scenes
+/// cover the whole area in zone 48; each tile's `acquire` warps them onto its own grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Country {
+    pub rows: usize,
+    pub cols: usize,
+    pub tile_px: usize,
+    #[serde(default)]
+    pub overlap_px: usize,
+}
+
+/// Longitude of the border between UTM zones 48 and 49.
+const ZONE_BORDER_LON: f64 = 108.0;
+/// Pixels of simulated area around a country's tiles, so that the zone-49 tiles, turned by
+/// about 2 degrees against zone 48's grid, lie inside it.
+const COUNTRY_MARGIN_PX: usize = 32;
+
+impl Country {
+    /// Width and height of the tiles' union in pixels.
+    fn extent_px(&self) -> (usize, usize) {
+        let step = self.tile_px - self.overlap_px;
+        (
+            self.tile_px + (self.cols - 1) * step,
+            self.tile_px + (self.rows - 1) * step,
+        )
+    }
+
+    /// Pixels per side of the simulated area around the tiles (even).
+    pub fn area_px(&self) -> usize {
+        let (w, h) = self.extent_px();
+        (w.max(h) + 2 * COUNTRY_MARGIN_PX).next_multiple_of(2)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !(1..=8).contains(&self.rows) || !(1..=8).contains(&self.cols) {
+            out.push(format!(
+                "`rows` and `cols` must be in 1..=8, got {} x {}",
+                self.rows, self.cols
+            ));
+        }
+        if !(64..=1024).contains(&self.tile_px) || !self.tile_px.is_multiple_of(2) {
+            out.push(format!(
+                "`tile_px` must be an even number in 64..=1024, got {}",
+                self.tile_px
+            ));
+        }
+        if self.overlap_px * 2 >= self.tile_px {
+            out.push(format!(
+                "`overlap_px` ({}) must be under half of `tile_px` ({})",
+                self.overlap_px, self.tile_px
+            ));
+        }
+        if out.is_empty() && self.area_px() > 4096 {
+            out.push(format!(
+                "the tiles need an area of {} px per side; at most 4096",
+                self.area_px()
+            ));
+        }
+        out
+    }
+
+    /// Every tile's name and 10 m grid, for an area of `size` px centred at `centre` in zone
+    /// 48.
+    fn tiles(&self, centre: (f64, f64)) -> Result<BTreeMap<String, Grid>, SimError> {
+        let (w, h) = self.extent_px();
+        let step = ((self.tile_px - self.overlap_px) * 10) as f64;
+        let x0 = centre.0 - (w * 5) as f64;
+        let y1 = centre.1 + (h * 5) as f64;
+        let half = (self.tile_px * 5) as f64;
+        let mut tiles = BTreeMap::new();
+        for row in 0..self.rows {
+            for col in 0..self.cols {
+                let (tx0, ty1) = (x0 + col as f64 * step, y1 - row as f64 * step);
+                let mut c = vec![PointFeature {
+                    id: 0,
+                    x: tx0 + half,
+                    y: ty1 - half,
+                    attrs: BTreeMap::new(),
+                }];
+                reproject_points(&mut c, CRS, "EPSG:4326")?;
+                let zone = if c[0].x < ZONE_BORDER_LON { 48 } else { 49 };
+                let (crs, ulx, uly) = if zone == 48 {
+                    (CRS.to_string(), tx0, ty1)
+                } else {
+                    let crs = "EPSG:32649".to_string();
+                    reproject_points(&mut c, "EPSG:4326", &crs)?;
+                    let snap = |v: f64| (v / 10.0).round() * 10.0;
+                    (crs, snap(c[0].x - half), snap(c[0].y + half))
+                };
+                let grid = Grid::from_bbox(
+                    &crs,
+                    BBox {
+                        min_x: ulx,
+                        min_y: uly - 2.0 * half,
+                        max_x: ulx + 2.0 * half,
+                        max_y: uly,
+                    },
+                    10.0,
+                )?;
+                let name = format!("{zone}{}{}", char::from(b'A' + row as u8), col + 1);
+                tiles.insert(name, grid);
+            }
+        }
+        Ok(tiles)
+    }
+}
+
+/// Per pixel of `grid`, whether its centre lies outside every tile (empty without tiles).
+fn outside_tiles(grid: &Grid, tiles: &BTreeMap<String, Grid>) -> Result<Vec<bool>, SimError> {
+    if tiles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (w, h) = (grid.width, grid.height);
+    let centres: Vec<PointFeature> = (0..w * h)
+        .map(|i| {
+            let (x, y) = grid.pixel_to_geo((i % w) as f64 + 0.5, (i / w) as f64 + 0.5);
+            PointFeature {
+                id: i as i64,
+                x,
+                y,
+                attrs: BTreeMap::new(),
+            }
+        })
+        .collect();
+    let mut outside = vec![true; w * h];
+    for t in tiles.values() {
+        let mut pts = centres.clone();
+        reproject_points(&mut pts, &grid.crs_wkt, &t.crs_wkt)?;
+        let b = t.bbox();
+        for (o, p) in outside.iter_mut().zip(&pts) {
+            if p.x > b.min_x && p.x < b.max_x && p.y > b.min_y && p.y < b.max_y {
+                *o = false;
+            }
+        }
+    }
+    Ok(outside)
+}
+
+/// The centre of a country's area in zone 48: on the zone border, at the default area's
+/// northing, on a multiple of 60 m.
+fn country_centre() -> Result<(f64, f64), SimError> {
+    let mut p = vec![PointFeature {
+        id: 0,
+        x: CENTRE.0,
+        y: CENTRE.1,
+        attrs: BTreeMap::new(),
+    }];
+    reproject_points(&mut p, CRS, "EPSG:4326")?;
+    p[0].x = ZONE_BORDER_LON;
+    reproject_points(&mut p, "EPSG:4326", CRS)?;
+    Ok(((p[0].x / 60.0).round() * 60.0, CENTRE.1))
 }
 
 impl Default for SimulateParams {
@@ -112,6 +278,7 @@ impl Default for SimulateParams {
             reference_points: 2000,
             reference_error: 0.03,
             validation_points: 1000,
+            country: None,
         }
     }
 }
@@ -129,6 +296,7 @@ pub struct SimulateOptions {
     pub reference_points: usize,
     pub reference_error: f64,
     pub validation_points: usize,
+    pub country: Option<Country>,
 }
 
 impl SimulateOptions {
@@ -147,6 +315,7 @@ impl SimulateOptions {
             reference_points: p.reference_points,
             reference_error: p.reference_error,
             validation_points: p.validation_points,
+            country: p.country,
         }
     }
 
@@ -159,6 +328,7 @@ impl SimulateOptions {
             reference_points: self.reference_points,
             reference_error: self.reference_error,
             validation_points: self.validation_points,
+            country: self.country,
         }
     }
 }
@@ -176,6 +346,17 @@ impl SimulateParams {
                     self.size
                 ),
             );
+        }
+        if let Some(c) = &self.country {
+            for m in c.problems() {
+                bad("country", m);
+            }
+            if self.size != SimulateParams::default().size {
+                bad(
+                    "size",
+                    "the area's size follows from `country`; leave `size` out".to_string(),
+                );
+            }
         }
         let (a, b) = self.years;
         if a > b {
@@ -319,6 +500,8 @@ pub struct SimSummary {
     /// The 10 m grid of the area.
     pub grid: Grid,
     pub mgrs_tile: String,
+    /// A country's tiles and their grids (empty for one area).
+    pub tiles: BTreeMap<String, Grid>,
 }
 
 /// Run the simulator: write the whole layout into `opts.out`.
@@ -329,17 +512,23 @@ pub fn simulate(opts: &SimulateOptions) -> Result<SimSummary, SimError> {
     }
     let out = opts.out.as_path();
     prepare_out(out)?;
-    let size = opts.size;
+    let (size, centre, tiles) = match &opts.country {
+        Some(c) => {
+            let centre = country_centre()?;
+            (c.area_px(), centre, c.tiles(centre)?)
+        }
+        None => (opts.size, CENTRE, BTreeMap::new()),
+    };
     let (y0, y1) = opts.years;
 
     // Footprint in WGS 84, and the centre's latitude/longitude for the sun.
     let half = size as f64 * 5.0;
     let corners = [
-        (CENTRE.0 - half, CENTRE.1 - half),
-        (CENTRE.0 + half, CENTRE.1 - half),
-        (CENTRE.0 + half, CENTRE.1 + half),
-        (CENTRE.0 - half, CENTRE.1 + half),
-        (CENTRE.0, CENTRE.1),
+        (centre.0 - half, centre.1 - half),
+        (centre.0 + half, centre.1 - half),
+        (centre.0 + half, centre.1 + half),
+        (centre.0 - half, centre.1 + half),
+        (centre.0, centre.1),
     ];
     let mut pts: Vec<PointFeature> = corners
         .iter()
@@ -367,9 +556,9 @@ pub fn simulate(opts: &SimulateOptions) -> Result<SimSummary, SimError> {
         ring,
     };
     let (clat, clon) = (pts[4].y, pts[4].x);
-    let tile = stac::mgrs_tile(48, clat, CENTRE.0, CENTRE.1);
+    let tile = stac::mgrs_tile(48, clat, centre.0, centre.1);
 
-    let world = World::new(opts.seed, size, opts.years, (clat, clon))?;
+    let world = World::new(opts.seed, size, centre, opts.years, (clat, clon))?;
     let first = Day::from_ymd(y0, 1, 1);
     let last = Day::from_ymd(y1, 12, 31);
 
@@ -468,10 +657,16 @@ pub fn simulate(opts: &SimulateOptions) -> Result<SimSummary, SimError> {
         .unwrap_or_else(|| world.land.truth(ref_year));
     let mut rng = Rng::new(&[opts.seed, 600]);
     let n_ref = opts.reference_points.min(pixels / 8);
-    let mut reference = points::stratified(&ref_truth, n_ref, 0.3, &[], &mut rng);
+    // A country's points lie on its tiles.
+    let outside = outside_tiles(&world.grid10, &tiles)?;
+    let mut reference = points::stratified(&ref_truth, n_ref, 0.3, &outside, &mut rng);
     let mislabelled =
         points::add_interpretation_errors(&mut reference, opts.reference_error, &mut rng);
-    let mut used = vec![false; pixels];
+    let mut used = if outside.is_empty() {
+        vec![false; pixels]
+    } else {
+        outside
+    };
     for s in &reference {
         used[s.pixel] = true;
     }
@@ -580,6 +775,12 @@ pub fn simulate(opts: &SimulateOptions) -> Result<SimSummary, SimError> {
         "grid": {"geo_transform": gt, "width": size, "height": size, "pixel_size_m": 10.0},
         "bbox_wgs84": footprint.bbox,
         "mgrs_tile": tile,
+        "tiles": tiles.iter().map(|(name, g)| (name.clone(), json!({
+            "crs": crate::raster::crs_label(&g.crs_wkt),
+            "geo_transform": g.geo_transform,
+            "width": g.width,
+            "height": g.height,
+        }))).collect::<serde_json::Map<_, _>>(),
         "classes": classes,
         "class_area_ha": area,
         "changes": changes,
@@ -612,6 +813,7 @@ pub fn simulate(opts: &SimulateOptions) -> Result<SimSummary, SimError> {
         validation_points,
         grid: world.grid10.clone(),
         mgrs_tile: tile,
+        tiles,
     })
 }
 
@@ -938,6 +1140,93 @@ mod tests {
         o.years = years;
         o.seed = seed;
         simulate(&o).unwrap()
+    }
+
+    #[test]
+    fn a_country_lays_its_tiles_across_utm_zones_48_and_49() {
+        let c = Country {
+            rows: 3,
+            cols: 2,
+            tile_px: 128,
+            overlap_px: 8,
+        };
+        let centre = country_centre().unwrap();
+        let tiles = c.tiles(centre).unwrap();
+        let names: Vec<&str> = tiles.keys().map(String::as_str).collect();
+        assert_eq!(names, ["48A1", "48B1", "48C1", "49A2", "49B2", "49C2"]);
+        let wkt48 = crate::raster::crs_to_wkt("EPSG:32648").unwrap();
+        let wkt49 = crate::raster::crs_to_wkt("EPSG:32649").unwrap();
+        let half = c.area_px() as f64 * 5.0;
+        for (name, g) in &tiles {
+            assert_eq!((g.width, g.height), (128, 128), "{name}");
+            let zone = if name.starts_with("48") {
+                &wkt48
+            } else {
+                &wkt49
+            };
+            assert!(crate::raster::crs_equivalent(&g.crs_wkt, zone), "{name}");
+            // The tile's centre is in its zone: west of 108 E for 48, east for 49.
+            let (cx, cy) = g.pixel_to_geo(64.0, 64.0);
+            let mut p = vec![PointFeature {
+                id: 0,
+                x: cx,
+                y: cy,
+                attrs: BTreeMap::new(),
+            }];
+            reproject_points(&mut p, &g.crs_wkt, "EPSG:4326").unwrap();
+            assert_eq!(
+                p[0].x < ZONE_BORDER_LON,
+                name.starts_with("48"),
+                "{name}: {}",
+                p[0].x
+            );
+            // Inside the simulated area (zone 48).
+            let f = crate::vector::grid_footprint(g, CRS, 8).unwrap();
+            assert!(
+                f.min_x > centre.0 - half && f.max_x < centre.0 + half,
+                "{name}"
+            );
+            assert!(
+                f.min_y > centre.1 - half && f.max_y < centre.1 + half,
+                "{name}"
+            );
+        }
+        // Neighbours of one zone overlap by `overlap_px` rows.
+        let (a, b) = (&tiles["48A1"], &tiles["48B1"]);
+        assert_eq!(a.geo_transform[3] - b.geo_transform[3], 120.0 * 10.0);
+        assert!(a.geo_transform[0] % 10.0 == 0.0 && tiles["49A2"].geo_transform[0] % 10.0 == 0.0);
+    }
+
+    #[test]
+    fn country_params_are_checked() {
+        let mut p = SimulateParams {
+            country: Some(Country {
+                rows: 9,
+                cols: 2,
+                tile_px: 100,
+                overlap_px: 50,
+            }),
+            ..SimulateParams::default()
+        };
+        let keys: Vec<String> = p
+            .problems()
+            .into_iter()
+            .map(|(k, m)| format!("{k}: {m}"))
+            .collect();
+        assert!(
+            keys.iter().any(|k| k.contains("`rows` and `cols`")),
+            "{keys:?}"
+        );
+        assert!(keys.iter().any(|k| k.contains("`overlap_px`")), "{keys:?}");
+        p.country = Some(Country {
+            rows: 2,
+            cols: 2,
+            tile_px: 100,
+            overlap_px: 10,
+        });
+        assert!(p.problems().is_empty(), "{:?}", p.problems());
+        p.size = 256;
+        assert_eq!(p.problems()[0].0, "size");
     }
 
     fn read_json(path: &Path) -> Value {

@@ -17,7 +17,7 @@ use super::surface::{PixelYear, pixel_years};
 
 /// CRS of every simulated raster and vector: WGS 84 / UTM zone 48N.
 pub const CRS: &str = "EPSG:32648";
-/// Centre of the area (UTM 48N), in the Red River delta near Ninh Binh / Nam Dinh.
+/// Centre of the default area (UTM 48N), in the Red River delta near Ninh Binh / Nam Dinh.
 pub const CENTRE: (f64, f64) = (622_560.0, 2_252_560.0);
 
 /// Compression of every simulated GeoTIFF: DEFLATE (readable by every GDAL) at a fast level.
@@ -46,19 +46,21 @@ pub struct World {
 }
 
 impl World {
+    /// An area of `size` x `size` 10 m pixels centred at `centre` (UTM 48N).
     pub fn new(
         seed: u64,
         size: usize,
+        centre: (f64, f64),
         years: (i32, i32),
         lat_lon: (f64, f64),
     ) -> Result<World, SimError> {
         let land = Landscape::new(seed, size);
         let half = size as f64 * 5.0;
         let bbox = BBox {
-            min_x: CENTRE.0 - half,
-            min_y: CENTRE.1 - half,
-            max_x: CENTRE.0 + half,
-            max_y: CENTRE.1 + half,
+            min_x: centre.0 - half,
+            min_y: centre.1 - half,
+            max_x: centre.0 + half,
+            max_y: centre.1 + half,
         };
         let grid10 = Grid::from_bbox(CRS, bbox, 10.0)?;
         let grid20 = Grid::from_bbox(CRS, bbox, 20.0)?;
