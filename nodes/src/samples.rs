@@ -181,6 +181,57 @@ impl Samples {
     }
 }
 
+/// The samples of several artifacts (the tiles of one year) as one set: same seasons and
+/// features required; a point (by id) sampled in several of them, as a point in the overlap of
+/// two tiles is, is kept once, from the artifact whose `tile` partition value (else step id)
+/// sorts first: the tile a `mosaic` takes that pixel from. Rows sorted by id. Returns the
+/// samples and how many duplicates were left out.
+pub fn gather(arts: &[ArtifactIn]) -> Result<(Samples, usize), NodeError> {
+    let mut order: Vec<&ArtifactIn> = arts.iter().collect();
+    let name = |a: &ArtifactIn| {
+        a.dims
+            .get("tile")
+            .map_or_else(|| a.step_id.clone(), ToString::to_string)
+    };
+    order.sort_by_cached_key(|a| (name(a), a.step_id.clone()));
+    let Some((first, rest)) = order.split_first() else {
+        return Err(NodeError::new("no samples are connected"));
+    };
+    let mut all = Samples::read(first)?;
+    if rest.is_empty() {
+        return Ok((all, 0));
+    }
+    let mut seen: std::collections::BTreeSet<String> =
+        all.points.iter().map(|p| p.id.clone()).collect();
+    let mut duplicates = 0;
+    for art in rest {
+        let s = Samples::read(art)?;
+        if s.seasons != all.seasons || s.features != all.features {
+            return Err(NodeError::new(format!(
+                "the samples from `{}` and `{}` have different seasons or features",
+                first.step_id, art.step_id
+            ))
+            .with_help("gather samples made from one feature stack"));
+        }
+        if s.year != all.year {
+            all.year = None;
+        }
+        if s.label_year != all.label_year {
+            all.label_year = None;
+        }
+        for i in 0..s.len() {
+            if !seen.insert(s.points[i].id.clone()) {
+                duplicates += 1;
+                continue;
+            }
+            all.points.push(s.points[i].clone());
+            all.data.extend_from_slice(s.row(i));
+        }
+    }
+    all.sort_by_id();
+    Ok((all, duplicates))
+}
+
 /// Points in memory, as a `Points` artifact holds them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointSet {

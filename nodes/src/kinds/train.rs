@@ -17,7 +17,10 @@
 //! min or more); progress is counted by batch.
 //!
 //! ## Ports
-//! - in `samples` (`Samples`): per point a seasons x features matrix and a class code.
+//! - in `samples` (`Samples`, one or many): per point a seasons x features matrix and a class
+//!   code. Many (the tiles of a year: `samples: migrated.samples` in a step partitioned by
+//!   `year` only) are trained on as one set; a point sampled in two overlapping tiles counts
+//!   once, from the tile that sorts first (as `mosaic` chooses; metric `duplicate_points`).
 //! - out `model` (`Model`, see [`crate::learn`] for the files and [`crate::learn::ModelMeta`]
 //!   for the metadata): `model.bpk` (burn record of repeat 0), `model_1.bpk`, ... (the other
 //!   repeats'), `config.json`, `curve.csv` (`epoch,train_loss,val_loss,val_acc` of repeat 0).
@@ -138,7 +141,7 @@ impl Node for Train {
     type Params = TrainConfig;
 
     fn inputs() -> Vec<Port> {
-        vec![Port::one("samples", SAMPLES)]
+        vec![Port::many("samples", SAMPLES)]
     }
 
     fn outputs() -> Vec<Port> {
@@ -155,10 +158,17 @@ impl Node for Train {
     }
 
     fn run(&self, ctx: &mut RunCtx, p: &TrainConfig, inputs: &Inputs) -> Result<(), NodeError> {
-        let art = inputs.one("samples")?;
-        let samples = Samples::read(art)?;
+        let arts = inputs.all("samples");
+        let (samples, duplicates) = crate::samples::gather(arts)?;
+        let from = match arts {
+            [one] => one.step_id.clone(),
+            many => format!("{} ({} steps)", many[0].step_id, many.len()),
+        };
+        if arts.len() > 1 {
+            ctx.metric("duplicate_points", duplicates as u64);
+        }
         let legend = p.legend.clone().unwrap_or_default();
-        let labels = check_samples(&samples, &legend, &art.step_id)?;
+        let labels = check_samples(&samples, &legend, &from)?;
         let single: Vec<String> = samples
             .class_counts()
             .iter()
@@ -507,6 +517,57 @@ pub(crate) mod tests {
         };
         node.run(&mut ctx, &params, &inputs)?;
         Ok(ctx)
+    }
+
+    #[test]
+    fn samples_of_several_tiles_are_one_set_with_overlap_points_taken_from_the_first_tile() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = samples(40, 3);
+        // Tile 48A1 has points 0..25, tile 48B1 points 20..40: 20..25 lie in the overlap. Tile
+        // 48B1's copies of them carry other values, which must not be kept.
+        let part = |range: std::ops::Range<usize>, shift: f32, tile: &str| {
+            let mut s = all.clone();
+            s.points = all.points[range.clone()].to_vec();
+            s.data = range
+                .flat_map(|i| all.row(i).iter().map(move |v| v + shift))
+                .collect();
+            let mut art = samples_art(s, dir.path());
+            art.step_id = format!("migrated[tile={tile},year=2020]");
+            art.dims
+                .insert("tile".into(), lulc_engine::DimValue::Str(tile.into()));
+            art
+        };
+        let a = part(0..25, 0.0, "48A1");
+        let b = part(20..40, 1000.0, "48B1");
+        for arts in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
+            let (got, dups) = crate::samples::gather(&arts).unwrap();
+            assert_eq!(dups, 5);
+            assert_eq!(got.len(), 40);
+            assert_eq!(
+                got.row(22),
+                all.row(22),
+                "the overlap point comes from 48A1"
+            );
+            assert_eq!(got.row(30)[0], all.row(30)[0] + 1000.0);
+            let ids: Vec<&str> = got.points.iter().map(|p| p.id.as_str()).collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted by id, unique");
+        }
+        let inputs = Inputs {
+            ports: BTreeMap::from([("samples".to_string(), vec![b, a])]),
+        };
+        let node = erase(Train);
+        let params = node.check_params(&small()).unwrap();
+        let out = tempfile::Builder::new()
+            .tempdir_in(dir.path())
+            .unwrap()
+            .keep();
+        let mut ctx = RunCtx::for_test("train", Train::outputs(), &out).with_seed(11);
+        node.run(&mut ctx, &params, &inputs).unwrap();
+        assert_eq!(ctx.metrics()["duplicate_points"], json!(5));
+        assert_eq!(
+            ctx.metrics()["n_train"].as_u64().unwrap() + ctx.metrics()["n_val"].as_u64().unwrap(),
+            40
+        );
     }
 
     fn err_of(r: Result<RunCtx, NodeError>) -> String {
