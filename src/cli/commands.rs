@@ -1,7 +1,7 @@
 //! One function per subcommand.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use lulc_cache::{Digest, GcOptions, Store};
 use lulc_engine::exec::{self, Manifest, Outcome, RunOptions, Status};
@@ -94,6 +94,14 @@ pub fn dispatch(cmd: Command) -> i32 {
             size,
             years,
         } => simulate(out, seed, size, years),
+        Command::Mosaic {
+            maps,
+            out,
+            crs,
+            res,
+            bbox,
+            overviews,
+        } => mosaic(&maps, &out, crs, res, bbox, overviews),
     }
 }
 
@@ -841,4 +849,86 @@ mod tests {
         assert!(parse_size("3X").is_err());
         assert!(parse_size("abc").is_err());
     }
+}
+
+fn mosaic(
+    maps: &[PathBuf],
+    out: &Path,
+    crs: Option<String>,
+    res: Option<f64>,
+    bbox: Option<Vec<f64>>,
+    overviews: super::OverviewsArg,
+) -> i32 {
+    use lulc_nodes::kinds::mosaic::{MosaicParams, TileMap, mosaic, order_tiles};
+    use lulc_nodes::raster::OverviewResampling;
+    let params = MosaicParams {
+        crs,
+        res,
+        bbox: bbox.map(|b| [b[0], b[1], b[2], b[3]]),
+        overviews: match overviews {
+            super::OverviewsArg::Mode => OverviewResampling::Mode,
+            super::OverviewsArg::Nearest => OverviewResampling::Nearest,
+        },
+        ..MosaicParams::default()
+    };
+    let fail = |e: lulc_engine::NodeError| {
+        eprintln!("error: {}", e.message);
+        if let Some(help) = e.help {
+            eprintln!("  help: {help}");
+        }
+        EXIT_FAILED
+    };
+    if let Err(errs) = <lulc_nodes::kinds::mosaic::Mosaic as lulc_engine::Node>::check(&params) {
+        for (param, msg) in errs {
+            eprintln!("error: --{param}: {msg}");
+        }
+        return EXIT_USAGE;
+    }
+    let started = std::time::Instant::now();
+    let tiles = match maps
+        .iter()
+        .map(|p| TileMap::from_file(p))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(order_tiles)
+    {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let done = match mosaic(&tiles, &params, out) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let qml = out.with_extension("qml");
+    let csv = out.with_extension("tiles.csv");
+    let legend = &tiles[0].meta.legend;
+    for (path, text) in [
+        (&qml, lulc_nodes::kinds::infer::qml(legend)),
+        (&csv, done.tiles_csv.clone()),
+    ] {
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: cannot write `{}`: {e}", path.display());
+            return EXIT_FAILED;
+        }
+    }
+    let g = &done.grid;
+    println!(
+        "mosaic of {} maps ({} reprojected): {} x {} px of {} m in {}; {} px with a class, {} \
+         in overlaps; {:.1}s",
+        tiles.len(),
+        done.reprojected_tiles,
+        g.width,
+        g.height,
+        g.geo_transform[1],
+        lulc_nodes::raster::crs_label(&g.crs_wkt),
+        done.class_pixels.values().sum::<u64>(),
+        done.overlap_pixels,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "wrote {}, {}, {}",
+        out.display(),
+        qml.display(),
+        csv.display()
+    );
+    EXIT_OK
 }

@@ -222,6 +222,35 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Mosaic class maps (GeoTIFFs written by lulc: `lulc export`, `infer`) into one
+    /// Cloud-Optimized GeoTIFF, as the `mosaic` node does: overlaps go to the map whose path
+    /// sorts first; writes FILE, FILE's `.qml` style and `.tiles.csv` beside it.
+    Mosaic {
+        /// The maps (UInt8 with class names, any CRS).
+        #[arg(required = true, value_name = "MAP")]
+        maps: Vec<PathBuf>,
+        /// The mosaic to write (a `.tif`).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Output CRS (default: the one most maps use).
+        #[arg(long)]
+        crs: Option<String>,
+        /// Pixel size in the CRS's units (default: the maps' finest in that CRS).
+        #[arg(long)]
+        res: Option<f64>,
+        /// `minx,miny,maxx,maxy` in the CRS's units (default: the union of the maps).
+        #[arg(
+            long,
+            value_name = "MINX,MINY,MAXX,MAXY",
+            value_delimiter = ',',
+            num_args = 4,
+            allow_negative_numbers = true
+        )]
+        bbox: Option<Vec<f64>>,
+        /// Overview resampling.
+        #[arg(long, value_enum, default_value = "mode")]
+        overviews: OverviewsArg,
+    },
     /// Write a simulated Viet Nam-like area (GeoTIFF scenes, a STAC catalog, vectors, truth).
     Simulate {
         /// Output folder (created; an earlier simulation there is replaced).
@@ -236,6 +265,12 @@ pub enum Command {
         #[arg(long)]
         years: Option<String>,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverviewsArg {
+    Mode,
+    Nearest,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -57,12 +57,13 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use lulc_engine::{Inputs, Node, NodeError, Port, RunCtx};
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{MAP, MapMeta};
+use crate::classes::{ClassDef, Legend};
 use crate::kinds::infer::{MAP_FILE, QML_FILE, qml};
 use crate::kinds::{blockwise, csv_field, raster_err};
 use crate::raster::{
@@ -102,12 +103,63 @@ impl Default for MosaicParams {
 }
 
 /// One tile's map.
-struct TileMap {
-    /// The `tile` partition value, else the step id: the overlap order.
-    name: String,
-    step: String,
-    meta: MapMeta,
-    path: PathBuf,
+pub struct TileMap {
+    /// The `tile` partition value, else the step id (a file: its path): the overlap order.
+    pub name: String,
+    /// The step it comes from (a file: its path), for messages and `tiles.csv`.
+    pub step: String,
+    pub meta: MapMeta,
+    pub path: PathBuf,
+}
+
+impl TileMap {
+    /// A class map GeoTIFF written by lulc (`infer`, `mosaic`, `lulc export`): UInt8, its
+    /// legend from the `CATEGORY_<code>` names and the colour table.
+    pub fn from_file(path: &Path) -> Result<TileMap, NodeError> {
+        let r = RasterReader::open(path).map_err(raster_err)?;
+        let label = path.display().to_string();
+        if r.meta().dtype != DType::U8 {
+            return Err(NodeError::new(format!(
+                "`{label}` is {}, not a UInt8 class map",
+                r.meta().dtype
+            )));
+        }
+        let names = r.category_names(1).map_err(raster_err)?;
+        if names.is_empty() {
+            return Err(NodeError::new(format!(
+                "`{label}` names no classes (no `CATEGORY_<code>` metadata on band 1)"
+            ))
+            .with_help("mosaic maps written by lulc (`infer`, `lulc export`)"));
+        }
+        let colours: BTreeMap<u8, [u8; 4]> =
+            r.color_table(1).map_err(raster_err)?.into_iter().collect();
+        let legend = Legend(
+            names
+                .into_iter()
+                .map(|(code, name)| {
+                    let [red, g, b, _] = colours.get(&code).copied().unwrap_or([0, 0, 0, 255]);
+                    ClassDef {
+                        code,
+                        name,
+                        colour: format!("#{red:02x}{g:02x}{b:02x}"),
+                    }
+                })
+                .collect(),
+        );
+        Ok(TileMap {
+            name: label.clone(),
+            step: label,
+            meta: MapMeta {
+                grid: r.grid().clone(),
+                year: None,
+                legend,
+                class_pixels: BTreeMap::new(),
+                nodata_pixels: 0,
+                confidence: false,
+            },
+            path: path.to_path_buf(),
+        })
+    }
 }
 
 /// How a tile lands on the output grid.
@@ -194,97 +246,23 @@ impl Node for Mosaic {
 
     fn run(&self, ctx: &mut RunCtx, p: &MosaicParams, inputs: &Inputs) -> Result<(), NodeError> {
         let tiles = read_tiles(inputs)?;
-        let grid = target_grid(&tiles, p)?;
-        let placed = place(&tiles, &grid)?;
         let legend = tiles[0].meta.legend.clone();
         let year = tiles[0].meta.year;
-
         let map_path = ctx.output_file("map", MAP_FILE)?;
-        let mut map = RasterWriter::create(
-            &map_path,
-            &RasterMeta {
-                grid: grid.clone(),
-                dtype: DType::U8,
-                nodata: Some(0.0),
-                band_names: vec!["class".into()],
-            },
-            &WriteOptions {
-                tile: p.blocksize,
-                cog: Some(p.overviews),
-                ..WriteOptions::default()
-            },
-        )
-        .map_err(raster_err)?;
-        let mut entries: Vec<(u8, [u8; 4])> = vec![(0, [0, 0, 0, 0])];
-        for c in &legend.0 {
-            let [r, g, b] = legend.rgb(c.code);
-            entries.push((c.code, [r, g, b, 255]));
-        }
-        map.set_color_table(1, &entries).map_err(raster_err)?;
-        let names: Vec<(u8, &str)> = legend.0.iter().map(|c| (c.code, c.name.as_str())).collect();
-        map.set_category_names(1, &names).map_err(raster_err)?;
-
-        let windows: Vec<Window> = grid.blocks(WINDOW).collect();
-        let mut class_pixels: BTreeMap<u8, u64> = legend.0.iter().map(|c| (c.code, 0)).collect();
-        let mut taken = vec![0u64; placed.len()];
-        let mut overlap = 0u64;
-        let paths: Vec<PathBuf> = tiles.iter().map(|t| t.path.clone()).collect();
-        blockwise(
-            &windows,
-            1,
-            || Ok(RefCell::new(BTreeMap::<usize, Opened>::new())),
-            |open, w| mosaic_window(open, &placed, &paths, &grid, w),
-            |w, block| {
-                overlap += block.overlap;
-                for (i, n) in &block.taken {
-                    taken[*i] += n;
-                }
-                if block.taken.is_empty() {
-                    return Ok(());
-                }
-                for c in &block.classes {
-                    if *c == 0 {
-                        continue;
-                    }
-                    let Some(n) = class_pixels.get_mut(c) else {
-                        return Err(NodeError::new(format!(
-                            "a tile map has class code {c}, which its legend does not list \
-                             (window {w} of the mosaic)"
-                        )));
-                    };
-                    *n += 1;
-                }
-                map.write_window_u8(1, w, &block.classes)
-                    .map_err(raster_err)
-            },
-        )?;
-        map.finish().map_err(raster_err)?;
+        let done = mosaic(&tiles, p, &map_path)?;
         ctx.write_output("map", QML_FILE, qml(&legend).as_bytes())?;
-        ctx.write_output(
-            "map",
-            TILES_FILE,
-            tiles_csv(&tiles, &placed, &taken).as_bytes(),
-        )?;
-
-        let pixels: u64 = class_pixels.values().sum();
-        let nodata_pixels = grid.pixel_count() as u64 - pixels;
+        ctx.write_output("map", TILES_FILE, done.tiles_csv.as_bytes())?;
         ctx.metric("tiles", tiles.len() as u64);
-        ctx.metric(
-            "reprojected_tiles",
-            placed
-                .iter()
-                .filter(|t| t.placement == Placement::Reprojected)
-                .count() as u64,
-        );
-        ctx.metric("pixels", pixels);
-        ctx.metric("nodata_pixels", nodata_pixels);
-        ctx.metric("overlap_pixels", overlap);
+        ctx.metric("reprojected_tiles", done.reprojected_tiles as u64);
+        ctx.metric("pixels", done.class_pixels.values().sum::<u64>());
+        ctx.metric("nodata_pixels", done.nodata_pixels);
+        ctx.metric("overlap_pixels", done.overlap_pixels);
         let out = MapMeta {
-            grid,
+            grid: done.grid,
             year,
             legend,
-            class_pixels,
-            nodata_pixels,
+            class_pixels: done.class_pixels,
+            nodata_pixels: done.nodata_pixels,
             confidence: false,
         };
         ctx.set_meta(
@@ -292,6 +270,99 @@ impl Node for Mosaic {
             serde_json::to_value(&out).map_err(|e| NodeError::new(e.to_string()))?,
         )
     }
+}
+
+/// What [`mosaic`] wrote.
+#[derive(Debug)]
+pub struct Mosaicked {
+    pub grid: Grid,
+    /// Pixels per class code of the legend.
+    pub class_pixels: BTreeMap<u8, u64>,
+    pub nodata_pixels: u64,
+    /// Pixels more than one tile maps.
+    pub overlap_pixels: u64,
+    pub reprojected_tiles: usize,
+    /// `tiles.csv`'s text.
+    pub tiles_csv: String,
+}
+
+/// Mosaic `tiles` (in overlap order, one legend: [`read_tiles`] or [`TileMap::from_file`]
+/// sorted by name) into the COG `out` (module doc).
+pub fn mosaic(tiles: &[TileMap], p: &MosaicParams, out: &Path) -> Result<Mosaicked, NodeError> {
+    let grid = target_grid(tiles, p)?;
+    let placed = place(tiles, &grid)?;
+    let legend = &tiles[0].meta.legend;
+    let mut map = RasterWriter::create(
+        out,
+        &RasterMeta {
+            grid: grid.clone(),
+            dtype: DType::U8,
+            nodata: Some(0.0),
+            band_names: vec!["class".into()],
+        },
+        &WriteOptions {
+            tile: p.blocksize,
+            cog: Some(p.overviews),
+            ..WriteOptions::default()
+        },
+    )
+    .map_err(raster_err)?;
+    let mut entries: Vec<(u8, [u8; 4])> = vec![(0, [0, 0, 0, 0])];
+    for c in &legend.0 {
+        let [r, g, b] = legend.rgb(c.code);
+        entries.push((c.code, [r, g, b, 255]));
+    }
+    map.set_color_table(1, &entries).map_err(raster_err)?;
+    let names: Vec<(u8, &str)> = legend.0.iter().map(|c| (c.code, c.name.as_str())).collect();
+    map.set_category_names(1, &names).map_err(raster_err)?;
+
+    let windows: Vec<Window> = grid.blocks(WINDOW).collect();
+    let mut class_pixels: BTreeMap<u8, u64> = legend.0.iter().map(|c| (c.code, 0)).collect();
+    let mut taken = vec![0u64; placed.len()];
+    let mut overlap = 0u64;
+    let paths: Vec<PathBuf> = tiles.iter().map(|t| t.path.clone()).collect();
+    blockwise(
+        &windows,
+        1,
+        || Ok(RefCell::new(BTreeMap::<usize, Opened>::new())),
+        |open, w| mosaic_window(open, &placed, &paths, &grid, w),
+        |w, block| {
+            overlap += block.overlap;
+            for (i, n) in &block.taken {
+                taken[*i] += n;
+            }
+            if block.taken.is_empty() {
+                return Ok(());
+            }
+            for c in &block.classes {
+                if *c == 0 {
+                    continue;
+                }
+                let Some(n) = class_pixels.get_mut(c) else {
+                    return Err(NodeError::new(format!(
+                        "a tile map has class code {c}, which its legend does not list \
+                         (window {w} of the mosaic)"
+                    )));
+                };
+                *n += 1;
+            }
+            map.write_window_u8(1, w, &block.classes)
+                .map_err(raster_err)
+        },
+    )?;
+    map.finish().map_err(raster_err)?;
+    let pixels: u64 = class_pixels.values().sum();
+    Ok(Mosaicked {
+        nodata_pixels: grid.pixel_count() as u64 - pixels,
+        overlap_pixels: overlap,
+        reprojected_tiles: placed
+            .iter()
+            .filter(|t| t.placement == Placement::Reprojected)
+            .count(),
+        tiles_csv: tiles_csv(tiles, &placed, &taken),
+        class_pixels,
+        grid,
+    })
 }
 
 /// The input maps in overlap order, checked for one legend, one year and one map per tile.
@@ -318,6 +389,11 @@ fn read_tiles(inputs: &Inputs) -> Result<Vec<TileMap>, NodeError> {
         return Err(NodeError::new("`mosaic` got no map")
             .with_help("connect the tile maps, e.g. `inputs: { maps: map }`"));
     }
+    order_tiles(tiles)
+}
+
+/// `tiles` in overlap order (by name), checked for one legend, one year and one map per tile.
+pub fn order_tiles(mut tiles: Vec<TileMap>) -> Result<Vec<TileMap>, NodeError> {
     tiles.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.step.cmp(&b.step)));
     for pair in tiles.windows(2) {
         if pair[0].name == pair[1].name {
@@ -612,11 +688,7 @@ fn tiles_csv(tiles: &[TileMap], placed: &[Placed], taken: &[u64]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::path::Path;
-
     use super::*;
-    use crate::classes::Legend;
     use crate::vector::{PointFeature, reproject_points};
     use gdal::Metadata as _;
     use lulc_engine::{ArtifactIn, DimValue, erase};
