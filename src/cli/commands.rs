@@ -836,21 +836,6 @@ fn simulate(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
-        assert_eq!(parse_size("1.5k").unwrap(), 1536);
-        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
-        assert!(parse_size("3X").is_err());
-        assert!(parse_size("abc").is_err());
-    }
-}
-
 fn mosaic(
     maps: &[PathBuf],
     out: &Path,
@@ -931,4 +916,19 @@ fn mosaic(
         csv.display()
     );
     EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5k").unwrap(), 1536);
+        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
+        assert!(parse_size("3X").is_err());
+        assert!(parse_size("abc").is_err());
+    }
 }

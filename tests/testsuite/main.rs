@@ -8,6 +8,7 @@ mod failures;
 mod faults;
 mod freshness;
 mod index_recovery;
+mod national;
 mod pipelines;
 mod reliability;
 mod results;

@@ -8,7 +8,8 @@
 //! taken to be in the grid's CRS, with a warning). A point outside the grid, or whose matrix
 //! holds a NaN (nodata in any season or feature), is dropped; the step warns with the counts per
 //! class and records the metrics `kept`, `dropped_outside` and `dropped_nodata`. No sample kept
-//! is an error that gives both extents.
+//! is an error that gives both extents. In a step of a `tile` partition (one tile of a
+//! country's points) points outside the tile are expected: counted, not warned about.
 //!
 //! Memory is bounded by the points, never by their matrices: points are grouped by 256 x 256
 //! block of the grid and, per block, only the window around that block's points is read, one
@@ -383,10 +384,19 @@ impl Node for Sample {
                 }
             )));
         }
-        if n_out + n_nodata > 0 {
+        // A step of a `tile` partition samples the country's points that fall on its tile:
+        // the others are outside by design, counted but not warned about.
+        let per_tile = ctx.dims().contains_key("tile");
+        let warned = if per_tile { n_nodata } else { n_out + n_nodata };
+        if warned > 0 {
+            if per_tile {
+                report = format!(
+                    "{n_nodata} on nodata in some season or feature ({})",
+                    per_class(&nodata, &legend)
+                );
+            }
             ctx.warn(format!(
-                "dropped {} of {} point(s) of `{}`: {report}",
-                n_out + n_nodata,
+                "dropped {warned} of {} point(s) of `{}`: {report}",
                 set.points.len(),
                 pts_art.step_id
             ));
@@ -517,7 +527,7 @@ mod tests {
         points: &ArtifactIn,
         dir: &Path,
     ) -> Result<(RunCtx, Samples), NodeError> {
-        run_with(features, points, dir, None)
+        run_with(features, points, dir, None, None)
     }
 
     fn run_with(
@@ -525,11 +535,15 @@ mod tests {
         points: &ArtifactIn,
         dir: &Path,
         live: Option<lulc_engine::LiveLog>,
+        tile: Option<&str>,
     ) -> Result<(RunCtx, Samples), NodeError> {
         let node = erase(Sample);
         let params = node.check_params(&json!({})).unwrap();
         let out = tempfile::Builder::new().tempdir_in(dir).unwrap().keep();
         let mut ctx = RunCtx::for_test("sample", Sample::outputs(), &out);
+        if let Some(t) = tile {
+            ctx = ctx.with_dims([("tile".to_string(), lulc_engine::DimValue::Str(t.into()))]);
+        }
         if let Some(live) = live {
             ctx = ctx.with_live_log(live);
         }
@@ -584,7 +598,7 @@ mod tests {
         };
         let points = points_art(dir.path(), set);
         let (live, lines) = lulc_engine::LiveLog::collecting(std::time::Duration::ZERO);
-        let (ctx, s) = run_with(&features, &points, dir.path(), Some(live)).unwrap();
+        let (ctx, s) = run_with(&features, &points, dir.path(), Some(live), None).unwrap();
         assert_eq!(s.len(), n - 2);
         assert!(s.points.is_sorted_by(|a, b| a.id < b.id));
         for (i, p) in s.points.iter().enumerate() {
@@ -655,6 +669,17 @@ mod tests {
             w.contains("2 on nodata in some season or feature (class 3 (Rice): 1, class 14 (Solar panel): 1)"),
             "{w}"
         );
+
+        // One tile of a country: the points off the tile are expected, counted, not warned.
+        let (ctx, s) = run_with(&features, &points, dir.path(), None, Some("48A1")).unwrap();
+        assert_eq!(s.len(), 5);
+        assert_eq!(ctx.metrics()["dropped_outside"], json!(3));
+        let w = ctx.warnings().join("\n");
+        assert!(
+            w.contains("dropped 2 of 10 point(s) of `reference`: 2 on nodata"),
+            "{w}"
+        );
+        assert!(!w.contains("outside"), "{w}");
     }
 
     #[test]

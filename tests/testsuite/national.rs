@@ -1,0 +1,193 @@
+//! `pipelines/national.yaml` end to end on a small simulated country (6 tiles of 64 px across
+//! UTM zones 48 and 49, 2 years): the national mosaic covers the union of the tiles once, every
+//! validation point is assessed once, a point of two overlapping tiles trains once, the mosaic
+//! is a COG with overviews, colours and class names, and adding a tile runs only that tile's
+//! branch and the steps that depend on every tile.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use lulc_nodes::raster::RasterReader;
+use lulc_nodes::vector::{PointFeature, reproject_points};
+use serde_json::Value;
+
+use crate::support::bin;
+
+const FIVE: &str = "tiles=[48A1, 48B1, 48C1, 49A2, 49B2]";
+const SIX: &str = "tiles=[48A1, 48B1, 48C1, 49A2, 49B2, 49C2]";
+
+fn lulc(cmd: &str, tiles: &str, store: &Path, extra: &[&str]) -> Vec<u8> {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/national.yaml");
+    let out = Command::new(bin())
+        .args([cmd, spec.to_str().unwrap()])
+        .args([
+            "--set",
+            "country={rows: 3, cols: 2, tile_px: 64, overlap_px: 8}",
+            "--set",
+            "years=2020..2021",
+            "--set",
+            "model.repeats=1",
+            "--set",
+            "national.blocksize=128",
+            "--set",
+            tiles,
+            "--store",
+        ])
+        .arg(store)
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "lulc {cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Step id -> (node, tile, status) of a `run --json` document.
+fn statuses(doc: &[u8]) -> BTreeMap<String, (String, Option<String>, String)> {
+    let doc: Value = serde_json::from_slice(doc).unwrap();
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let id = s["id"].as_str().unwrap().to_string();
+            let node = id.split('[').next().unwrap().to_string();
+            let tile = s["dims"]["tile"].as_str().map(str::to_string);
+            (id, (node, tile, s["status"].as_str().unwrap().to_string()))
+        })
+        .collect()
+}
+
+/// `lulc results --format json` of one node: step id -> metrics.
+fn metrics(store: &Path, node: &str) -> BTreeMap<String, Value> {
+    let out = lulc("results", SIX, store, &["--node", node, "--format", "json"]);
+    let doc: Value = serde_json::from_slice(&out).unwrap();
+    doc.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap().to_string(), s["metrics"].clone()))
+        .collect()
+}
+
+#[test]
+fn national_mosaic_assessment_and_an_added_tile() {
+    let store = tempfile::tempdir().unwrap();
+    let first = statuses(&lulc("run", FIVE, store.path(), &["--json"]));
+    assert!(first.values().all(|(.., s)| s == "ran"), "{first:?}");
+
+    // Adding tile 49C2: its branch runs; of the other tiles only the maps of the new model;
+    // the steps that gather every tile (train, mosaic, assess, change) run; nothing else.
+    let second = statuses(&lulc("run", SIX, store.path(), &["--json"]));
+    let gather = ["model", "national", "accuracy", "change"];
+    for (id, (node, tile, status)) in &second {
+        let expect = match tile.as_deref() {
+            Some("49C2") => "ran",
+            Some(_) if node == "map" => "ran",
+            Some(_) => "cached",
+            None if gather.contains(&node.as_str()) => "ran",
+            None => "cached",
+        };
+        assert_eq!(status, expect, "{id}");
+    }
+    let new: BTreeSet<&String> = second
+        .keys()
+        .filter(|id| !first.contains_key(*id))
+        .collect();
+    assert!(new.iter().all(|id| id.contains("tile=49C2")), "{new:?}");
+
+    // Training: a reference point in the overlap of two tiles counts once.
+    let migrated = metrics(store.path(), "migrated");
+    for (id, m) in metrics(store.path(), "model") {
+        let year = &id["model[year=".len()..id.len() - 1];
+        let kept: u64 = migrated
+            .iter()
+            .filter(|(mid, _)| mid.contains(&format!("year={year}]")))
+            .map(|(_, m)| m["kept"].as_u64().unwrap())
+            .sum();
+        let dups = m["duplicate_points"].as_u64().unwrap();
+        assert!(dups > 0, "the overlaps hold points: {m}");
+        let trained = m["n_train"].as_u64().unwrap() + m["n_val"].as_u64().unwrap();
+        assert_eq!(trained, kept - dups, "{id}: {m}");
+    }
+
+    // Every validation point is assessed once, on the national map.
+    for (id, m) in metrics(store.path(), "accuracy") {
+        assert_eq!(m["n_points"], 2000, "{id}: {m}");
+        assert_eq!(m["n_dropped"], 0, "{id}: {m}");
+    }
+
+    // The mosaic: the union of the tiles, each pixel once.
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().to_str().unwrap();
+    lulc("export", SIX, store.path(), &["national", "--out", dest]);
+    let dir = out.path().join("national/year=2020");
+    let national = metrics(store.path(), "national");
+    let m = &national["national[year=2020]"];
+    assert_eq!(m["tiles"], 6);
+    assert_eq!(m["reprojected_tiles"], 3);
+    let r = RasterReader::open(dir.join("map.tif")).unwrap();
+    let g = r.grid().clone();
+    let classes = r.read_window_u8(1, &g.full_window()).unwrap();
+    let mapped = classes.iter().filter(|c| **c != 0).count() as u64;
+    assert_eq!(mapped, m["pixels"].as_u64().unwrap());
+    let csv = std::fs::read_to_string(dir.join("tiles.csv")).unwrap();
+    let from_tiles: u64 = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(from_tiles, mapped, "{csv}");
+    // Which mosaic pixels lie on some tile, from the tiles' own grids (the maps of `map`).
+    lulc("export", SIX, store.path(), &["map", "--out", dest]);
+    let centres: Vec<PointFeature> = (0..g.pixel_count())
+        .map(|i| {
+            let (x, y) = g.pixel_to_geo((i % g.width) as f64 + 0.5, (i / g.width) as f64 + 0.5);
+            PointFeature {
+                id: i as i64,
+                x,
+                y,
+                attrs: BTreeMap::new(),
+            }
+        })
+        .collect();
+    let mut on_tile = vec![false; g.pixel_count()];
+    for tile in ["48A1", "48B1", "48C1", "49A2", "49B2", "49C2"] {
+        let t = RasterReader::open(
+            out.path()
+                .join(format!("map/tile={tile},year=2020/map.tif")),
+        )
+        .unwrap_or_else(|e| panic!("{tile}: {e}"));
+        let mut pts = centres.clone();
+        reproject_points(&mut pts, &g.crs_wkt, &t.grid().crs_wkt).unwrap();
+        let b = t.grid().bbox();
+        for (o, p) in on_tile.iter_mut().zip(&pts) {
+            *o |= p.x > b.min_x && p.x < b.max_x && p.y > b.min_y && p.y < b.max_y;
+        }
+    }
+    let off_tiles = (0..g.pixel_count())
+        .filter(|&i| classes[i] != 0 && !on_tile[i])
+        .count();
+    assert_eq!(off_tiles, 0, "mapped pixels off every tile");
+    let on = on_tile.iter().filter(|o| **o).count() as u64;
+    // Inside the union, only the tiles' own nodata (pixels without a valid observation).
+    assert!(
+        mapped <= on && mapped as f64 >= 0.98 * on as f64,
+        "{mapped} of {on}"
+    );
+
+    // A COG with overviews, the colour table and the class names.
+    let info = Command::new("gdalinfo")
+        .arg(dir.join("map.tif"))
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("LAYOUT=COG"), "{info}");
+    assert!(info.contains("Overviews: "), "{info}");
+    assert!(info.contains("Color Table"), "{info}");
+    assert!(info.contains("CATEGORY_3=Rice"), "{info}");
+}
