@@ -14,6 +14,7 @@ pub mod samples;
 pub mod season;
 pub mod simulate;
 pub mod source;
+pub mod tiling;
 pub mod vector;
 
 use std::sync::Arc;

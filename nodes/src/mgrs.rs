@@ -82,6 +82,20 @@ impl fmt::Display for TileError {
 
 impl std::error::Error for TileError {}
 
+/// The id of the 100 km square holding the UTM position (`easting`, `northing`; in the south
+/// with the false northing) of `zone`, at latitude `lat` (which picks the band): the inverse of
+/// [`s2_tile`]'s lettering, e.g. `48QXH`.
+pub fn square_id(zone: u32, lat: f64, easting: f64, northing: f64) -> String {
+    let band_i = (((lat + 80.0) / 8.0).floor().max(0.0) as usize).min(BANDS.len() - 1);
+    let band = BANDS.as_bytes()[band_i] as char;
+    let set = COLUMN_SETS[((zone - 1) % 3) as usize].as_bytes();
+    let col = set[((easting / 100_000.0).floor() as usize).clamp(1, 8) - 1] as char;
+    let shift = if zone.is_multiple_of(2) { 5 } else { 0 };
+    let row =
+        ROW_LETTERS.as_bytes()[((northing / 100_000.0).floor() as usize + shift) % 20] as char;
+    format!("{zone}{band}{col}{row}")
+}
+
 /// The tile of `id` (`48PXS`, `T48PXS`, `MGRS-48PXS`, any case).
 pub fn s2_tile(id: &str) -> Result<S2Tile, TileError> {
     let norm = crate::source::normalize_tile(id);
@@ -175,6 +189,25 @@ fn band_northings(i: usize) -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn square_ids_of_positions_and_back() {
+        assert_eq!(square_id(48, 20.36, 622_560.0, 2_252_560.0), "48QXH");
+        // 48PXS covers Ho Chi Minh City's east (zone 48, band P).
+        assert_eq!(square_id(48, 10.8, 690_000.0, 1_195_000.0), "48PXS");
+        // The square an id names holds the position it was made from, in both hemispheres.
+        for (zone, lat, e, n) in [
+            (48, 20.36, 622_560.0, 2_252_560.0),
+            (10, 37.9, 450_000.0, 4_190_000.0),
+            (60, -79.0, 550_000.0, 1_230_000.0),
+            (1, -15.0, 150_000.0, 8_350_000.0),
+        ] {
+            let t = s2_tile(&square_id(zone, lat, e, n)).unwrap();
+            let [x0, _, _, y1] = t.bbox();
+            assert!(e >= x0 && e < x0 + 100_000.0, "{} {e}", t.id);
+            assert!(n < y1 && n >= y1 - 100_000.0, "{} {n}", t.id);
+        }
+    }
 
     /// Upper-left corners of real tiles, as their sources write them: `ULX`/`ULY` (10 m) of
     /// granule metadata (`MTD_TL.xml`, `metadata.xml`) in the stactools-packages/sentinel2 test

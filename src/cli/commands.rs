@@ -94,6 +94,7 @@ pub fn dispatch(cmd: Command) -> i32 {
             size,
             years,
         } => simulate(out, seed, size, years),
+        Command::Tiles { aoi, grid } => tiles(&aoi, grid.as_deref()),
         Command::Mosaic {
             maps,
             out,
@@ -916,6 +917,53 @@ fn mosaic(
         csv.display()
     );
     EXIT_OK
+}
+
+fn tiles(aoi: &Path, grid: Option<&str>) -> i32 {
+    use lulc_nodes::tiling::{Aoi, GridTiling};
+    let area = match Aoi::read(aoi) {
+        Ok(a) => a,
+        Err(e) => {
+            output::eprint_diag(e);
+            return EXIT_FAILED;
+        }
+    };
+    let (tiles, what) = match grid {
+        None => (area.s2_tiles(), "Sentinel-2 tiles"),
+        Some(text) => {
+            let tiling: GridTiling = match serde_saphyr::from_str(text) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!(
+                        "error: --grid `{text}`: {e}\n  help: give {{crs: \"EPSG:3405\", bbox: \
+                         [minx, miny, maxx, maxy], res: 10, tile_px: 5000}}"
+                    );
+                    return EXIT_USAGE;
+                }
+            };
+            (tiling.covering(&area), "tiles of the grid")
+        }
+    };
+    match tiles {
+        Ok(t) if t.is_empty() => {
+            eprintln!("error: no tile covers `{}`", aoi.display());
+            EXIT_FAILED
+        }
+        Ok(t) => {
+            let [w, s, e, n] = area.bbox();
+            println!(
+                "# {} {what} cover `{}` (lon {w:.3}..{e:.3}, lat {s:.3}..{n:.3})",
+                t.len(),
+                aoi.display()
+            );
+            println!("tiles: [{}]", t.join(", "));
+            EXIT_OK
+        }
+        Err(e) => {
+            output::eprint_diag(e);
+            EXIT_FAILED
+        }
+    }
 }
 
 #[cfg(test)]

@@ -251,6 +251,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "mode")]
         overviews: OverviewsArg,
     },
+    /// The tiles that cover an area, as a spec's `tiles` param: Sentinel-2 MGRS tiles (each
+    /// on its own 10 m UTM grid in a `tile` partition), or with `--grid` the tiles of a
+    /// regular tiling of your own (`acquire`'s `grid` with `tile_px`).
+    Tiles {
+        /// The area: a vector file of polygons (GeoJSON, GeoPackage, Shapefile, ...).
+        #[arg(long, value_name = "FILE")]
+        aoi: PathBuf,
+        /// A tiling instead of Sentinel-2's, in YAML:
+        /// `{crs: "EPSG:3405", bbox: [minx, miny, maxx, maxy], res: 10, tile_px: 5000}`.
+        #[arg(long, value_name = "YAML")]
+        grid: Option<String>,
+    },
     /// Write a simulated Viet Nam-like area (GeoTIFF scenes, a STAC catalog, vectors, truth).
     Simulate {
         /// Output folder (created; an earlier simulation there is replaced).

@@ -191,3 +191,66 @@ fn national_mosaic_assessment_and_an_added_tile() {
     assert!(info.contains("Color Table"), "{info}");
     assert!(info.contains("CATEGORY_3=Rice"), "{info}");
 }
+
+#[test]
+fn lulc_tiles_lists_the_tiles_over_an_area_in_spec_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let aoi = dir.path().join("hanoi.geojson");
+    std::fs::write(
+        &aoi,
+        r#"{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+          "geometry": {"type": "Polygon", "coordinates": [[[105.80, 21.00], [105.90, 21.00],
+          [105.90, 21.05], [105.80, 21.05], [105.80, 21.00]]]}}]}"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .arg("tiles")
+            .arg("--aoi")
+            .arg(&aoi)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.ends_with("tiles: [48QWJ]\n"), "{text}");
+    // A tiling of one's own: 10 km tiles of UTM 48N around the area.
+    let out = run(&[
+        "--grid",
+        r#"{crs: "EPSG:32648", bbox: [560000, 2300000, 620000, 2340000], res: 10, tile_px: 1000}"#,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("tiles of the grid"), "{text}");
+    let line = text.lines().last().unwrap();
+    assert!(
+        line.starts_with("tiles: [r") && line.contains("c2"),
+        "{text}"
+    );
+    // Bad input: a grid that is no tiling, an area file that is not there.
+    let out = run(&["--grid", "{crs: EPSG:32648}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--grid"));
+    let out = Command::new(bin())
+        .args(["tiles", "--aoi", "nowhere.geojson"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the area `nowhere.geojson`: no such file"),
+        "{err}"
+    );
+}

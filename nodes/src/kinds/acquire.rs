@@ -26,12 +26,16 @@
 //!   manifest), when it differs (e.g. `cop-dem-glo-30` or `alos-dem` for `dsm`).
 //! - `bands` [per collection]: S2 `B02 B03 B04 B05 B06 B07 B08 B8A B11 B12 SCL`; S1 (both) `VV VH`;
 //!   PALSAR-2 `HH HV`; DSM `elevation`.
-//! - `grid` [for a step of a `tile` partition whose value is a Sentinel-2 MGRS tile id
-//!   (`48PXS`): that tile's 10 m grid, 10980 x 10980 px in its UTM zone ([`crate::mgrs`]); else
-//!   the grid declared by the `catalog` input's metadata (`simulate` declares its 10 m grid);
-//!   else the grid of the first scene's first 10 m band, or its first band when none is 10 m]:
+//! - `grid` [for a step of a `tile` partition: the grid the `catalog` input declares for that
+//!   tile (`simulate`'s countries), else, for a Sentinel-2 MGRS tile id (`48PXS`), that tile's
+//!   10 m grid, 10980 x 10980 px in its UTM zone ([`crate::mgrs`]); else the grid declared by
+//!   the `catalog` input's metadata (`simulate` declares its 10 m grid); else the grid of the
+//!   first scene's first 10 m band, or its first band when none is 10 m]:
 //!   `{ crs: "EPSG:32648", bbox: [minx, miny, maxx, maxy], res: 10 }`, bbox in `crs` units,
-//!   origin at (minx, maxy). Its lon/lat footprint is the spatial search filter.
+//!   origin at (minx, maxy). With `tile_px: N` the grid is a tiling of the user's own, cut into
+//!   N x N px tiles named `r<row>c<col>` ([`crate::tiling::GridTiling`]; `lulc tiles --aoi FILE
+//!   --grid ...` lists those covering an area): each step of a `tile` partition takes its
+//!   tile. Its lon/lat footprint is the spatial search filter.
 //! - `months` [all]: months (1-12) of the year to keep.
 //! - `max_cloud_cover` [none]: keep scenes with `eo:cloud_cover` <= this (percent); scenes
 //!   without a cloud cover are kept.
@@ -280,9 +284,32 @@ pub struct GridParam {
     pub bbox: [f64; 4],
     /// Pixel size in `crs` units.
     pub res: f64,
+    /// A regular tiling: `bbox` cut into squares of `tile_px` pixels named `r<row>c<col>`
+    /// ([`crate::tiling::GridTiling`]); each step of a `tile` partition maps its tile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile_px: Option<usize>,
 }
 
 impl GridParam {
+    /// The step's grid: the whole grid, or with `tile_px` the tile `tile` of the tiling.
+    fn step_grid(&self, tile: Option<&str>) -> Result<Grid, String> {
+        let Some(tile_px) = self.tile_px else {
+            return self.to_grid().map_err(|e| e.to_string());
+        };
+        let tiling = crate::tiling::GridTiling {
+            crs: self.crs.clone(),
+            bbox: self.bbox,
+            res: self.res,
+            tile_px,
+        };
+        let tile = tile.ok_or_else(|| {
+            "`tile_px` cuts the grid into tiles, but the step has no `tile` partition: add \
+             `for_each: { tile: ... }` with the names `lulc tiles --grid` prints"
+                .to_string()
+        })?;
+        tiling.tile_grid(tile).map_err(|e| e.to_string())
+    }
+
     fn to_grid(&self) -> Result<Grid, RasterError> {
         let [min_x, min_y, max_x, max_y] = self.bbox;
         Grid::from_bbox(
@@ -402,10 +429,13 @@ impl Node for Acquire {
                 format!("max_cloud_cover {cc} is not a percentage (0..100)"),
             ));
         }
-        if let Some(g) = &p.grid
-            && let Err(e) = g.to_grid()
-        {
-            errs.push(("grid".into(), e.to_string()));
+        if let Some(g) = &p.grid {
+            if let Err(e) = g.to_grid() {
+                errs.push(("grid".into(), e.to_string()));
+            }
+            if g.tile_px == Some(0) {
+                errs.push(("grid".into(), "`tile_px` must be positive".into()));
+            }
         }
         if errs.is_empty() { Ok(()) } else { Err(errs) }
     }
@@ -413,15 +443,15 @@ impl Node for Acquire {
     fn run(&self, ctx: &mut RunCtx, p: &AcquireParams, inputs: &Inputs) -> Result<(), NodeError> {
         let collection = p.collection;
         let bands = p.output_bands();
+        let tile = ctx.dims().get("tile").map(|t| t.to_string());
         let param_grid = p
             .grid
             .as_ref()
             .map(|g| {
-                g.to_grid()
+                g.step_grid(tile.as_deref())
                     .map_err(|e| NodeError::new(format!("`grid`: {e}")))
             })
             .transpose()?;
-        let tile = ctx.dims().get("tile").map(|t| t.to_string());
         // The target grid: `grid`, else the grid a `catalog` input declares for the step's
         // `tile`, else the Sentinel-2 tile of a `tile` partition, else what a `catalog` input
         // declares, else (below) the first scene's.
@@ -1832,6 +1862,25 @@ mod tests {
             "-20 dB"
         );
         assert_eq!(s.valid_fraction, 62.0 / 64.0);
+    }
+
+    #[test]
+    fn a_grid_with_tile_px_gives_each_tile_step_its_tile() {
+        let g = GridParam {
+            crs: "EPSG:32648".into(),
+            bbox: [500_000.0, 2_000_000.0, 525_000.0, 2_012_000.0],
+            res: 10.0,
+            tile_px: Some(1000),
+        };
+        let t = g.step_grid(Some("r1c2")).unwrap();
+        assert_eq!((t.width, t.height), (500, 200));
+        assert_eq!(t.geo_transform[0], 520_000.0);
+        let e = g.step_grid(None).unwrap_err();
+        assert!(e.contains("no `tile` partition"), "{e}");
+        let e = g.step_grid(Some("48QWJ")).unwrap_err();
+        assert!(e.contains("`48QWJ` is no tile of this tiling"), "{e}");
+        let whole = GridParam { tile_px: None, ..g };
+        assert_eq!(whole.step_grid(Some("r1c2")).unwrap().width, 2500);
     }
 
     #[test]

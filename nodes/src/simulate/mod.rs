@@ -556,7 +556,7 @@ pub fn simulate(opts: &SimulateOptions) -> Result<SimSummary, SimError> {
         ring,
     };
     let (clat, clon) = (pts[4].y, pts[4].x);
-    let tile = stac::mgrs_tile(48, clat, centre.0, centre.1);
+    let tile = crate::mgrs::square_id(48, clat, centre.0, centre.1);
 
     let world = World::new(opts.seed, size, centre, opts.years, (clat, clon))?;
     let first = Day::from_ymd(y0, 1, 1);

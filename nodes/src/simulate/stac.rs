@@ -172,34 +172,9 @@ pub fn catalog(id: &str, description: &str) -> Value {
     })
 }
 
-/// The MGRS tile (e.g. `48QXH`) of a UTM position in `zone` (north) at latitude `lat`.
-pub fn mgrs_tile(zone: u32, lat: f64, easting: f64, northing: f64) -> String {
-    const BANDS: &[u8] = b"CDEFGHJKLMNPQRSTUVWX";
-    const ROWS: &[u8] = b"ABCDEFGHJKLMNPQRSTUV";
-    let sets: [&[u8]; 3] = [b"ABCDEFGH", b"JKLMNPQR", b"STUVWXYZ"];
-    let band = BANDS[(((lat + 80.0) / 8.0).floor() as usize).min(BANDS.len() - 1)] as char;
-    let set = sets[((zone - 1) % 3) as usize];
-    let col = set[((easting / 100_000.0).floor() as usize).clamp(1, 8) - 1] as char;
-    let offset = if zone.is_multiple_of(2) { 5 } else { 0 };
-    let row = ROWS[((northing / 100_000.0).floor() as usize + offset) % 20] as char;
-    format!("{zone}{band}{col}{row}")
-}
-
 /// Serialise JSON as written to disk: pretty, with a final newline.
 pub fn to_bytes(v: &Value) -> Vec<u8> {
     let mut s = serde_json::to_vec_pretty(v).unwrap_or_default();
     s.push(b'\n');
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mgrs_of_the_default_area() {
-        assert_eq!(mgrs_tile(48, 20.36, 622_560.0, 2_252_560.0), "48QXH");
-        // Known: 48PXS covers Ho Chi Minh City's east (zone 48, band P).
-        assert_eq!(mgrs_tile(48, 10.8, 690_000.0, 1_195_000.0), "48PXS");
-    }
 }
