@@ -159,14 +159,7 @@ impl Node for Infer {
             &WriteOptions::default(),
         )
         .map_err(raster_err)?;
-        let mut entries: Vec<(u8, [u8; 4])> = vec![(0, [0, 0, 0, 0])];
-        for c in &legend.0 {
-            let [r, g, b] = legend.rgb(c.code);
-            entries.push((c.code, [r, g, b, 255]));
-        }
-        map.set_color_table(1, &entries).map_err(raster_err)?;
-        let names: Vec<(u8, &str)> = legend.0.iter().map(|c| (c.code, c.name.as_str())).collect();
-        map.set_category_names(1, &names).map_err(raster_err)?;
+        style_map(&mut map, &legend)?;
         let mut conf = if p.confidence {
             let path = ctx.output_file("map", CONFIDENCE_FILE)?;
             Some(
@@ -233,6 +226,19 @@ impl Node for Infer {
             serde_json::to_value(&out).map_err(|e| NodeError::new(e.to_string()))?,
         )
     }
+}
+
+/// Band 1 of a class map: the legend's colours (0 transparent) and class names.
+pub(crate) fn style_map(map: &mut RasterWriter, legend: &Legend) -> Result<(), NodeError> {
+    let mut entries: Vec<(u8, [u8; 4])> = vec![(0, [0, 0, 0, 0])];
+    for c in &legend.0 {
+        let [r, g, b] = legend.rgb(c.code);
+        entries.push((c.code, [r, g, b, 255]));
+    }
+    map.set_color_table(1, &entries).map_err(raster_err)?;
+    let names: Vec<(u8, &str)> = legend.0.iter().map(|c| (c.code, c.name.as_str())).collect();
+    map.set_category_names(1, &names).map_err(raster_err)?;
+    Ok(())
 }
 
 /// The features and seasons of the input must be the model's, in order.

@@ -64,7 +64,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{MAP, MapMeta};
 use crate::classes::{ClassDef, Legend};
-use crate::kinds::infer::{MAP_FILE, QML_FILE, qml};
+use crate::kinds::infer::{MAP_FILE, QML_FILE, qml, style_map};
 use crate::kinds::{blockwise, csv_field, raster_err};
 use crate::raster::{
     BBox, DType, Grid, OverviewResampling, RasterMeta, RasterReader, RasterWriter, Resampling,
@@ -307,14 +307,7 @@ pub fn mosaic(tiles: &[TileMap], p: &MosaicParams, out: &Path) -> Result<Mosaick
         },
     )
     .map_err(raster_err)?;
-    let mut entries: Vec<(u8, [u8; 4])> = vec![(0, [0, 0, 0, 0])];
-    for c in &legend.0 {
-        let [r, g, b] = legend.rgb(c.code);
-        entries.push((c.code, [r, g, b, 255]));
-    }
-    map.set_color_table(1, &entries).map_err(raster_err)?;
-    let names: Vec<(u8, &str)> = legend.0.iter().map(|c| (c.code, c.name.as_str())).collect();
-    map.set_category_names(1, &names).map_err(raster_err)?;
+    style_map(&mut map, legend)?;
 
     let windows: Vec<Window> = grid.blocks(WINDOW).collect();
     let mut class_pixels: BTreeMap<u8, u64> = legend.0.iter().map(|c| (c.code, 0)).collect();
