@@ -254,3 +254,69 @@ fn lulc_tiles_lists_the_tiles_over_an_area_in_spec_form() {
         "{err}"
     );
 }
+
+#[test]
+fn lulc_mosaic_joins_exported_maps_and_refuses_a_raster_without_classes() {
+    use lulc_nodes::raster::{DType, Grid, RasterMeta, RasterWriter, WriteOptions, crs_to_wkt};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, x0: f64, class: u8, named: bool| {
+        let grid = Grid {
+            crs_wkt: crs_to_wkt("EPSG:32648").unwrap(),
+            geo_transform: [x0, 10.0, 0.0, 2_000_000.0, 0.0, -10.0],
+            width: 300,
+            height: 200,
+        };
+        let meta = RasterMeta {
+            grid: grid.clone(),
+            dtype: DType::U8,
+            nodata: Some(0.0),
+            band_names: vec!["class".into()],
+        };
+        let path = dir.path().join(name);
+        let mut w = RasterWriter::create(&path, &meta, &WriteOptions::default()).unwrap();
+        if named {
+            w.set_category_names(1, &[(3, "Rice"), (8, "Forest")])
+                .unwrap();
+        }
+        w.write_window_u8(1, &grid.full_window(), &vec![class; 300 * 200])
+            .unwrap();
+        w.finish().unwrap();
+        path
+    };
+    // Two maps overlapping by 100 columns: `a.tif` sorts first and keeps the overlap.
+    let a = write("a.tif", 600_000.0, 3, true);
+    let b = write("b.tif", 602_000.0, 8, true);
+    let out = dir.path().join("national.tif");
+    let run = |maps: &[&Path]| {
+        Command::new(bin())
+            .arg("mosaic")
+            .args(maps)
+            .arg("--out")
+            .arg(&out)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let o = run(&[&b, &a]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("mosaic of 2 maps (0 reprojected): 500 x 200 px"),
+        "{text}"
+    );
+    assert!(text.contains("20000 in overlaps"), "{text}");
+    let r = RasterReader::open(&out).unwrap();
+    let v = r.read_window_u8(1, &r.grid().full_window()).unwrap();
+    assert_eq!(v.iter().filter(|c| **c == 3).count(), 300 * 200);
+    assert_eq!(v.iter().filter(|c| **c == 8).count(), 200 * 200);
+    assert_eq!(r.category_names(1).unwrap()[&8], "Forest");
+    assert!(dir.path().join("national.qml").is_file());
+    let csv = std::fs::read_to_string(dir.path().join("national.tiles.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    let plain = write("plain.tif", 604_000.0, 3, false);
+    let o = run(&[&a, &plain]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("plain.tif` names no classes"), "{err}");
+}
