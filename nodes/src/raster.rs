@@ -550,6 +550,48 @@ pub fn crs_label(wkt: &str) -> String {
     }
 }
 
+/// GDAL VRTs over tile maps for a quick look in QGIS: one per CRS (a VRT holds one), written
+/// to `dir/<prefix>_<AUTH>-<code>.vrt` with paths relative to it where the maps lie below
+/// `dir`. Where tiles overlap, the VRT shows the map that comes first in `maps` (its source is
+/// listed last, and a VRT's later sources cover the earlier ones), as `mosaic` does for maps in
+/// tile order. Returns the files written, in CRS order of first appearance.
+pub fn tile_vrts(dir: &Path, prefix: &str, maps: &[PathBuf]) -> Result<Vec<PathBuf>, RasterError> {
+    gdal_config_quiet();
+    let mut groups: Vec<(String, Vec<&PathBuf>)> = Vec::new();
+    for m in maps {
+        let crs = RasterReader::open(m)?.grid().crs_wkt.clone();
+        match groups.iter_mut().find(|(c, _)| crs_equivalent(c, &crs)) {
+            Some((_, g)) => g.push(m),
+            None => groups.push((crs, vec![m])),
+        }
+    }
+    let mut written = Vec::new();
+    for (crs, group) in groups {
+        let label = crs_label(&crs);
+        let code = label
+            .split(" (")
+            .next()
+            .unwrap_or("crs")
+            .replace([':', ' ', '/'], "-");
+        let path = dir.join(format!("{prefix}_{code}.vrt"));
+        let err = |e: GdalError| RasterError::Create {
+            path: path.clone(),
+            detail: gdal_detail(e),
+        };
+        let datasets = group
+            .iter()
+            .rev()
+            .map(|m| Dataset::open(m).map_err(err))
+            .collect::<Result<Vec<_>, _>>()?;
+        gdal::programs::raster::build_vrt(Some(&path), &datasets, None)
+            .map_err(err)?
+            .close()
+            .map_err(err)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Metadata
 // ---------------------------------------------------------------------------------------------

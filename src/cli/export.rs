@@ -3,13 +3,18 @@
 //! `<port>/` level for steps of several outputs, e.g. `migrate`), e.g.
 //! `maps/map/year=2020/map.tif` beside its `map.qml` (QGIS applies a `.qml` with the layer's
 //! base name). A TARGET is a step id (`map[year=2020]`) or a node name (all its steps). Runs
-//! nothing; steps without an up-to-date result are named and make the exit code 1.
+//! nothing; steps without an up-to-date result are named and make the exit code 1. Maps of a
+//! `tile` partition are also joined in GDAL VRTs for a quick look, one per CRS and per value
+//! of the other dims: `map/tiles_year=2020_EPSG-32648.vrt` (overlaps show the tile whose name
+//! sorts first, as `mosaic` decides).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use lulc_cache::CacheError;
 use lulc_engine::Plan;
 use lulc_engine::exec::Status;
+use lulc_nodes::kinds::infer::MAP_FILE as MAP_TIF;
 
 use super::commands::{load, open_store_read, read_manifest, step_status};
 use super::output;
@@ -89,6 +94,8 @@ pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &Stor
     let outcomes = tri!(step_status(&plan, &store));
     let mut missing = Vec::new();
     let mut copied = 0usize;
+    // Exported maps of `tile` partitions, by node and other dims: (tile, file).
+    let mut tile_maps: BTreeMap<(String, String), Vec<(Option<String>, PathBuf)>> = BTreeMap::new();
     for i in steps {
         let step = &plan.steps[i];
         let o = &outcomes[i];
@@ -144,6 +151,40 @@ pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &Stor
                 }
                 println!("{}", to.display());
                 copied += 1;
+                if name == MAP_TIF && step.dims.get("tile").is_some() {
+                    let rest: Vec<String> = step
+                        .dims
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "tile")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    let tile = step.dims.get("tile").map(ToString::to_string);
+                    let key = (step.node.clone(), rest.join(","));
+                    tile_maps.entry(key).or_default().push((tile, to.clone()));
+                }
+            }
+        }
+    }
+    // Every tile map set also as GDAL VRTs (one per CRS) beside the tiles' folders.
+    for ((node, rest), mut maps) in tile_maps {
+        maps.sort();
+        let files: Vec<PathBuf> = maps.into_iter().map(|(_, p)| p).collect();
+        let prefix = if rest.is_empty() {
+            "tiles".to_string()
+        } else {
+            format!("tiles_{rest}")
+        };
+        let dir = out.join(step_dir(&node));
+        match lulc_nodes::raster::tile_vrts(&dir, &prefix, &files) {
+            Ok(vrts) => {
+                for v in vrts {
+                    println!("{}", v.display());
+                    copied += 1;
+                }
+            }
+            Err(e) => {
+                output::eprint_diag(e);
+                return EXIT_FAILED;
             }
         }
     }

@@ -169,6 +169,29 @@ fn national_mosaic_assessment_and_an_added_tile() {
             *o |= p.x > b.min_x && p.x < b.max_x && p.y > b.min_y && p.y < b.max_y;
         }
     }
+    // The export's quick-look VRTs, one per zone, sources relative to them; the zone-48 one
+    // shows what the mosaic shows where it has a class (its tiles sort before zone 49's).
+    for zone in ["32648", "32649"] {
+        let vrt = out
+            .path()
+            .join(format!("map/tiles_year=2020_EPSG-{zone}.vrt"));
+        let xml = std::fs::read_to_string(&vrt).unwrap();
+        assert_eq!(xml.matches("relativeToVRT=\"1\"").count(), 3, "{xml}");
+    }
+    let vrt = RasterReader::open(out.path().join("map/tiles_year=2020_EPSG-32648.vrt")).unwrap();
+    let vg = vrt.grid().clone();
+    let (dx, dy) = (
+        ((vg.geo_transform[0] - g.geo_transform[0]) / 10.0).round() as usize,
+        ((g.geo_transform[3] - vg.geo_transform[3]) / 10.0).round() as usize,
+    );
+    let vv = vrt.read_window_u8(1, &vg.full_window()).unwrap();
+    let mut compared = 0;
+    for (i, v) in vv.iter().enumerate().filter(|(_, v)| **v != 0) {
+        let (c, r) = (i % vg.width + dx, i / vg.width + dy);
+        assert_eq!(classes[r * g.width + c], *v, "pixel ({c}, {r})");
+        compared += 1;
+    }
+    assert!(compared > 3 * 64 * 64 / 2, "{compared}");
     let off_tiles = (0..g.pixel_count())
         .filter(|&i| classes[i] != 0 && !on_tile[i])
         .count();
