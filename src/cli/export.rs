@@ -20,6 +20,9 @@ use super::commands::{load, open_store_read, read_manifest, step_status};
 use super::output;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, SpecArgs, StoreArgs};
 
+/// Exported maps of `tile` partitions by (node, the other dims): their (tile, file).
+type TileMaps = BTreeMap<(String, String), Vec<(Option<String>, PathBuf)>>;
+
 /// Steps named by `targets` (step ids or node names), in plan order, or the unknown target.
 fn select(plan: &Plan, targets: &[String]) -> Result<Vec<usize>, String> {
     let mut picked = vec![false; plan.steps.len()];
@@ -94,8 +97,7 @@ pub fn export(spec: &SpecArgs, targets: &[String], out: &Path, store_args: &Stor
     let outcomes = tri!(step_status(&plan, &store));
     let mut missing = Vec::new();
     let mut copied = 0usize;
-    // Exported maps of `tile` partitions, by node and other dims: (tile, file).
-    let mut tile_maps: BTreeMap<(String, String), Vec<(Option<String>, PathBuf)>> = BTreeMap::new();
+    let mut tile_maps: TileMaps = BTreeMap::new();
     for i in steps {
         let step = &plan.steps[i];
         let o = &outcomes[i];
