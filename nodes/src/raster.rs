@@ -300,6 +300,18 @@ pub struct BBox {
     pub max_y: f64,
 }
 
+/// `[min_x, min_y, max_x, max_y]`, the order of a spec's `bbox` and of GDAL's `-te`.
+impl From<[f64; 4]> for BBox {
+    fn from([min_x, min_y, max_x, max_y]: [f64; 4]) -> BBox {
+        BBox {
+            min_x,
+            min_y,
+            max_x,
+            max_y,
+        }
+    }
+}
+
 /// A raster's pixel grid: CRS (WKT, empty for none), GDAL geotransform and size in pixels.
 ///
 /// `geo_transform` is GDAL's `[origin_x, pixel_w, row_rot, origin_y, col_rot, pixel_h]` (for a

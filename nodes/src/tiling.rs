@@ -20,7 +20,7 @@ use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::mgrs;
-use crate::raster::{BBox, Grid, gdal_config_quiet, gdal_detail};
+use crate::raster::{Grid, gdal_config_quiet, gdal_detail};
 
 /// An area of interest: the union of every polygon of a vector file, in longitude/latitude.
 pub struct Aoi {
@@ -215,21 +215,11 @@ pub struct GridTiling {
 impl GridTiling {
     /// The whole grid.
     pub fn grid(&self) -> Result<Grid, TilingError> {
-        let [min_x, min_y, max_x, max_y] = self.bbox;
         if self.tile_px == 0 {
             return Err(TilingError::Grid("`tile_px` must be positive".into()));
         }
-        Grid::from_bbox(
-            &self.crs,
-            BBox {
-                min_x,
-                min_y,
-                max_x,
-                max_y,
-            },
-            self.res,
-        )
-        .map_err(|e| TilingError::Grid(e.to_string()))
+        Grid::from_bbox(&self.crs, self.bbox.into(), self.res)
+            .map_err(|e| TilingError::Grid(e.to_string()))
     }
 
     /// Columns and rows of tiles.

@@ -95,8 +95,8 @@ use serde::{Deserialize, Serialize};
 use super::confine_dataset;
 use crate::artifacts::{SCENES, SceneMeta, ScenesMeta};
 use crate::raster::{
-    BBox, DType, Grid, RasterError, RasterMeta, RasterReader, RasterWriter, Resampling, TILE,
-    WarpedBand, Window, WriteOptions, crs_label, warp_to_grid,
+    DType, Grid, RasterError, RasterMeta, RasterReader, RasterWriter, Resampling, TILE, WarpedBand,
+    Window, WriteOptions, crs_label, warp_to_grid,
 };
 use crate::source::{
     AssetRef, LocalSource, Location, SceneItem, SceneQuery, Source, SourceError, StacSource,
@@ -311,17 +311,7 @@ impl GridParam {
     }
 
     fn to_grid(&self) -> Result<Grid, RasterError> {
-        let [min_x, min_y, max_x, max_y] = self.bbox;
-        Grid::from_bbox(
-            &self.crs,
-            BBox {
-                min_x,
-                min_y,
-                max_x,
-                max_y,
-            },
-            self.res,
-        )
+        Grid::from_bbox(&self.crs, self.bbox.into(), self.res)
     }
 }
 
@@ -641,19 +631,9 @@ const TILE_RES_M: f64 = 10.0;
 /// `grid`).
 fn s2_tile_grid(tile: &str) -> Option<Result<Grid, NodeError>> {
     let t = crate::mgrs::s2_tile(tile).ok()?;
-    let [min_x, min_y, max_x, max_y] = t.bbox();
     Some(
-        Grid::from_bbox(
-            &t.crs(),
-            BBox {
-                min_x,
-                min_y,
-                max_x,
-                max_y,
-            },
-            TILE_RES_M,
-        )
-        .map_err(|e| NodeError::new(format!("the grid of tile `{}`: {e}", t.id))),
+        Grid::from_bbox(&t.crs(), t.bbox().into(), TILE_RES_M)
+            .map_err(|e| NodeError::new(format!("the grid of tile `{}`: {e}", t.id))),
     )
 }
 

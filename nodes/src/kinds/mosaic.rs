@@ -444,12 +444,7 @@ fn target_grid(tiles: &[TileMap], p: &MosaicParams) -> Result<Grid, NodeError> {
             })?,
     };
     let bbox = match p.bbox {
-        Some([min_x, min_y, max_x, max_y]) => BBox {
-            min_x,
-            min_y,
-            max_x,
-            max_y,
-        },
+        Some(b) => b.into(),
         None => {
             let mut u = BBox {
                 min_x: f64::INFINITY,
