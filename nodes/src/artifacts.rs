@@ -151,6 +151,28 @@ pub struct MapMeta {
     pub nodata_pixels: u64,
     /// Whether `confidence.tif` is present.
     pub confidence: bool,
+    /// Area per class code in km2 when it is not `class_pixels` times the grid's pixel area:
+    /// a `mosaic` measures each pixel in the CRS of the tile it comes from (see
+    /// [`crate::kinds::mosaic`]). Absent from `infer`'s maps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_km2: Option<BTreeMap<u8, f64>>,
+}
+
+impl MapMeta {
+    /// Mapped area per class code in km2 (`class_km2`, else `class_pixels` times the grid's
+    /// pixel area); `None` when the grid's CRS is not projected.
+    pub fn class_areas_km2(&self) -> Option<BTreeMap<u8, f64>> {
+        if let Some(a) = &self.class_km2 {
+            return Some(a.clone());
+        }
+        let k = self.grid.pixel_km2()?;
+        Some(
+            self.class_pixels
+                .iter()
+                .map(|(c, n)| (*c, *n as f64 * k))
+                .collect(),
+        )
+    }
 }
 
 /// A confusion matrix of one train/validation split, as `train` records it in its `Model`

@@ -910,6 +910,13 @@ fn mosaic(
         done.overlap_pixels,
         started.elapsed().as_secs_f64()
     );
+    if let Some(km2) = &done.class_km2 {
+        println!(
+            "mapped area {:.3} km2, each pixel measured on its own tile's grid (per tile in the \
+             .tiles.csv)",
+            km2.values().sum::<f64>()
+        );
+    }
     println!(
         "wrote {}, {}, {}",
         out.display(),

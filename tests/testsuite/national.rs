@@ -139,7 +139,7 @@ fn national_mosaic_assessment_and_an_added_tile() {
     let from_tiles: u64 = csv
         .lines()
         .skip(1)
-        .map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap())
+        .map(|l| l.rsplit(',').nth(2).unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(from_tiles, mapped, "{csv}");
     // Which mosaic pixels lie on some tile, from the tiles' own grids (the maps of `map`).
@@ -203,6 +203,49 @@ fn national_mosaic_assessment_and_an_added_tile() {
         "{mapped} of {on}"
     );
 
+    // National areas: each tile's pixels on its own grid, at its own pixel area, where no
+    // tile before it has a class, summed; the assessment's mapped areas and the change
+    // analysis's class areas are these, within 0.1 %.
+    lulc(
+        "export",
+        SIX,
+        store.path(),
+        &["accuracy", "change", "--out", dest],
+    );
+    let areas_csv = std::fs::read_to_string(out.path().join("change/areas.csv")).unwrap();
+    for year in [2020, 2021] {
+        let by_tiles = areas_from_tiles(out.path(), year);
+        let doc: Value = serde_json::from_slice(
+            &std::fs::read(
+                out.path()
+                    .join(format!("accuracy/year={year}/assessment.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let total: f64 = by_tiles.values().sum();
+        let mapped = doc["area_weighted"]["mapped_km2"].as_f64().unwrap();
+        assert!(
+            (mapped / total - 1.0).abs() < 1e-3,
+            "{year}: {mapped} vs {total}"
+        );
+        for c in doc["classes"].as_array().unwrap() {
+            let code = c["code"].as_u64().unwrap() as u8;
+            let want = by_tiles.get(&code).copied().unwrap_or(0.0);
+            let got = c["mapped_km2"].as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-3 * want,
+                "{year}, class {code}: {got} vs {want} km2"
+            );
+            let line = areas_csv
+                .lines()
+                .find(|l| l.starts_with(&format!("{year},{code},")))
+                .unwrap();
+            let km2: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+            assert!((km2 - want).abs() <= 1e-3 * want + 1e-6, "{line} vs {want}");
+        }
+    }
+
     // A COG with overviews, the colour table and the class names.
     let info = Command::new("gdalinfo")
         .arg(dir.join("map.tif"))
@@ -213,6 +256,51 @@ fn national_mosaic_assessment_and_an_added_tile() {
     assert!(info.contains("Overviews: "), "{info}");
     assert!(info.contains("Color Table"), "{info}");
     assert!(info.contains("CATEGORY_3=Rice"), "{info}");
+}
+
+/// Class areas (km2) of a year from the exported tile maps by brute force: every pixel of
+/// every tile, in tile order, at its own pixel area, unless a tile before it has a class at
+/// its centre.
+fn areas_from_tiles(out: &Path, year: i64) -> BTreeMap<u8, f64> {
+    let tiles: Vec<RasterReader> = ["48A1", "48B1", "48C1", "49A2", "49B2", "49C2"]
+        .iter()
+        .map(|t| RasterReader::open(out.join(format!("map/tile={t},year={year}/map.tif"))).unwrap())
+        .collect();
+    let mut areas = BTreeMap::new();
+    for (i, t) in tiles.iter().enumerate() {
+        let g = t.grid().clone();
+        let v = t.read_window_u8(1, &g.full_window()).unwrap();
+        let mut free: Vec<bool> = v.iter().map(|c| *c != 0).collect();
+        for e in &tiles[..i] {
+            let eg = e.grid().clone();
+            let ev = e.read_window_u8(1, &eg.full_window()).unwrap();
+            let mut pts: Vec<PointFeature> = (0..g.pixel_count())
+                .map(|k| {
+                    let (x, y) =
+                        g.pixel_to_geo((k % g.width) as f64 + 0.5, (k / g.width) as f64 + 0.5);
+                    PointFeature {
+                        id: k as i64,
+                        x,
+                        y,
+                        attrs: BTreeMap::new(),
+                    }
+                })
+                .collect();
+            reproject_points(&mut pts, &g.crs_wkt, &eg.crs_wkt).unwrap();
+            let et = eg.geo_transform;
+            for (k, p) in pts.iter().enumerate() {
+                let (c, r) = ((p.x - et[0]) / et[1], (p.y - et[3]) / et[5]);
+                if c >= 0.0 && r >= 0.0 && c < eg.width as f64 && r < eg.height as f64 {
+                    free[k] &= ev[r as usize * eg.width + c as usize] == 0;
+                }
+            }
+        }
+        let px_km2 = g.pixel_km2().unwrap();
+        for (c, _) in v.iter().zip(&free).filter(|(_, f)| **f) {
+            *areas.entry(*c).or_insert(0.0) += px_km2;
+        }
+    }
+    areas
 }
 
 #[test]
@@ -328,6 +416,7 @@ fn lulc_mosaic_joins_exported_maps_and_refuses_a_raster_without_classes() {
         "{text}"
     );
     assert!(text.contains("20000 in overlaps"), "{text}");
+    assert!(text.contains("mapped area 10.000 km2"), "{text}");
     let r = RasterReader::open(&out).unwrap();
     let v = r.read_window_u8(1, &r.grid().full_window()).unwrap();
     assert_eq!(v.iter().filter(|c| **c == 3).count(), 300 * 200);

@@ -13,11 +13,13 @@
 //! lacks is an error naming the point and the class.
 //!
 //! Area-weighted estimates use the map classes as strata, with the weights W_i = the mapped
-//! pixel counts of the map's metadata (`class_pixels`). A class that is mapped but has no point
+//! pixel counts of the map's metadata (`class_pixels`), or for a mosaic its mapped areas
+//! (`class_km2`: each pixel measured in the CRS of the tile it comes from). A class that is mapped but has no point
 //! mapped as it cannot be estimated (its stratum has no sample): it is left out of the strata
 //! (the estimates then cover the mapped area of the other classes), listed under
 //! `area_weighted.unsampled` and warned about. A stratum with a single point contributes no
-//! variance (listed under `area_weighted.single_sample`). Areas are in km2 from the map grid's pixel area, for a projected CRS in
+//! variance (listed under `area_weighted.single_sample`). Areas are in km2: a mosaic's
+//! `class_km2`, else the pixel counts times the map grid's pixel area for a projected CRS in
 //! metres; with a geographic CRS the areas are `null` (warned).
 //!
 //! ## Ports
@@ -346,12 +348,23 @@ impl Node for Assess {
         let unsampled: Vec<usize> = (0..legend.len())
             .filter(|&i| pixels[i] > 0 && confusion.row_total(i) == 0)
             .collect();
+        // Mapped areas: pixels times the pixel's area, or a mosaic's areas measured per tile.
+        let class_km2: Option<Vec<f64>> = map.class_areas_km2().map(|a| {
+            legend
+                .0
+                .iter()
+                .map(|c| a.get(&c.code).copied().unwrap_or(0.0))
+                .collect()
+        });
         let weights: Vec<f64> = (0..legend.len())
             .map(|i| {
                 if unsampled.contains(&i) {
                     0.0
                 } else {
-                    pixels[i] as f64
+                    match (&map.class_km2, &class_km2) {
+                        (Some(_), Some(a)) => a[i],
+                        _ => pixels[i] as f64,
+                    }
                 }
             })
             .collect();
@@ -371,8 +384,8 @@ impl Node for Assess {
                     .join(", ")
             ));
         }
-        let pixel_km2 = pixel_km2(&map.grid);
-        if pixel_km2.is_none() {
+        let pixel_km2 = map.grid.pixel_km2();
+        if class_km2.is_none() {
             ctx.warn(format!(
                 "the map's CRS ({}) is not projected: areas in km2 are not reported",
                 crs_label(&map.grid.crs_wkt)
@@ -397,6 +410,7 @@ impl Node for Assess {
             &metrics,
             &area,
             &pixels,
+            class_km2.as_deref(),
             &unsampled,
             pixel_km2,
             PointCounts {
@@ -480,20 +494,6 @@ fn read_map_meta(art: &ArtifactIn) -> Result<MapMeta, NodeError> {
             art.step_id
         ))
     })
-}
-
-/// Area of one pixel in km2, for a projected CRS (in metres); `None` for a geographic one or
-/// none at all.
-pub(crate) fn pixel_km2(grid: &Grid) -> Option<f64> {
-    let wkt = grid.crs_wkt.trim_start();
-    let geographic = ["GEOGCS", "GEOGCRS", "GEODCRS", "GEOGRAPHICCRS", "GEOCCS"]
-        .iter()
-        .any(|k| wkt.starts_with(k));
-    if wkt.is_empty() || geographic {
-        return None;
-    }
-    let g = &grid.geo_transform;
-    Some((g[1] * g[5] - g[2] * g[4]).abs() / 1e6)
 }
 
 /// The map's value at every point (`None` outside the map), reading each 256 x 256 block that
@@ -641,18 +641,20 @@ fn build_report(
     m: &Metrics,
     a: &AreaWeighted,
     pixels: &[u64],
+    class_km2: Option<&[f64]>,
     unsampled: &[usize],
     pixel_km2: Option<f64>,
     points: PointCounts,
     holdout: Option<HoldoutReport>,
 ) -> Report {
     let code = |i: usize| legend.0[i].code;
-    let mapped_px: u64 = pixels.iter().sum();
-    let strata_px: u64 = (0..pixels.len())
-        .filter(|i| !unsampled.contains(i))
-        .map(|i| pixels[i])
-        .sum();
-    let strata_km2 = pixel_km2.map(|k| k * strata_px as f64);
+    let mapped_km2 = class_km2.map(|a| a.iter().sum::<f64>());
+    let strata_km2 = class_km2.map(|a| {
+        (0..a.len())
+            .filter(|i| !unsampled.contains(i))
+            .map(|i| a[i])
+            .sum::<f64>()
+    });
     let classes = legend
         .0
         .iter()
@@ -670,7 +672,7 @@ fn build_report(
             pa_area: a.pa[i],
             pa_area_ci95: a.pa_se[i].map(|s| Z95 * s),
             mapped_pixels: pixels[i],
-            mapped_km2: pixel_km2.map(|k| k * pixels[i] as f64),
+            mapped_km2: class_km2.map(|a| a[i]),
             area_km2: strata_km2.map(|t| t * a.share[i]),
             area_km2_ci95: strata_km2.map(|t| Z95 * t * a.share_se[i]),
         })
@@ -689,7 +691,7 @@ fn build_report(
             oa: a.oa,
             oa_ci95: Z95 * a.oa_se,
             pixel_km2,
-            mapped_km2: pixel_km2.map(|k| k * mapped_px as f64),
+            mapped_km2,
             strata_km2,
             unsampled: unsampled.iter().map(|&i| code(i)).collect(),
             single_sample: a.single_sample.iter().map(|&i| code(i)).collect(),
@@ -1093,6 +1095,7 @@ mod tests {
             class_pixels,
             nodata_pixels: nodata,
             confidence: false,
+            class_km2: None,
         };
         ArtifactIn {
             step_id: "infer[year=2020]".into(),
@@ -1211,6 +1214,25 @@ mod tests {
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+
+    /// A mosaic's areas (each pixel measured on its own tile's grid) are the strata weights
+    /// and the mapped areas, not its pixel counts: W = 0.03, 0.02, 0.0185 km2 of 0.0685.
+    #[test]
+    fn a_mosaic_s_class_areas_weigh_the_strata() {
+        let dir = TempDir::new().unwrap();
+        let mut map = map_art(dir.path(), legend(3), pattern);
+        map.meta["class_km2"] = json!({"1": 0.03, "2": 0.02, "3": 0.0185});
+        let pts = points_art(dir.path(), points(), Some("EPSG:32648"), 2020);
+        let r = report(&run_with(dir.path(), json!({}), &map, &pts, None).unwrap());
+        close(
+            r.area_weighted.oa,
+            (0.03 * 0.75 + 0.02 * 2.0 / 3.0 + 0.0185) / 0.0685,
+        );
+        close(r.area_weighted.mapped_km2.unwrap(), 0.0685);
+        close(r.area_weighted.strata_km2.unwrap(), 0.0685);
+        close(r.classes[0].mapped_km2.unwrap(), 0.03);
+        assert_eq!(r.classes[0].mapped_pixels, 200);
     }
 
     /// Confusion (rows map): [[3, 1, 0], [0, 2, 1], [0, 0, 3]], n = 10, OA = 0.8.
@@ -1577,10 +1599,10 @@ mod tests {
     #[test]
     fn pixel_area_needs_a_projected_crs() {
         let mut g = grid();
-        close(pixel_km2(&g).unwrap(), 1e-4);
+        close(g.pixel_km2().unwrap(), 1e-4);
         g.crs_wkt = crs_to_wkt("EPSG:4326").unwrap();
-        assert_eq!(pixel_km2(&g), None);
+        assert_eq!(g.pixel_km2(), None);
         g.crs_wkt = String::new();
-        assert_eq!(pixel_km2(&g), None);
+        assert_eq!(g.pixel_km2(), None);
     }
 }

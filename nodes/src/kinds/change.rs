@@ -11,8 +11,11 @@
 //!   - `transitions.csv`: `from_code,from_class,to_code,to_class,pixels,km2`, every pair of
 //!     classes seen between the years `from` and `to`, in legend order (the diagonal is the
 //!     unchanged area); over the pixels with a class in every year, as `frequency.tif`.
+//!     On a mosaic, whose pixels have the area of the tile they come from, a transition's
+//!     `km2` counts its pixels at the `from` class's mean pixel area that year.
 //!   - `areas.csv`: `year,code,class,pixels,km2`, every legend class in every year (from the
-//!     maps' class counts; `km2` empty for a geographic CRS).
+//!     maps' class counts and areas, see [`crate::artifacts::MapMeta::class_areas_km2`]; `km2`
+//!     empty for a geographic CRS).
 //!   - `areas.png`: class area per year as a line plot, one line per class present in some
 //!     year, in its legend colour (bundled font, deterministic bytes).
 //!
@@ -42,7 +45,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{MAP, MapMeta};
 use crate::classes::Legend;
-use crate::kinds::assess::pixel_km2;
 use crate::kinds::infer::MAP_FILE;
 use crate::kinds::{blockwise, csv_field, open_all, raster_err};
 use crate::plot::{FONT_FAMILY, encode_png, register_font};
@@ -244,9 +246,27 @@ impl Node for Change {
         )?;
         freq.finish().map_err(raster_err)?;
 
-        let km2 = pixel_km2(&grid);
-        let area = |px: u64| {
-            km2.map(|k| format!("{:.6}", px as f64 * k))
+        let km2 = grid.pixel_km2();
+        // A mosaic's pixels differ in area by the tile they come from: a transition from a
+        // class counts at that class's mean pixel area in the `from` year, so that a row of
+        // the matrix adds up to the class's area as `areas.csv` gives it.
+        let from_km2 = maps[from].meta.class_areas_km2();
+        let per_pixel = |code: u8| match (&maps[from].meta.class_km2, &from_km2) {
+            (Some(_), Some(a)) => {
+                let px = maps[from]
+                    .meta
+                    .class_pixels
+                    .get(&code)
+                    .copied()
+                    .unwrap_or(0);
+                let area = a.get(&code).copied().unwrap_or(0.0);
+                if px > 0 { Some(area / px as f64) } else { km2 }
+            }
+            _ => km2,
+        };
+        let area = |code: u8, px: u64| {
+            per_pixel(code)
+                .map(|k| format!("{:.6}", px as f64 * k))
                 .unwrap_or_default()
         };
         let order = |code: u8| legend.index_of(code).unwrap_or(usize::MAX);
@@ -259,27 +279,25 @@ impl Node for Change {
                 "{a},{},{b},{},{n},{}",
                 csv_field(&legend.name(*a)),
                 csv_field(&legend.name(*b)),
-                area(*n)
+                area(*a, *n)
             );
         }
         ctx.write_output("change", TRANSITIONS_FILE, csv.as_bytes())?;
 
         let mut csv = String::from("year,code,class,pixels,km2\n");
         for m in &maps {
+            let areas = m.meta.class_areas_km2();
             for c in &legend.0 {
                 let px = m.meta.class_pixels.get(&c.code).copied().unwrap_or(0);
-                let _ = writeln!(
-                    csv,
-                    "{},{},{},{px},{}",
-                    m.year,
-                    c.code,
-                    csv_field(&c.name),
-                    area(px)
-                );
+                let a = areas
+                    .as_ref()
+                    .map(|a| format!("{:.6}", a.get(&c.code).copied().unwrap_or(0.0)))
+                    .unwrap_or_default();
+                let _ = writeln!(csv, "{},{},{},{px},{a}", m.year, c.code, csv_field(&c.name));
             }
         }
         ctx.write_output("change", AREAS_FILE, csv.as_bytes())?;
-        let png = areas_png(&maps, &legend, km2).map_err(NodeError::new)?;
+        let png = areas_png(&maps, &legend).map_err(NodeError::new)?;
         ctx.write_output("change", AREAS_PNG, &png)?;
 
         let with_data = grid.pixel_count() as u64 - nodata;
@@ -310,16 +328,22 @@ impl Node for Change {
 
 /// Class area (km², or pixels for a geographic CRS) per year: one line per class present in
 /// any year, in its legend colour; the legend to the right.
-fn areas_png(maps: &[YearMap], legend: &Legend, km2: Option<f64>) -> Result<Vec<u8>, String> {
+fn areas_png(maps: &[YearMap], legend: &Legend) -> Result<Vec<u8>, String> {
     use plotters::prelude::*;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
 
     register_font()?;
     let err = |e: plotters::drawing::DrawingAreaErrorKind<_>| format!("cannot draw: {e}");
     let font = |size: f64| FontDesc::new(FontFamily::Name(FONT_FAMILY), size, FontStyle::Normal);
+    let areas: Vec<Option<BTreeMap<u8, f64>>> =
+        maps.iter().map(|m| m.meta.class_areas_km2()).collect();
+    let km2 = areas.iter().all(Option::is_some);
     let value = |m: &YearMap, code: u8| {
-        let px = m.meta.class_pixels.get(&code).copied().unwrap_or(0) as f64;
-        km2.map_or(px, |k| px * k)
+        let i = maps.iter().position(|o| o.year == m.year).unwrap_or(0);
+        match &areas[i] {
+            Some(a) if km2 => a.get(&code).copied().unwrap_or(0.0),
+            _ => m.meta.class_pixels.get(&code).copied().unwrap_or(0) as f64,
+        }
     };
     let classes: Vec<&crate::classes::ClassDef> = legend
         .0
@@ -346,7 +370,7 @@ fn areas_png(maps: &[YearMap], legend: &Legend, km2: Option<f64>) -> Result<Vec<
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let unit = if km2.is_some() { "km²" } else { "pixels" };
+        let unit = if km2 { "km²" } else { "pixels" };
         root.draw(&Text::new(
             format!("Class area per year ({unit})"),
             (12, 14),
@@ -485,6 +509,7 @@ mod tests {
             class_pixels,
             nodata_pixels: classes.iter().filter(|c| **c == 0).count() as u64,
             confidence: false,
+            class_km2: None,
         };
         ArtifactIn {
             step_id: format!("map[year={year}]"),
@@ -576,6 +601,36 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("14,Solar panel,14,Solar panel,1,"), "{t}");
+    }
+
+    #[test]
+    fn a_mosaic_s_areas_per_tile_are_the_class_areas_and_weigh_the_transitions() {
+        let dir = tempfile::tempdir().unwrap();
+        // Maps as a mosaic gives them: each class's area measured on its tiles' own grids
+        // (here rice's 3 pixels are 0.00031 km2 in 2019, not 3 x 0.0001).
+        let with_areas = |mut m: ArtifactIn, areas: serde_json::Value| {
+            m.meta["class_km2"] = areas;
+            m
+        };
+        let maps = vec![
+            with_areas(
+                map(dir.path(), 2019, [1, 3, 8, 3, 3, 8]),
+                json!({"1": 0.0001, "3": 0.00031, "8": 0.0002}),
+            ),
+            with_areas(
+                map(dir.path(), 2020, [1, 14, 3, 3, 3, 8]),
+                json!({"1": 0.0001, "3": 0.0003, "8": 0.0001, "14": 0.000102}),
+            ),
+        ];
+        let ctx = run(json!({}), maps, dir.path()).unwrap();
+        let a = std::fs::read_to_string(file(&ctx, AREAS_FILE)).unwrap();
+        assert!(a.contains("2019,3,Rice,3,0.000310\n"), "{a}");
+        assert!(a.contains("2020,14,Solar panel,1,0.000102\n"), "{a}");
+        // Rice of 2019 (mean pixel 0.000310 / 3): 2 px stay rice, 1 becomes solar; the row
+        // adds up to rice's area of 2019.
+        let t = std::fs::read_to_string(file(&ctx, TRANSITIONS_FILE)).unwrap();
+        assert!(t.contains("3,Rice,3,Rice,2,0.000207\n"), "{t}");
+        assert!(t.contains("3,Rice,14,Solar panel,1,0.000103\n"), "{t}");
     }
 
     fn err(r: Result<RunCtx, NodeError>) -> String {

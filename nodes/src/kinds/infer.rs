@@ -220,6 +220,7 @@ impl Node for Infer {
             class_pixels,
             nodata_pixels,
             confidence: p.confidence,
+            class_km2: None,
         };
         ctx.set_meta(
             "map",

@@ -21,14 +21,26 @@
 //! touches, never by the mosaic's size; the cost is linear in the tiles' pixels plus the output
 //! grid's. Windows no tile touches are not written: the COG leaves them out of the file.
 //!
+//! **Areas** are measured on the tiles' own grids, not on the mosaic's: a pixel of a tile in
+//! another UTM zone, reprojected, no longer has its tile's area (the zones' scale factors
+//! differ by up to 0.2 % near their common edge). Each tile counts its own pixels that have a
+//! class, that no tile before it maps (the overlap rule, applied on the tile's grid with the
+//! earlier tiles reprojected onto it) and whose centre lies in the mosaic's extent; each
+//! counts at its own pixel area. For a tile copied pixel for pixel these are the mosaic
+//! pixels it gave; a reprojected tile is read a second time for them. The sums per class are
+//! the map's `class_km2`, which `assess` (strata weights, mapped areas) and `change` (class
+//! areas) use. Areas are those of the tiles' projected CRSs, not ellipsoidal ones.
+//!
 //! ## Ports
 //! - in `maps` (`Map`, many): the tile maps, with one legend and one year (e.g.
 //!   `maps: { from: map, tile: all }` in a step partitioned by `year`).
 //! - out `map` (`Map`, see [`crate::artifacts::MapMeta`]): `map.tif` (UInt8 COG: DEFLATE,
 //!   tiles of `blocksize`, internal overviews resampled by `overviews`, colour table and
 //!   `CATEGORY_<code>` class names), `map.qml` (QGIS style) and `tiles.csv`
-//!   (`tile,step,crs,placement,pixels`: where each tile landed, `aligned` or `reprojected`,
-//!   and how many mosaic pixels took its class). No `confidence.tif`.
+//!   (`tile,step,crs,placement,pixels,own_pixels,km2`: where each tile landed, `aligned`,
+//!   `reprojected` or `outside`, how many mosaic pixels took its class, and how many of its
+//!   own pixels the mosaic holds with their area; the `km2` column adds up to the map's
+//!   mapped area). No `confidence.tif`. The metadata's `class_km2` holds the areas per class.
 //!
 //! ## Params (defaults in brackets)
 //! - `crs` [the CRS most tiles use]: any definition GDAL understands (`EPSG:32648`, WKT).
@@ -70,7 +82,7 @@ use crate::raster::{
     BBox, DType, Grid, OverviewResampling, RasterMeta, RasterReader, RasterWriter, Resampling,
     WarpedBand, Window, WriteOptions, crs_equivalent, crs_label, crs_to_wkt, warp_to_grid,
 };
-use crate::vector::grid_footprint;
+use crate::vector::{PointFeature, grid_footprint, reproject_points};
 
 pub const TILES_FILE: &str = "tiles.csv";
 
@@ -156,6 +168,7 @@ impl TileMap {
                 class_pixels: BTreeMap::new(),
                 nodata_pixels: 0,
                 confidence: false,
+                class_km2: None,
             },
             path: path.to_path_buf(),
         })
@@ -187,14 +200,15 @@ enum Opened {
 /// What one window contributes.
 struct Block {
     classes: Vec<u8>,
-    /// Pixels each placed tile (by index into the placed list) gave their class.
-    taken: Vec<(usize, u64)>,
+    /// Pixels each placed tile (by index into the placed list) gave their class, per class
+    /// code (the codes it gave, in code order).
+    taken: Vec<(usize, Vec<(u8, u64)>)>,
     overlap: u64,
 }
 
 impl Node for Mosaic {
     const KIND: &'static str = "mosaic";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     type Params = MosaicParams;
 
     fn inputs() -> Vec<Port> {
@@ -264,6 +278,7 @@ impl Node for Mosaic {
             class_pixels: done.class_pixels,
             nodata_pixels: done.nodata_pixels,
             confidence: false,
+            class_km2: done.class_km2,
         };
         ctx.set_meta(
             "map",
@@ -278,6 +293,9 @@ pub struct Mosaicked {
     pub grid: Grid,
     /// Pixels per class code of the legend.
     pub class_pixels: BTreeMap<u8, u64>,
+    /// Area per class code in km2, each pixel measured in its tile's CRS (module doc); `None`
+    /// when a tile's CRS is not projected.
+    pub class_km2: Option<BTreeMap<u8, f64>>,
     pub nodata_pixels: u64,
     /// Pixels more than one tile maps.
     pub overlap_pixels: u64,
@@ -311,7 +329,7 @@ pub fn mosaic(tiles: &[TileMap], p: &MosaicParams, out: &Path) -> Result<Mosaick
 
     let windows: Vec<Window> = grid.blocks(WINDOW).collect();
     let mut class_pixels: BTreeMap<u8, u64> = legend.0.iter().map(|c| (c.code, 0)).collect();
-    let mut taken = vec![0u64; placed.len()];
+    let mut taken = vec![BTreeMap::<u8, u64>::new(); placed.len()];
     let mut overlap = 0u64;
     let paths: Vec<PathBuf> = tiles.iter().map(|t| t.path.clone()).collect();
     blockwise(
@@ -321,8 +339,10 @@ pub fn mosaic(tiles: &[TileMap], p: &MosaicParams, out: &Path) -> Result<Mosaick
         |open, w| mosaic_window(open, &placed, &paths, &grid, w),
         |w, block| {
             overlap += block.overlap;
-            for (i, n) in &block.taken {
-                taken[*i] += n;
+            for (i, gave) in &block.taken {
+                for (code, n) in gave {
+                    *taken[*i].entry(*code).or_insert(0) += n;
+                }
             }
             if block.taken.is_empty() {
                 return Ok(());
@@ -345,6 +365,8 @@ pub fn mosaic(tiles: &[TileMap], p: &MosaicParams, out: &Path) -> Result<Mosaick
     )?;
     map.finish().map_err(raster_err)?;
     let pixels: u64 = class_pixels.values().sum();
+    let owned = tile_areas(tiles, &placed, &taken, &grid)?;
+    let class_km2 = class_km2(tiles, &owned);
     Ok(Mosaicked {
         nodata_pixels: grid.pixel_count() as u64 - pixels,
         overlap_pixels: overlap,
@@ -352,8 +374,9 @@ pub fn mosaic(tiles: &[TileMap], p: &MosaicParams, out: &Path) -> Result<Mosaick
             .iter()
             .filter(|t| t.placement == Placement::Reprojected)
             .count(),
-        tiles_csv: tiles_csv(tiles, &placed, &taken),
+        tiles_csv: tiles_csv(tiles, &placed, &taken, &owned),
         class_pixels,
+        class_km2,
         grid,
     })
 }
@@ -575,7 +598,7 @@ fn mosaic_window(
         }
         let sub = Window::new(sx0, sy0, sx1 - sx0, sy1 - sy0);
         let values = read_tile(open, t, &paths[t.tile], grid, &sub)?;
-        let mut n = 0u64;
+        let mut counts = [0u64; 256];
         for r in 0..sub.h {
             let row = (sub.y - w.y + r) * w.w + (sub.x - w.x);
             for c in 0..sub.w {
@@ -586,15 +609,16 @@ fn mosaic_window(
                 let i = row + c;
                 if classes[i] == 0 {
                     classes[i] = v;
-                    n += 1;
+                    counts[usize::from(v)] += 1;
                 } else if !claimed[i] {
                     claimed[i] = true;
                     overlap += 1;
                 }
             }
         }
-        if n > 0 {
-            taken.push((pi, n));
+        let gave = nonzero(&counts);
+        if !gave.is_empty() {
+            taken.push((pi, gave));
         }
     }
     Ok(Block {
@@ -652,9 +676,16 @@ fn read_tile(
     }
 }
 
-/// `tiles.csv`: every input tile, where it landed and how many mosaic pixels it gave.
-fn tiles_csv(tiles: &[TileMap], placed: &[Placed], taken: &[u64]) -> String {
-    let mut s = String::from("tile,step,crs,placement,pixels\n");
+/// `tiles.csv`: every input tile, where it landed, how many mosaic pixels it gave, and how
+/// many of its own pixels the mosaic holds with their area in km2 (empty for a CRS that is not
+/// projected).
+fn tiles_csv(
+    tiles: &[TileMap],
+    placed: &[Placed],
+    taken: &[BTreeMap<u8, u64>],
+    owned: &[BTreeMap<u8, u64>],
+) -> String {
+    let mut s = String::from("tile,step,crs,placement,pixels,own_pixels,km2\n");
     for (i, t) in tiles.iter().enumerate() {
         let at = placed.iter().position(|p| p.tile == i);
         let placement = match at.map(|a| placed[a].placement) {
@@ -662,16 +693,146 @@ fn tiles_csv(tiles: &[TileMap], placed: &[Placed], taken: &[u64]) -> String {
             Some(Placement::Reprojected) => "reprojected",
             None => "outside",
         };
-        let pixels = at.map_or(0, |a| taken[a]);
+        let pixels: u64 = at.map_or(0, |a| taken[a].values().sum());
+        let own: u64 = owned[i].values().sum();
+        let km2 = t
+            .meta
+            .grid
+            .pixel_km2()
+            .map(|k| format!("{:.6}", own as f64 * k))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "{},{},{},{placement},{pixels}",
+            "{},{},{},{placement},{pixels},{own},{km2}",
             csv_field(&t.name),
             csv_field(&t.step),
             csv_field(&crs_label(&t.meta.grid.crs_wkt)),
         );
     }
     s
+}
+
+/// The codes with a count, in code order.
+fn nonzero(counts: &[u64; 256]) -> Vec<(u8, u64)> {
+    (0u8..=255)
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| (c, *n))
+        .collect()
+}
+
+/// Per tile (input order), its own pixels per class that the mosaic holds: the pixels of its
+/// grid where it has a class and no tile before it has one, inside the mosaic's extent. For a
+/// tile copied onto the mosaic's grid these are the mosaic pixels it gave; a reprojected tile
+/// is counted again on its own grid, with the tiles before it reprojected onto that grid.
+fn tile_areas(
+    tiles: &[TileMap],
+    placed: &[Placed],
+    taken: &[BTreeMap<u8, u64>],
+    grid: &Grid,
+) -> Result<Vec<BTreeMap<u8, u64>>, NodeError> {
+    let mut owned = vec![BTreeMap::new(); tiles.len()];
+    for (pi, t) in placed.iter().enumerate() {
+        owned[t.tile] = match t.placement {
+            Placement::Aligned { .. } => taken[pi].clone(),
+            Placement::Reprojected => own_pixels(tiles, t.tile, grid)?,
+        };
+    }
+    Ok(owned)
+}
+
+/// Tile `i`'s pixels per class on its own grid that no tile before it maps, inside `grid`.
+fn own_pixels(tiles: &[TileMap], i: usize, grid: &Grid) -> Result<BTreeMap<u8, u64>, NodeError> {
+    let own = &tiles[i].meta.grid;
+    let before = place(&tiles[..i], own)?;
+    let me = Placed {
+        tile: i,
+        rect: [0, 0, own.width, own.height],
+        placement: Placement::Aligned { dx: 0, dy: 0 },
+    };
+    // Pixel centres are tested against the mosaic's extent only where the tile's footprint
+    // reaches past it (a `bbox` smaller than the tiles).
+    let clip = {
+        let f = footprint(&tiles[i], &grid.crs_wkt)?;
+        let b = grid.bbox();
+        !(f.min_x >= b.min_x && f.max_x <= b.max_x && f.min_y >= b.min_y && f.max_y <= b.max_y)
+    };
+    let paths: Vec<PathBuf> = tiles.iter().map(|t| t.path.clone()).collect();
+    let windows: Vec<Window> = own.blocks(WINDOW).collect();
+    let mut total = [0u64; 256];
+    blockwise(
+        &windows,
+        1,
+        || Ok(RefCell::new(BTreeMap::<usize, Opened>::new())),
+        |open, w| {
+            let earlier = mosaic_window(open, &before, &paths, own, w)?.classes;
+            let mine = read_tile(open, &me, &paths[i], own, w)?;
+            let inside = if clip {
+                inside_grid(own, w, grid)?
+            } else {
+                Vec::new()
+            };
+            let mut counts = [0u64; 256];
+            for (k, (m, e)) in mine.iter().zip(&earlier).enumerate() {
+                if *m != 0 && *e == 0 && (!clip || inside[k]) {
+                    counts[usize::from(*m)] += 1;
+                }
+            }
+            Ok(counts)
+        },
+        |_, counts| {
+            for (t, n) in total.iter_mut().zip(counts) {
+                *t += n;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(nonzero(&total).into_iter().collect())
+}
+
+/// Whether each pixel centre of window `w` of `own` falls inside `grid`'s extent.
+fn inside_grid(own: &Grid, w: &Window, grid: &Grid) -> Result<Vec<bool>, NodeError> {
+    let mut pts: Vec<PointFeature> = (0..w.len())
+        .map(|k| {
+            let (c, r) = ((w.x + k % w.w) as f64 + 0.5, (w.y + k / w.w) as f64 + 0.5);
+            let (x, y) = own.pixel_to_geo(c, r);
+            PointFeature {
+                id: k as i64,
+                x,
+                y,
+                attrs: BTreeMap::new(),
+            }
+        })
+        .collect();
+    reproject_points(&mut pts, &own.crs_wkt, &grid.crs_wkt)
+        .map_err(|e| NodeError::new(format!("a tile's pixels in the mosaic's CRS: {e}")))?;
+    let b = grid.bbox();
+    Ok(pts
+        .iter()
+        .map(|p| p.x >= b.min_x && p.x < b.max_x && p.y > b.min_y && p.y <= b.max_y)
+        .collect())
+}
+
+/// Area per class code in km2: each tile's own pixels times its own pixel area, summed in
+/// tile order; `None` when a tile that gives pixels is not in a projected CRS.
+fn class_km2(tiles: &[TileMap], owned: &[BTreeMap<u8, u64>]) -> Option<BTreeMap<u8, f64>> {
+    let mut km2: BTreeMap<u8, f64> = tiles[0]
+        .meta
+        .legend
+        .0
+        .iter()
+        .map(|c| (c.code, 0.0))
+        .collect();
+    for (t, own) in tiles.iter().zip(owned) {
+        if own.is_empty() {
+            continue;
+        }
+        let k = t.meta.grid.pixel_km2()?;
+        for (code, n) in own {
+            *km2.entry(*code).or_insert(0.0) += *n as f64 * k;
+        }
+    }
+    Some(km2)
 }
 
 #[cfg(test)]
@@ -726,6 +887,7 @@ mod tests {
             class_pixels,
             nodata_pixels: values.iter().filter(|v| **v == 0).count() as u64,
             confidence: false,
+            class_km2: None,
         };
         ArtifactIn {
             step_id: format!("map[tile={tile},year=2020]"),
@@ -830,11 +992,11 @@ mod tests {
         assert_eq!(
             csv,
             format!(
-                "tile,step,crs,placement,pixels\n\
-                 48QA,\"map[tile=48QA,year=2020]\",EPSG:32648 (WGS 84 / UTM zone 48N),aligned,{}\n\
-                 48QB,\"map[tile=48QB,year=2020]\",EPSG:32648 (WGS 84 / UTM zone 48N),aligned,{}\n",
-                200 * 200 - 100,
-                160 * 200 + 100
+                "tile,step,crs,placement,pixels,own_pixels,km2\n\
+                 48QA,\"map[tile=48QA,year=2020]\",EPSG:32648 (WGS 84 / UTM zone 48N),aligned,{a},{a},3.990000\n\
+                 48QB,\"map[tile=48QB,year=2020]\",EPSG:32648 (WGS 84 / UTM zone 48N),aligned,{b},{b},3.210000\n",
+                a = 200 * 200 - 100,
+                b = 160 * 200 + 100
             )
         );
 
@@ -928,6 +1090,139 @@ mod tests {
         assert_eq!(
             meta.class_pixels.values().sum::<u64>() + meta.nodata_pixels,
             g.pixel_count() as u64
+        );
+    }
+
+    /// The class of tile `t`'s grid at a point of CRS `crs` (0 off the tile), from its file.
+    fn class_at(t: &ArtifactIn, crs: &str, x: f64, y: f64) -> u8 {
+        let meta: MapMeta = serde_json::from_value(t.meta.clone()).unwrap();
+        let mut p = vec![PointFeature {
+            id: 0,
+            x,
+            y,
+            attrs: BTreeMap::new(),
+        }];
+        reproject_points(&mut p, crs, &meta.grid.crs_wkt).unwrap();
+        let g = meta.grid.geo_transform;
+        let (c, r) = ((p[0].x - g[0]) / g[1], (p[0].y - g[3]) / g[5]);
+        if c < 0.0 || r < 0.0 || c >= meta.grid.width as f64 || r >= meta.grid.height as f64 {
+            return 0;
+        }
+        let reader = RasterReader::open(&t.files[MAP_FILE]).unwrap();
+        reader
+            .read_window_u8(1, &Window::new(c as usize, r as usize, 1, 1))
+            .unwrap()[0]
+    }
+
+    #[test]
+    fn areas_count_each_pixel_on_its_own_tile_grid_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let legend = Legend::default();
+        // Zone 48 at about 108.1 E (class 3, a 20 px hole of nodata on its east side), then two
+        // zone-49 tiles over its east half and beyond: 49QA (classes 1, 5, 6 in stripes) and
+        // 49QB, 40 px east of it (class 8). Both zone-49 tiles are reprojected.
+        let a = tile_map(
+            dir.path(),
+            "48QA",
+            &grid(32648, 830_000.0, 2_000_000.0, 100),
+            &legend,
+            |c, r| if c >= 80 && r < 20 { 0 } else { 3 },
+        );
+        let mut p = vec![PointFeature {
+            id: 0,
+            x: 830_500.0,
+            y: 2_000_000.0,
+            attrs: BTreeMap::new(),
+        }];
+        reproject_points(&mut p, "EPSG:32648", "EPSG:32649").unwrap();
+        let (x0, y0) = (
+            (p[0].x / 10.0).round() * 10.0,
+            (p[0].y / 10.0).round() * 10.0,
+        );
+        let c = tile_map(
+            dir.path(),
+            "49QA",
+            &grid(32649, x0, y0 + 200.0, 100),
+            &legend,
+            |c, r| [1, 5, 6][(c + r) / 7 % 3],
+        );
+        let d = tile_map(
+            dir.path(),
+            "49QB",
+            &grid(32649, x0 + 400.0, y0 + 200.0, 100),
+            &legend,
+            |_, _| 8,
+        );
+        let tiles = [&a, &c, &d];
+        // By hand: every pixel of every tile, counted where no tile before it has a class.
+        let mut expect: BTreeMap<u8, f64> = BTreeMap::new();
+        for (i, t) in tiles.iter().enumerate() {
+            let meta: MapMeta = serde_json::from_value(t.meta.clone()).unwrap();
+            let g = &meta.grid;
+            let v = RasterReader::open(&t.files[MAP_FILE])
+                .unwrap()
+                .read_window_u8(1, &g.full_window())
+                .unwrap();
+            for (k, class) in v.iter().enumerate().filter(|(_, c)| **c != 0) {
+                let (x, y) = g.pixel_to_geo((k % g.width) as f64 + 0.5, (k / g.width) as f64 + 0.5);
+                if tiles[..i]
+                    .iter()
+                    .all(|e| class_at(e, &g.crs_wkt, x, y) == 0)
+                {
+                    *expect.entry(*class).or_insert(0.0) += 1e-4;
+                }
+            }
+        }
+        let ctx = run(
+            json!({"blocksize": 128, "crs": "EPSG:32648"}),
+            vec![d.clone(), c.clone(), a.clone()],
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(ctx.metrics()["reprojected_tiles"], json!(2));
+        let meta = out_meta(&ctx);
+        let km2 = meta.class_km2.clone().expect("areas");
+        // The reprojection approximates positions to 1/8 px (as gdalwarp): a pixel on an edge
+        // may fall either way (here none did; one pixel of slack).
+        for (code, want) in &expect {
+            let got = km2[code];
+            assert!(
+                (got - want).abs() <= 1.0001e-4,
+                "class {code}: {got} vs {want}"
+            );
+        }
+        assert!((km2[&3] - (100 * 100 - 20 * 20) as f64 * 1e-4).abs() < 1e-9);
+        let total: f64 = km2.values().sum();
+        let want: f64 = expect.values().sum();
+        assert!((total - want).abs() <= 1.0001e-4, "{total} vs {want}");
+        // The mosaic's own pixels (zone 48) differ: the zones' scales differ at 108 E.
+        let px: u64 = meta.class_pixels.values().sum();
+        assert_ne!(px as f64 * 1e-4, total);
+        // tiles.csv gives each tile's share.
+        let csv = std::fs::read_to_string(&ctx.outputs()["map"].files[TILES_FILE]).unwrap();
+        let shares: f64 = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert!((shares - total).abs() < 1e-5, "{csv}");
+
+        // A `bbox` that cuts the zone-49 tiles: their pixels outside it do not count.
+        let g = classes(&ctx).0;
+        let b = g.bbox();
+        let half = [b.min_x, b.min_y, (b.min_x + b.max_x) / 2.0, b.max_y];
+        let cut = run(
+            json!({"blocksize": 128, "crs": "EPSG:32648", "bbox": half}),
+            vec![a.clone(), c.clone(), d.clone()],
+            dir.path(),
+        )
+        .unwrap();
+        let cut_km2: f64 = out_meta(&cut).class_km2.unwrap().values().sum();
+        let cut_px: u64 = out_meta(&cut).class_pixels.values().sum();
+        assert!(cut_km2 < total);
+        assert!(
+            (cut_km2 / (cut_px as f64 * 1e-4) - 1.0).abs() < 0.01,
+            "{cut_km2} km2 of {cut_px} px"
         );
     }
 
