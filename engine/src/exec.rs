@@ -672,6 +672,8 @@ impl Coordinator<'_> {
                 .map(|p| absolute(p))
                 .collect(),
             material,
+            node: step.node.clone(),
+            resources: step.resources.as_deref().cloned(),
         })
     }
 

@@ -9,11 +9,74 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use lulc_cache::Blobs;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::live::LiveLog;
 use crate::node::Registry;
 use crate::task::{StepResult, StepTask, run_task};
+
+/// What one step asks of a cluster job (an executor that allocates, such as Slurm's): from a
+/// node's `resources:` in the spec and the executor's profile. Unset fields fall back to the
+/// profile's defaults, then to lulc's ([`Resources::DEFAULT`]). Never part of a step's key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub cpus: Option<u32>,
+    /// Memory in MB (`--mem`).
+    pub mem_mb: Option<u64>,
+    /// Wall time in minutes (`--time`).
+    pub time_min: Option<u64>,
+    /// Generic resources (`--gres`, e.g. `gpu:1`).
+    pub gres: Option<String>,
+    /// Local scratch in MB (`--tmp`).
+    pub tmp_mb: Option<u64>,
+}
+
+impl Resources {
+    /// lulc's defaults: 1 CPU, 4 GB, 2 hours.
+    pub const DEFAULT: Resources = Resources {
+        cpus: Some(1),
+        mem_mb: Some(4096),
+        time_min: Some(120),
+        gres: None,
+        tmp_mb: None,
+    };
+
+    /// Field names, as a spec's `resources:` and a profile write them.
+    pub const FIELDS: [&'static str; 5] = ["cpus", "mem_mb", "time_min", "gres", "tmp_mb"];
+
+    /// `self`'s fields where set, else `base`'s.
+    pub fn over(&self, base: &Resources) -> Resources {
+        Resources {
+            cpus: self.cpus.or(base.cpus),
+            mem_mb: self.mem_mb.or(base.mem_mb),
+            time_min: self.time_min.or(base.time_min),
+            gres: self.gres.clone().or_else(|| base.gres.clone()),
+            tmp_mb: self.tmp_mb.or(base.tmp_mb),
+        }
+    }
+
+    pub fn sbatch_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(c) = self.cpus {
+            a.push(format!("--cpus-per-task={c}"));
+        }
+        if let Some(m) = self.mem_mb {
+            a.push(format!("--mem={m}M"));
+        }
+        if let Some(t) = self.time_min {
+            a.push(format!("--time={t}"));
+        }
+        if let Some(g) = &self.gres {
+            a.push(format!("--gres={g}"));
+        }
+        if let Some(t) = self.tmp_mb {
+            a.push(format!("--tmp={t}M"));
+        }
+        a
+    }
+}
 
 /// A failure of the executor itself (not of a step): Slurm refusing a job, a lost worker pool.
 #[derive(Clone, Debug, thiserror::Error, miette::Diagnostic)]

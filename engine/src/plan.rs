@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diag::{Code, Diagnostics, SpecError, SpecErrors, SpecSource};
+use crate::executor::Resources;
 use crate::node::{DynNode, Port, Registry};
 use crate::spec::yaml::{self, Span, Yaml, YamlKind};
 use crate::spec::{self, Key, RawNode};
@@ -105,6 +106,9 @@ pub struct Step {
     pub files: BTreeMap<String, String>,
     /// Span of the node's name in the spec (what a run-time failure underlines).
     pub span: Span,
+    /// What the node's `resources:` asks of a cluster job (shared by its steps; never in the
+    /// key).
+    pub resources: Option<Arc<Resources>>,
 }
 
 /// The lowered, typed plan.
@@ -388,6 +392,7 @@ struct NodeDecl {
     params: Vec<(Key, Value)>,
     params_span: Span,
     env: Vec<String>,
+    resources: Option<Arc<Resources>>,
     /// Names of top-level params this node's params refer to via `${name}`.
     refs: BTreeSet<String>,
     /// `inputs:` was not a mapping (reported); its ports are not reported missing.
@@ -551,6 +556,7 @@ impl Lowerer<'_> {
         }
         env.sort();
         env.dedup();
+        let resources = self.resources(n);
         NodeDecl {
             name: n.name.clone(),
             kind,
@@ -560,11 +566,83 @@ impl Lowerer<'_> {
             params,
             params_span: n.params_span.unwrap_or(n.name.span),
             env,
+            resources,
             refs,
             inputs_invalid: n.inputs_invalid,
             param_errors: BTreeSet::new(),
             dropped: false,
         }
+    }
+
+    /// A node's `resources:` (`cpus`, `mem_mb`, `time_min`, `tmp_mb`: whole numbers from 1;
+    /// `gres`: text), each bad entry reported at its line.
+    fn resources(&mut self, n: &RawNode) -> Option<Arc<Resources>> {
+        if n.resources.is_empty() {
+            return None;
+        }
+        let mut r = Resources::default();
+        for (k, v) in &n.resources {
+            let whole = |v: &Yaml| match v.kind {
+                YamlKind::Int(i) if i >= 1 => Some(i as u64),
+                _ => None,
+            };
+            let bad = |expected: &str| {
+                SpecError::new(
+                    Code::BadValue,
+                    format!(
+                        "`resources.{}` of node `{}` must be {expected}, found {}",
+                        k.text,
+                        n.name.text,
+                        match &v.kind {
+                            YamlKind::Int(i) => i.to_string(),
+                            YamlKind::Str(t) if t.trim().is_empty() => "an empty string".into(),
+                            _ => v.type_name().to_string(),
+                        }
+                    ),
+                )
+                .at(v.span, format!("expected {expected}"))
+            };
+            let number = "a whole number of at least 1";
+            match k.text.as_str() {
+                "cpus" => match whole(v).and_then(|i| u32::try_from(i).ok()) {
+                    Some(i) => r.cpus = Some(i),
+                    None => self.diags.push(bad(number)),
+                },
+                "mem_mb" | "time_min" | "tmp_mb" => match whole(v) {
+                    Some(i) => {
+                        let slot = match k.text.as_str() {
+                            "mem_mb" => &mut r.mem_mb,
+                            "time_min" => &mut r.time_min,
+                            _ => &mut r.tmp_mb,
+                        };
+                        *slot = Some(i);
+                    }
+                    None => self.diags.push(bad(&format!(
+                        "{number} ({})",
+                        match k.text.as_str() {
+                            "mem_mb" => "megabytes",
+                            "time_min" => "minutes",
+                            _ => "megabytes of local scratch",
+                        }
+                    ))),
+                },
+                "gres" => match v.as_str() {
+                    Some(g) if !g.trim().is_empty() => r.gres = Some(g.to_string()),
+                    _ => self
+                        .diags
+                        .push(bad("generic resources as Slurm writes them, e.g. `gpu:1`")),
+                },
+                other => self.diags.push(
+                    SpecError::new(
+                        Code::UnknownField,
+                        format!("unknown resource `{other}` in node `{}`", n.name.text),
+                    )
+                    .at(k.span, "not a resource")
+                    .did_you_mean(other, Resources::FIELDS.iter().copied()),
+                ),
+            }
+        }
+        Some(Arc::new(r))
     }
 
     /// Values of one `for_each` dim: a top-level param name, a list, a range, or
@@ -1407,6 +1485,7 @@ impl Lowerer<'_> {
                         files,
                         env: self.nodes[n].env.clone(),
                         span: self.nodes[n].name.span,
+                        resources: self.nodes[n].resources.clone(),
                     });
                     by_id.insert(id, idx);
                     index

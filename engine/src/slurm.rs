@@ -34,7 +34,9 @@
 //! task that ended (or an array that left the queue) without writing the results of its steps is
 //! given `result_wait_s` (file-system latency), then its unanswered steps are resubmitted
 //! (`retries` times, default 2, not counted against anything else; with twice the time after
-//! `TIMEOUT`, twice the memory after `OUT_OF_MEMORY`), then reported failed with the job's log.
+//! `TIMEOUT`, twice the memory after `OUT_OF_MEMORY`, up to the profile's `max_time_min` and
+//! `max_mem_mb`: a step that hits its limit at the cap fails at once), then reported failed
+//! with the job's log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -45,68 +47,11 @@ use lulc_cache::Blobs;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use crate::executor::Resources;
 use crate::executor::{Executor, ExecutorError};
 use crate::live::LiveLog;
 use crate::node::Registry;
 use crate::task::{StepResult, StepTask, TaskOutcome, run_task, write_result};
-
-/// Resources of one job (one array task). Unset fields fall back to the profile's defaults,
-/// then to lulc's ([`Resources::DEFAULT`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Resources {
-    pub cpus: Option<u32>,
-    /// Memory in MB (`--mem`).
-    pub mem_mb: Option<u64>,
-    /// Wall time in minutes (`--time`).
-    pub time_min: Option<u64>,
-    /// Generic resources (`--gres`, e.g. `gpu:1`).
-    pub gres: Option<String>,
-    /// Local scratch in MB (`--tmp`).
-    pub tmp_mb: Option<u64>,
-}
-
-impl Resources {
-    /// lulc's defaults: 1 CPU, 4 GB, 2 hours.
-    pub const DEFAULT: Resources = Resources {
-        cpus: Some(1),
-        mem_mb: Some(4096),
-        time_min: Some(120),
-        gres: None,
-        tmp_mb: None,
-    };
-
-    /// `self`'s fields where set, else `base`'s.
-    fn over(&self, base: &Resources) -> Resources {
-        Resources {
-            cpus: self.cpus.or(base.cpus),
-            mem_mb: self.mem_mb.or(base.mem_mb),
-            time_min: self.time_min.or(base.time_min),
-            gres: self.gres.clone().or_else(|| base.gres.clone()),
-            tmp_mb: self.tmp_mb.or(base.tmp_mb),
-        }
-    }
-
-    fn sbatch_args(&self) -> Vec<String> {
-        let mut a = Vec::new();
-        if let Some(c) = self.cpus {
-            a.push(format!("--cpus-per-task={c}"));
-        }
-        if let Some(m) = self.mem_mb {
-            a.push(format!("--mem={m}M"));
-        }
-        if let Some(t) = self.time_min {
-            a.push(format!("--time={t}"));
-        }
-        if let Some(g) = &self.gres {
-            a.push(format!("--gres={g}"));
-        }
-        if let Some(t) = self.tmp_mb {
-            a.push(format!("--tmp={t}M"));
-        }
-        a
-    }
-}
 
 /// Site settings of the Slurm executor, from a profile file outside the spec (`--profile`,
 /// `$LULC_PROFILE`): a spec stays portable, and nothing here enters a step key.
@@ -116,10 +61,13 @@ pub struct SlurmProfile {
     pub partition: Option<String>,
     pub account: Option<String>,
     pub qos: Option<String>,
-    /// Resources of every job; `kinds` overrides them per node kind.
+    /// Resources of every job; `kinds` overrides them per node kind, a node's `resources:` in
+    /// the spec overrides those, and `nodes` overrides a node's (the site has the last word).
     pub resources: Resources,
     /// Per node kind (`train: {cpus: 8, mem_mb: 32000}`).
     pub kinds: BTreeMap<String, Resources>,
+    /// Per spec node, by name (`model: {gres: "gpu:1"}`).
+    pub nodes: BTreeMap<String, Resources>,
     /// Further `sbatch` arguments, passed as they are (site flags such as `--constraint=...`).
     pub sbatch_args: Vec<String>,
     /// Steps one array task runs one after the other (more for many short steps).
@@ -128,6 +76,8 @@ pub struct SlurmProfile {
     pub max_array_size: usize,
     /// Steps in flight (queued or running) at most.
     pub max_queued: usize,
+    /// `sbatch` calls per second at most (sites that rate-limit submissions).
+    pub max_submit_per_s: f64,
     /// How long a ready step may wait for others to share its array, in seconds (it is
     /// submitted at once when nothing else is in flight, or when a whole array is ready).
     pub batch_wait_s: f64,
@@ -139,6 +89,10 @@ pub struct SlurmProfile {
     /// Resubmissions of a step whose job ended without its result (a node failure, preemption,
     /// a cancelled job).
     pub retries: u32,
+    /// Caps of the escalation after `OUT_OF_MEMORY` (memory, MB) and `TIMEOUT` (time,
+    /// minutes): a step that hits its limit at the cap fails instead of being resubmitted.
+    pub max_mem_mb: Option<u64>,
+    pub max_time_min: Option<u64>,
     /// The commands, for sites that wrap them.
     pub sbatch: String,
     pub squeue: String,
@@ -153,15 +107,19 @@ impl Default for SlurmProfile {
             qos: None,
             resources: Resources::default(),
             kinds: BTreeMap::new(),
+            nodes: BTreeMap::new(),
             sbatch_args: Vec::new(),
             steps_per_task: 1,
             max_array_size: 1000,
             max_queued: 1000,
+            max_submit_per_s: 5.0,
             batch_wait_s: 2.0,
             poll_min_s: 5.0,
             poll_max_s: 60.0,
             result_wait_s: 60.0,
             retries: 2,
+            max_mem_mb: None,
+            max_time_min: None,
             sbatch: "sbatch".into(),
             squeue: "squeue".into(),
             scancel: "scancel".into(),
@@ -181,9 +139,9 @@ impl SlurmProfile {
         let profile: SlurmProfile = serde_saphyr::from_str(&text).map_err(|e| {
             ExecutorError::new(format!("Slurm profile `{}`: {e}", path.display())).with_help(
                 "fields: partition, account, qos, resources {cpus, mem_mb, time_min, gres, \
-                 tmp_mb}, kinds {KIND: resources}, sbatch_args, steps_per_task, max_array_size, \
-                 max_queued, batch_wait_s, poll_min_s, poll_max_s, result_wait_s, retries, sbatch, squeue, \
-                 scancel",
+                 tmp_mb}, kinds {KIND: resources}, nodes {NODE: resources}, sbatch_args, steps_per_task, max_array_size, \
+                 max_queued, max_submit_per_s, batch_wait_s, poll_min_s, poll_max_s, result_wait_s, retries, max_mem_mb, \
+                 max_time_min, sbatch, squeue, scancel",
             )
         })?;
         profile
@@ -196,19 +154,32 @@ impl SlurmProfile {
         if self.steps_per_task == 0 || self.max_array_size == 0 || self.max_queued == 0 {
             return Err("steps_per_task, max_array_size and max_queued must be at least 1".into());
         }
+        if !(self.max_submit_per_s > 0.0 && self.max_submit_per_s.is_finite()) {
+            return Err("max_submit_per_s must be above 0".into());
+        }
         if !(self.poll_min_s > 0.0 && self.poll_max_s >= self.poll_min_s) {
             return Err("poll_min_s must be above 0 and at most poll_max_s".into());
         }
         Ok(())
     }
 
-    /// The resources of a job running steps of `kind`.
-    pub fn resources_for(&self, kind: &str) -> Resources {
-        let base = self.resources.over(&Resources::DEFAULT);
-        match self.kinds.get(kind) {
-            Some(r) => r.over(&base),
-            None => base,
+    /// The resources of a job running steps of node `node` of `kind`, whose `resources:` in
+    /// the spec are `spec`: lulc's defaults, then the profile's `resources`, its `kinds` entry,
+    /// the spec's, and its `nodes` entry, each over the one before.
+    pub fn resources_for(&self, kind: &str, node: &str, spec: Option<&Resources>) -> Resources {
+        let mut r = self.resources.over(&Resources::DEFAULT);
+        for layer in [self.kinds.get(kind), spec, self.nodes.get(node)]
+            .into_iter()
+            .flatten()
+        {
+            r = layer.over(&r);
         }
+        r
+    }
+
+    /// The resources of a job running `task`.
+    fn resources_of(&self, task: &StepTask) -> Resources {
+        self.resources_for(&task.kind, &task.node, task.resources.as_ref())
     }
 
     /// Every `sbatch` argument of a job of `res` except the array, name and output.
@@ -304,6 +275,8 @@ pub struct SlurmExecutor {
     /// Answers known at submission (steps a worker finished after its coordinator died).
     answered: Vec<StepResult>,
     next_poll: Instant,
+    /// When the last `sbatch` was called (`max_submit_per_s`).
+    last_submit: Option<Instant>,
     poll: Duration,
     validated: BTreeSet<Resources>,
     counts: BTreeMap<&'static str, u64>,
@@ -334,6 +307,7 @@ impl SlurmExecutor {
             batches: Vec::new(),
             flying: HashMap::new(),
             next_poll: Instant::now(),
+            last_submit: None,
             poll,
             validated: BTreeSet::new(),
             counts: BTreeMap::new(),
@@ -341,12 +315,16 @@ impl SlurmExecutor {
         }
     }
 
-    /// Asks Slurm (`sbatch --test-only`) whether it would accept the jobs of these node kinds,
-    /// before anything is submitted: a bad request is an error naming the kind and Slurm's words.
-    pub fn validate(&mut self, kinds: &[&str]) -> Result<(), ExecutorError> {
+    /// Asks Slurm (`sbatch --test-only`) whether it would accept the jobs of these nodes
+    /// (`(node, kind, the node's resources in the spec)`), before anything is submitted: a bad
+    /// request is an error naming the node and Slurm's words.
+    pub fn validate(
+        &mut self,
+        nodes: &[(&str, &str, Option<&Resources>)],
+    ) -> Result<(), ExecutorError> {
         let mut seen = BTreeSet::new();
-        for kind in kinds {
-            let res = self.profile.resources_for(kind);
+        for (node, kind, spec) in nodes {
+            let res = self.profile.resources_for(kind, node, *spec);
             if self.validated.contains(&res) || !seen.insert(res.clone()) {
                 continue;
             }
@@ -355,15 +333,22 @@ impl SlurmExecutor {
                 c.arg("--test-only").args(&args).args(["--wrap", "true"]);
             })?;
             if !out.status.success() {
+                let whence = if spec.is_some() {
+                    format!(
+                        "the node's `resources:` in the spec, or `nodes: {{{node}: ...}}` in the Slurm profile"
+                    )
+                } else {
+                    format!("the Slurm profile: `resources`, or `kinds: {{{kind}: ...}}`")
+                };
                 return Err(ExecutorError::new(format!(
-                    "Slurm refuses the jobs of node kind `{kind}` ({}): {}",
+                    "Slurm refuses the jobs of node `{node}` (kind `{kind}`: {}): {}",
                     args.join(" "),
                     String::from_utf8_lossy(&out.stderr).trim()
                 ))
-                .with_help(
-                    "change the resources in the Slurm profile (`resources`, or `kinds` for \
-                     this kind) to what the partition allows (`scontrol show partition`)",
-                ));
+                .with_help(format!(
+                    "change the resources in {whence} to what the partition allows \
+                     (`scontrol show partition`)"
+                )));
             }
             self.validated.insert(res);
         }
@@ -461,13 +446,11 @@ impl SlurmExecutor {
         self.pending_since = None;
         let mut classes: BTreeMap<Resources, Vec<(StepTask, u32)>> = BTreeMap::new();
         for q in std::mem::take(&mut self.pending) {
-            let res = q
-                .res
-                .unwrap_or_else(|| self.profile.resources_for(&q.task.kind));
+            let res = q.res.unwrap_or_else(|| self.profile.resources_of(&q.task));
             classes.entry(res).or_default().push((q.task, q.attempt));
         }
         for (res, tasks) in classes {
-            self.validate_class(&res, &tasks[0].0.kind)?;
+            self.validate_class(&res, &tasks[0].0)?;
             let per_array = self.profile.steps_per_task * self.profile.max_array_size;
             for group in tasks.chunks(per_array) {
                 self.submit_array(&res, group)?;
@@ -476,11 +459,11 @@ impl SlurmExecutor {
         Ok(())
     }
 
-    fn validate_class(&mut self, res: &Resources, kind: &str) -> Result<(), ExecutorError> {
+    fn validate_class(&mut self, res: &Resources, task: &StepTask) -> Result<(), ExecutorError> {
         if self.validated.contains(res) {
             return Ok(());
         }
-        self.validate(&[kind])
+        self.validate(&[(&task.node, &task.kind, task.resources.as_ref())])
     }
 
     fn submit_array(
@@ -523,6 +506,11 @@ impl SlurmExecutor {
         std::fs::write(&script, text).map_err(|e| io("the batch script", &script, e))?;
         let name = format!("{}{}-b{n}", self.prefix, self.tag);
         let args = self.profile.job_args(res);
+        let gap = Duration::from_secs_f64(1.0 / self.profile.max_submit_per_s);
+        if let Some(wait) = self.last_submit.and_then(|t| gap.checked_sub(t.elapsed())) {
+            std::thread::sleep(wait);
+        }
+        self.last_submit = Some(Instant::now());
         let out = self.command(&self.profile.sbatch.clone(), "sbatch", |c| {
             c.arg("--parsable")
                 .arg(format!("--array=0-{}", chunks.len() - 1))
@@ -690,14 +678,10 @@ impl SlurmExecutor {
             let Some(f) = self.flying.remove(&key) else {
                 continue;
             };
-            if f.attempt < self.profile.retries {
+            let escalated = escalate(&f.res, &state, &self.profile);
+            if let (true, Ok(res)) = (f.attempt < self.profile.retries, &escalated) {
+                let res = res.clone();
                 *self.counts.entry("retries").or_default() += 1;
-                let mut res = f.res.clone();
-                match state.as_str() {
-                    "TIMEOUT" => res.time_min = res.time_min.map(|t| t * 2),
-                    "OUT_OF_MEMORY" => res.mem_mb = res.mem_mb.map(|m| m * 2),
-                    _ => {}
-                }
                 if res != f.res {
                     *self.counts.entry("escalated").or_default() += 1;
                 }
@@ -714,6 +698,22 @@ impl SlurmExecutor {
                 } else {
                     format!("{}_{}", batch.job_id, f.element)
                 };
+                if let Err(cap) = escalated {
+                    out.push(StepResult::failed(
+                        &f.task,
+                        format!(
+                            "the Slurm job {job} (`{}`) ended ({state}) without finishing this \
+                             step, at the cap of the profile's `{cap}`",
+                            batch.name
+                        ),
+                        Some(format!(
+                            "raise `{cap}` in the Slurm profile if the partition allows more; \
+                             its logs are in {} (`lulc logs`)",
+                            batch.dir.display(),
+                        )),
+                    ));
+                    continue;
+                }
                 out.push(StepResult::failed(
                     &f.task,
                     format!(
@@ -732,6 +732,25 @@ impl SlurmExecutor {
         }
         out
     }
+}
+
+/// The resources to resubmit with after a job ended in `state`: twice the time after
+/// `TIMEOUT`, twice the memory after `OUT_OF_MEMORY`, each at most the profile's cap; the same
+/// after any other end. `Err(the cap's name)` when the step already ran at the cap.
+fn escalate(res: &Resources, state: &str, profile: &SlurmProfile) -> Result<Resources, String> {
+    let twice = |v: Option<u64>, cap: Option<u64>, name: &str| match (v, cap) {
+        (Some(v), Some(cap)) if v >= cap => Err(name.to_string()),
+        (Some(v), Some(cap)) => Ok(Some((v * 2).min(cap))),
+        (v, None) => Ok(v.map(|v| v * 2)),
+        (None, Some(_)) => Ok(None),
+    };
+    let mut r = res.clone();
+    match state {
+        "TIMEOUT" => r.time_min = twice(r.time_min, profile.max_time_min, "max_time_min")?,
+        "OUT_OF_MEMORY" => r.mem_mb = twice(r.mem_mb, profile.max_mem_mb, "max_mem_mb")?,
+        _ => {}
+    }
+    Ok(r)
 }
 
 /// Job states of a job that is still queued or running.
@@ -781,7 +800,7 @@ impl Executor for SlurmExecutor {
             // Still queued or running in a job of an earlier coordinator: wait for that one.
             *self.counts.entry("adopted").or_default() += 1;
             self.adoptable.remove(&task.key);
-            let res = self.profile.resources_for(&task.kind);
+            let res = self.profile.resources_of(&task);
             self.flying.insert(
                 task.key.clone(),
                 Flying {
@@ -1016,11 +1035,11 @@ mod tests {
             "partition: batch\nresources: {mem_mb: 8000}\nkinds:\n  train: {cpus: 8, time_min: 600}\n",
         )
         .unwrap();
-        let train = profile.resources_for("train");
+        let train = profile.resources_for("train", "model", None);
         assert_eq!(train.cpus, Some(8));
         assert_eq!(train.mem_mb, Some(8000));
         assert_eq!(train.time_min, Some(600));
-        let other = profile.resources_for("index");
+        let other = profile.resources_for("index", "ndvi", None);
         assert_eq!(
             (other.cpus, other.mem_mb, other.time_min),
             (Some(1), Some(8000), Some(120))
@@ -1039,6 +1058,60 @@ mod tests {
     }
 
     #[test]
+    fn a_node_s_resources_in_the_spec_override_its_kind_s_and_the_profile_s_nodes_override_them() {
+        let profile: SlurmProfile = serde_saphyr::from_str(
+            "resources: {mem_mb: 8000}\nkinds:\n  train: {cpus: 8, time_min: 600}\n\
+             nodes:\n  model: {time_min: 30}\n",
+        )
+        .unwrap();
+        let spec = Resources {
+            cpus: Some(4),
+            gres: Some("gpu:1".into()),
+            time_min: Some(90),
+            ..Resources::default()
+        };
+        // The spec's cpus and gres over the kind's; the profile's node entry over the spec's
+        // time; the profile's memory where nobody else says.
+        let r = profile.resources_for("train", "model", Some(&spec));
+        assert_eq!(
+            (r.cpus, r.mem_mb, r.time_min, r.gres.as_deref()),
+            (Some(4), Some(8000), Some(30), Some("gpu:1"))
+        );
+        // Another node of the same kind with the same spec resources keeps the spec's time.
+        let r = profile.resources_for("train", "model_2019", Some(&spec));
+        assert_eq!(r.time_min, Some(90));
+    }
+
+    #[test]
+    fn escalation_doubles_up_to_the_cap_and_stops_there() {
+        let mut profile = SlurmProfile::default();
+        let res = Resources {
+            mem_mb: Some(3000),
+            time_min: Some(50),
+            ..Resources::DEFAULT
+        };
+        let r = escalate(&res, "TIMEOUT", &profile).unwrap();
+        assert_eq!((r.time_min, r.mem_mb), (Some(100), Some(3000)));
+        let r = escalate(&res, "OUT_OF_MEMORY", &profile).unwrap();
+        assert_eq!((r.time_min, r.mem_mb), (Some(50), Some(6000)));
+        assert_eq!(escalate(&res, "NODE_FAIL", &profile).unwrap(), res);
+        profile.max_mem_mb = Some(4000);
+        profile.max_time_min = Some(50);
+        let r = escalate(&res, "OUT_OF_MEMORY", &profile).unwrap();
+        assert_eq!(r.mem_mb, Some(4000), "twice, but not above the cap");
+        assert_eq!(
+            escalate(&r, "OUT_OF_MEMORY", &profile).unwrap_err(),
+            "max_mem_mb"
+        );
+        assert_eq!(
+            escalate(&res, "TIMEOUT", &profile).unwrap_err(),
+            "max_time_min"
+        );
+        // A preempted or vanished job is resubmitted as it was, caps or not.
+        assert_eq!(escalate(&res, "PREEMPTED", &profile).unwrap(), res);
+    }
+
+    #[test]
     fn a_bad_profile_names_the_file_and_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.yaml");
@@ -1049,6 +1122,9 @@ mod tests {
         std::fs::write(&path, "steps_per_task: 0\n").unwrap();
         let e = SlurmProfile::load(&path).unwrap_err();
         assert!(e.message.contains("at least 1"), "{}", e.message);
+        std::fs::write(&path, "max_submit_per_s: 0\n").unwrap();
+        let e = SlurmProfile::load(&path).unwrap_err();
+        assert!(e.message.contains("max_submit_per_s"), "{}", e.message);
     }
 
     #[test]

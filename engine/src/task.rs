@@ -18,6 +18,7 @@ use lulc_cache::{BlobState, Blobs, Digest, StepRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::executor::Resources;
 use crate::fingerprint::KeyMaterial;
 use crate::live::LiveLog;
 use crate::node::{ArtifactIn, Inputs, NodeError, Registry, RunCtx};
@@ -61,6 +62,12 @@ pub struct StepTask {
     pub allowed_paths: Vec<PathBuf>,
     /// The key material, recorded with the step.
     pub material: KeyMaterial,
+    /// The spec node's name (`map` of `map[year=2020]`).
+    #[serde(default)]
+    pub node: String,
+    /// What the node's `resources:` in the spec asks of a cluster job (not in the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
 }
 
 /// What running a task produced.

@@ -231,9 +231,19 @@ fn slurm_executor(
         EXIT_FAILED
     })?;
     let mut ex = SlurmExecutor::new(profile, vec![exe.display().to_string()], store.blobs());
-    let kinds: std::collections::BTreeSet<&str> = plan.steps.iter().map(|s| s.kind).collect();
-    ex.validate(&kinds.into_iter().collect::<Vec<_>>())
-        .map_err(fail)?;
+    // Every node's resources (each distinct request asked once): a bad request is refused
+    // before any submission.
+    let mut nodes: BTreeMap<&str, (&str, Option<&lulc_engine::slurm::Resources>)> = BTreeMap::new();
+    for s in &plan.steps {
+        nodes
+            .entry(s.node.as_str())
+            .or_insert((s.kind, s.resources.as_deref()));
+    }
+    let nodes: Vec<_> = nodes
+        .into_iter()
+        .map(|(node, (kind, res))| (node, kind, res))
+        .collect();
+    ex.validate(&nodes).map_err(fail)?;
     let adopted = ex.adopt().map_err(fail)?;
     if adopted > 0 {
         eprintln!(
@@ -307,8 +317,9 @@ fn print_packing(plan: &Plan, outcomes: &[Outcome], profile: &SlurmProfile) {
     for o in outcomes {
         match o.status {
             Status::New | Status::Dirty if o.key.is_some() => {
-                let kind = plan.steps[o.step].kind;
-                let res = profile.resources_for(kind);
+                let step = &plan.steps[o.step];
+                let kind = step.kind;
+                let res = profile.resources_for(kind, &step.node, step.resources.as_deref());
                 let class = format!(
                     "cpus={} mem={}M time={}min{}",
                     res.cpus.unwrap_or(1),

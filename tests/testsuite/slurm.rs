@@ -4,14 +4,26 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::{FORKED, Project, bin, demo_spec, run_demo, step_outputs};
 
+/// Tests share the cluster; one that takes a node down holds it alone.
+static CLUSTER: RwLock<()> = RwLock::new(());
+
+/// `SLURM_CONF` of a cluster whose nodes answer and a shared hold on it, or `None` (and a
+/// printed reason).
+fn cluster(test: &str) -> Option<(String, RwLockReadGuard<'static, ()>)> {
+    let shared = CLUSTER.read().unwrap_or_else(|e| e.into_inner());
+    let conf = idle_cluster(test)?;
+    Some((conf, shared))
+}
+
 /// `SLURM_CONF` of a cluster whose nodes answer, or `None` (and a printed reason).
-fn cluster(test: &str) -> Option<String> {
+fn idle_cluster(test: &str) -> Option<String> {
     let conf = std::env::var("SLURM_CONF").ok().or_else(|| {
         let local = "/tmp/lulc-slurm/slurm.conf";
         Path::new(local).exists().then(|| local.to_string())
@@ -84,7 +96,7 @@ const SMALL: [&str; 4] = ["--set", "size=64", "--set", "years=2020..2021"];
 
 #[test]
 fn the_demo_chain_on_slurm_equals_a_local_run_and_a_rerun_submits_nothing() {
-    let Some(conf) = cluster("the demo chain on slurm") else {
+    let Some((conf, _shared)) = cluster("the demo chain on slurm") else {
         return;
     };
     let local = tempfile::tempdir().unwrap();
@@ -131,7 +143,7 @@ fn the_demo_chain_on_slurm_equals_a_local_run_and_a_rerun_submits_nothing() {
 
 #[test]
 fn a_step_failing_on_slurm_is_reported_like_a_local_failure() {
-    let Some(conf) = cluster("a failing step on slurm") else {
+    let Some((conf, _shared)) = cluster("a failing step on slurm") else {
         return;
     };
     let p = Project::new(FORKED);
@@ -202,7 +214,7 @@ fn plan_shows_how_the_ready_steps_would_be_packed_without_calling_slurm() {
 
 #[test]
 fn resources_slurm_cannot_give_are_refused_before_anything_is_submitted() {
-    let Some(conf) = cluster("refused resources") else {
+    let Some((conf, _shared)) = cluster("refused resources") else {
         return;
     };
     let p = Project::new(FORKED);
@@ -215,10 +227,7 @@ fn resources_slurm_cannot_give_are_refused_before_anything_is_submitted() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("Slurm refuses the jobs of node kind `combine`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("(kind `combine`: "), "{stderr}");
     assert!(stderr.contains("--mem=99000000M"), "{stderr}");
     assert!(
         !p.store().join("slurm").exists(),
@@ -233,6 +242,100 @@ fn resources_slurm_cannot_give_are_refused_before_anything_is_submitted() {
             .all(|s| s["status"] == "new"),
         "nothing ran"
     );
+}
+
+const WITH_RESOURCES: &str = r#"
+name: resources
+nodes:
+  a: { kind: emit, params: { value: 1 } }
+  big:
+    kind: emit
+    params: { value: 2 }
+    resources: { cpus: 2, mem_mb: RESOURCE_MEM }
+  after: { kind: combine, inputs: { parts: [a, big] } }
+"#;
+
+/// A node's `resources:` in the spec: its own array class in the packing, the profile's
+/// `nodes` entry over it, and no step key changed by either.
+#[test]
+fn a_node_s_resources_in_the_spec_set_its_jobs_and_never_its_key() {
+    let p = Project::new(&WITH_RESOURCES.replace("RESOURCE_MEM", "3000"));
+    let profile = profile(p.path(), "");
+    let packing = |profile: &Path| {
+        let r = p.lulc(&[
+            "plan",
+            "pipeline.yaml",
+            "--executor",
+            "slurm",
+            "--profile",
+            profile.to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+    };
+    let out = packing(&profile);
+    assert!(
+        out.contains("slurm: 2 steps could start now, in 2 job arrays"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cpus=1 mem=1000M time=30min: 1 steps"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cpus=2 mem=3000M time=30min: 1 steps"),
+        "{out}"
+    );
+    let site = self::profile(p.path(), "nodes:\n  big: {mem_mb: 2000}\n");
+    let out = packing(&site);
+    assert!(
+        out.contains("cpus=2 mem=2000M time=30min: 1 steps"),
+        "{out}"
+    );
+
+    let keys = |p: &Project| -> Vec<Value> {
+        p.plan(&[]).json()["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["key"].clone())
+            .collect()
+    };
+    let plain = Project::new(
+        &WITH_RESOURCES
+            .replace("RESOURCE_MEM", "3000")
+            .replace("    resources: { cpus: 2, mem_mb: 3000 }\n", ""),
+    );
+    assert!(
+        !std::fs::read_to_string(plain.spec())
+            .unwrap()
+            .contains("cpus")
+    );
+    assert_eq!(keys(&p), keys(&plain));
+}
+
+#[test]
+fn resources_in_the_spec_slurm_cannot_give_are_refused_naming_the_node() {
+    let Some((conf, _shared)) = cluster("refused spec resources") else {
+        return;
+    };
+    let p = Project::new(&WITH_RESOURCES.replace("RESOURCE_MEM", "99000000"));
+    let profile = profile(p.path(), "");
+    let r = p
+        .cmd(&["run", "pipeline.yaml", "--executor", "slurm", "--profile"])
+        .arg(&profile)
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Slurm refuses the jobs of node `big` (kind `emit`: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--mem=99000000M"), "{stderr}");
+    assert!(stderr.contains("`resources:` in the spec"), "{stderr}");
+    assert!(!p.store().join("slurm").exists(), "nothing was submitted");
 }
 
 const SLOW: &str = r#"
@@ -345,7 +448,7 @@ fn submissions_per_key(p: &Project) -> std::collections::BTreeMap<String, usize>
 
 #[test]
 fn a_cancelled_job_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
-    let Some(conf) = cluster("a cancelled job") else {
+    let Some((conf, _shared)) = cluster("a cancelled job") else {
         return;
     };
     let local = Project::new(SLOW);
@@ -380,9 +483,80 @@ fn a_cancelled_job_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
     );
 }
 
+/// Puts a node back into service when dropped (also when the test fails).
+struct NodeDown {
+    conf: String,
+    node: String,
+}
+
+impl Drop for NodeDown {
+    fn drop(&mut self) {
+        let _ = Command::new("scontrol")
+            .env("SLURM_CONF", &self.conf)
+            .args(["update", &format!("nodename={}", self.node), "state=resume"])
+            .status();
+    }
+}
+
+#[test]
+fn a_job_whose_node_goes_down_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
+    let alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
+    let Some(conf) = idle_cluster("a node going down") else {
+        return;
+    };
+    let local = Project::new(SLOW);
+    let expected = local.run(&[]);
+    expected.assert_ok();
+
+    let p = Project::new(SLOW);
+    let profile = profile(p.path(), "");
+    let child = spawn_slurm_run(&p, &conf, &profile);
+    let job = running_job(&p, &conf);
+    let q = Command::new("squeue")
+        .env("SLURM_CONF", &conf)
+        .args(["--noheader", "--format=%N", "--jobs", &job])
+        .output()
+        .unwrap();
+    let node = String::from_utf8_lossy(&q.stdout).trim().to_string();
+    assert!(!node.is_empty(), "job {job} runs on no node");
+    let down = NodeDown {
+        conf: conf.clone(),
+        node: node.clone(),
+    };
+    assert!(
+        Command::new("scontrol")
+            .env("SLURM_CONF", &conf)
+            .args([
+                "update",
+                &format!("nodename={node}"),
+                "state=down",
+                "reason=lulc-test"
+            ])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    drop(down);
+    drop(alone);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["executor"]["retries"].as_u64().unwrap() >= 1,
+        "{}",
+        doc["executor"]
+    );
+    assert_eq!(
+        step_outputs(&doc),
+        step_outputs(&expected.json()),
+        "a step resubmitted after its node went down gives the same outputs"
+    );
+}
+
 #[test]
 fn a_killed_coordinator_is_replaced_by_a_rerun_that_takes_over_its_jobs() {
-    let Some(conf) = cluster("a killed coordinator") else {
+    let Some((conf, _shared)) = cluster("a killed coordinator") else {
         return;
     };
     let local = Project::new(SLOW);
@@ -418,7 +592,7 @@ fn a_killed_coordinator_is_replaced_by_a_rerun_that_takes_over_its_jobs() {
 
 #[test]
 fn ctrl_c_cancels_the_runs_jobs_and_a_rerun_goes_on() {
-    let Some(conf) = cluster("ctrl-c on a slurm run") else {
+    let Some((conf, _shared)) = cluster("ctrl-c on a slurm run") else {
         return;
     };
     let p = Project::new(SLOW);
@@ -455,7 +629,7 @@ fn ctrl_c_cancels_the_runs_jobs_and_a_rerun_goes_on() {
 
 #[test]
 fn a_step_slurm_ends_for_its_time_limit_is_resubmitted_with_twice_the_time() {
-    let Some(conf) = cluster("a job over its time limit") else {
+    let Some((conf, _shared)) = cluster("a job over its time limit") else {
         return;
     };
     // One minute of time for a step of 100 s: Slurm ends the job (TIMEOUT; it checks time

@@ -39,12 +39,22 @@ pub struct RawNode {
     /// Span of the `params:` value (for errors about params as a whole).
     pub params_span: Option<Span>,
     pub env: Vec<Key>,
+    /// `resources:` entries (what a step asks of a cluster job), in file order.
+    pub resources: Vec<(Key, Yaml)>,
     /// `inputs:` was there but not a mapping (reported).
     pub inputs_invalid: bool,
 }
 
 const TOP_FIELDS: &[&str] = &["name", "description", "params", "sweep", "nodes"];
-const NODE_FIELDS: &[&str] = &["kind", "for_each", "inputs", "params", "env", "doc"];
+const NODE_FIELDS: &[&str] = &[
+    "kind",
+    "for_each",
+    "inputs",
+    "params",
+    "env",
+    "resources",
+    "doc",
+];
 
 /// Read the document's shape. Errors go to `diags`; what could be read is returned.
 pub fn read(doc: &Yaml, diags: &mut Diagnostics) -> RawSpec {
@@ -117,6 +127,7 @@ fn read_node(name: Key, v: Yaml, diags: &mut Diagnostics) -> RawNode {
         params: Vec::new(),
         params_span: None,
         env: Vec::new(),
+        resources: Vec::new(),
         inputs_invalid: false,
     };
     let Some(fields) = expect_map(&v, &format!("node `{}`", name.text), diags) else {
@@ -173,6 +184,7 @@ fn read_node(name: Key, v: Yaml, diags: &mut Diagnostics) -> RawNode {
                 }
                 _ => diags.push(type_error(fv, "`env`", "a list of variable names")),
             },
+            "resources" => node.resources = map_entries(fv, "`resources`", diags),
             "doc" => {}
             other => diags.push(
                 SpecError::new(
