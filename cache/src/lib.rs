@@ -25,7 +25,8 @@
 //!                        index with its -wal/-shm (`index-<unix time>.sqlite*`), unreadable
 //!                        record files (`record-<name>-<unix time>`)
 //!   index.sqlite         the index (WAL mode, plus its -wal/-shm files)
-//!   slurm/               job folders of the engine's Slurm executor (not read by this crate)
+//!   slurm/               job folders of the engine's Slurm executor (not read by this crate;
+//!                        `gc` removes a run's folder untouched for 7 days)
 //! ```
 //!
 //! Tables of `index.sqlite` (schema version in `PRAGMA user_version`):

@@ -25,6 +25,12 @@ use crate::{CacheError, Digest, Result};
 /// Files in `tmp/` older than this are leftovers of killed processes.
 const STALE_TMP_AGE: Duration = Duration::from_secs(60 * 60);
 
+/// A Slurm executor's run folder (`slurm/<millis>-<pid>/`: job scripts, task files, job logs)
+/// untouched this long is removed by `gc`: no job of it can still be queued with any chance
+/// of finding its task file useful (a rerun resubmits what is not in the store), and its logs
+/// are that old.
+const STALE_SLURM_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 /// What `gc` keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GcOptions {
@@ -55,6 +61,8 @@ pub struct GcReport {
     /// Runs left `running` by a killed process, now marked `interrupted` (what they
     /// finished stays theirs).
     pub settled_runs: usize,
+    /// Slurm run folders (`slurm/<run>/`) untouched for 7 days, removed with their job logs.
+    pub removed_slurm_runs: usize,
 }
 
 /// What `verify` found.
@@ -563,6 +571,8 @@ impl Store {
             .filter(|p| !keep_records.contains(p))
             .collect();
 
+        let stale_slurm = self.stale_slurm_runs(now)?;
+
         let mut removed_steps: Vec<String> = removed.iter().map(|s| s.1.clone()).collect();
         removed_steps.sort();
         let report = GcReport {
@@ -571,9 +581,11 @@ impl Store {
             removed_blobs: doomed_blobs.len(),
             removed_records: doomed_records.len(),
             freed_bytes: doomed_blobs.iter().map(|f| f.size).sum::<u64>()
-                + stale_tmp.iter().map(|t| t.1).sum::<u64>(),
+                + stale_tmp.iter().map(|t| t.1).sum::<u64>()
+                + stale_slurm.iter().map(|t| t.1).sum::<u64>(),
             dry_run: opts.dry_run,
             settled_runs,
+            removed_slurm_runs: stale_slurm.len(),
         };
         if opts.dry_run {
             return Ok(report);
@@ -620,8 +632,56 @@ impl Store {
                 _ => {}
             }
         }
+        for (path, _) in &stale_slurm {
+            match fs::remove_dir_all(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err("remove", path)(e));
+                }
+                _ => {}
+            }
+        }
         self.remove_unheld_locks()?;
         Ok(report)
+    }
+
+    /// The Slurm executor's run folders (named `<digits>-<digits>`; nothing else under
+    /// `slurm/` is touched) whose every file is older than [`STALE_SLURM_AGE`], with their
+    /// size.
+    fn stale_slurm_runs(&self, now: SystemTime) -> Result<Vec<(PathBuf, u64)>> {
+        let mut out = Vec::new();
+        for run in read_dir_or_empty(&self.root.join("slurm"))? {
+            let name = run.file_name().to_string_lossy().into_owned();
+            let tag = name.split_once('-').is_some_and(|(a, b)| {
+                [a, b]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+            });
+            if !tag || !run.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let (mut newest, mut size) = (None::<SystemTime>, 0u64);
+            let mut stack = vec![run.path()];
+            while let Some(dir) = stack.pop() {
+                let meta = fs::metadata(&dir).map_err(io_err("read", &dir))?;
+                newest = newest.max(meta.modified().ok());
+                for e in read_dir_or_empty(&dir)? {
+                    let Ok(m) = e.metadata() else { continue };
+                    if m.is_dir() {
+                        stack.push(e.path());
+                    } else {
+                        size += m.len();
+                        newest = newest.max(m.modified().ok());
+                    }
+                }
+            }
+            let age = newest
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age >= STALE_SLURM_AGE {
+                out.push((run.path(), size));
+            }
+        }
+        Ok(out)
     }
 
     fn gc_snapshot(&self, keep_runs: usize) -> Result<GcSnapshot> {
@@ -929,6 +989,69 @@ mod tests {
         assert!(
             store.lookup("kb").unwrap().is_some(),
             "spec b's newest run is kept though three runs of a came after it"
+        );
+    }
+
+    /// Sets the modification time of `path` and everything under it to `age` ago.
+    fn age_tree(path: &Path, age: Duration) {
+        let when = SystemTime::now() - age;
+        for e in fs::read_dir(path).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                age_tree(&e.path(), age);
+            } else {
+                fs::File::options()
+                    .write(true)
+                    .open(e.path())
+                    .unwrap()
+                    .set_modified(when)
+                    .unwrap();
+            }
+        }
+        fs::File::open(path).unwrap().set_modified(when).unwrap();
+    }
+
+    #[test]
+    fn gc_removes_slurm_run_folders_untouched_for_a_week_and_nothing_else_there() {
+        let (_dir, store) = store();
+        let slurm = store.root().join("slurm");
+        let make = |name: &str| {
+            let run = slurm.join(name);
+            fs::create_dir_all(run.join("b0")).unwrap();
+            fs::create_dir_all(run.join("results")).unwrap();
+            fs::write(run.join("b0/0.log"), "a job's log\n").unwrap();
+            fs::write(run.join("results/k.json"), "{}").unwrap();
+            run
+        };
+        let old = make("1700000000000-42");
+        let recent = make("1700000000001-43");
+        let mine = make("notes");
+        let week = Duration::from_secs(8 * 24 * 60 * 60);
+        age_tree(&old, week);
+        age_tree(&mine, week);
+        // A run folder with one file touched an hour ago is kept.
+        age_tree(&recent, week);
+        fs::File::options()
+            .write(true)
+            .open(recent.join("b0/0.log"))
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        let opts = |dry_run| GcOptions {
+            keep_runs: 1,
+            max_size: None,
+            dry_run,
+        };
+        let dry = store.gc(&opts(true)).unwrap();
+        assert_eq!(dry.removed_slurm_runs, 1);
+        assert!(dry.freed_bytes >= 14, "{}", dry.freed_bytes);
+        assert!(old.exists(), "a dry run removes nothing");
+        let r = store.gc(&opts(false)).unwrap();
+        assert_eq!(r.removed_slurm_runs, 1);
+        assert!(!old.exists());
+        assert!(recent.join("b0/0.log").exists());
+        assert!(
+            mine.join("b0/0.log").exists(),
+            "not a run folder: left alone"
         );
     }
 

@@ -716,6 +716,13 @@ fn gc(store_args: &StoreArgs, dry_run: bool, keep_runs: usize, max_size: Option<
             for s in &r.removed_steps {
                 println!("{verb} {s}");
             }
+            if r.removed_slurm_runs > 0 {
+                println!(
+                    "gc: {verb} {} Slurm run folder(s) untouched for a week (job scripts, \
+                     task files and job logs)",
+                    r.removed_slurm_runs
+                );
+            }
             println!(
                 "gc: {verb} {} steps, {} blobs ({}) and {} step record files; kept {} steps",
                 r.removed_steps.len(),

@@ -201,7 +201,8 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Delete what the last runs do not reach.
+    /// Delete what the last runs do not reach, stale temp files, and Slurm run folders
+    /// untouched for a week.
     Gc {
         #[command(flatten)]
         store: StoreArgs,
