@@ -18,6 +18,8 @@
 //! slurm/<run>/b<N>/<i>.json      the tasks of its array task i
 //! slurm/<run>/b<N>/<i>.log       their stdout and stderr
 //! slurm/<run>/results/<key>.json each step's result (the success is the record file)
+//! slurm/<run>/coordinator.sh     with `lulc run --detach`: the coordinator's job, and its
+//! slurm/<run>/coordinator.log    log (the steps it submits go into its own run's folder)
 //! ```
 //!
 //! # Scheduler load
@@ -68,6 +70,9 @@ pub struct SlurmProfile {
     pub kinds: BTreeMap<String, Resources>,
     /// Per spec node, by name (`model: {gres: "gpu:1"}`).
     pub nodes: BTreeMap<String, Resources>,
+    /// The job of a coordinator sent to the cluster with `lulc run --detach` (defaults: 1 CPU,
+    /// 2000 MB, a day; a coordinator whose job ends is taken over by the next `lulc run`).
+    pub coordinator: Resources,
     /// Further `sbatch` arguments, passed as they are (site flags such as `--constraint=...`).
     pub sbatch_args: Vec<String>,
     /// Steps one array task runs one after the other (more for many short steps).
@@ -108,6 +113,7 @@ impl Default for SlurmProfile {
             resources: Resources::default(),
             kinds: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            coordinator: Resources::default(),
             sbatch_args: Vec::new(),
             steps_per_task: 1,
             max_array_size: 1000,
@@ -139,7 +145,7 @@ impl SlurmProfile {
         let profile: SlurmProfile = serde_saphyr::from_str(&text).map_err(|e| {
             ExecutorError::new(format!("Slurm profile `{}`: {e}", path.display())).with_help(
                 "fields: partition, account, qos, resources {cpus, mem_mb, time_min, gres, \
-                 tmp_mb}, kinds {KIND: resources}, nodes {NODE: resources}, sbatch_args, steps_per_task, max_array_size, \
+                 tmp_mb}, kinds {KIND: resources}, nodes {NODE: resources}, coordinator {resources}, sbatch_args, steps_per_task, max_array_size, \
                  max_queued, max_submit_per_s, batch_wait_s, poll_min_s, poll_max_s, result_wait_s, retries, max_mem_mb, \
                  max_time_min, sbatch, squeue, scancel",
             )
@@ -1018,6 +1024,63 @@ pub fn step_log(store: &Path, key: &str) -> Option<(PathBuf, String)> {
         }
     }
     None
+}
+
+impl SlurmExecutor {
+    /// Sends a coordinator to the cluster (`lulc run --detach`): one job that runs `argv` (a
+    /// `lulc run ... --executor slurm` without `--detach`) in `cwd`, its log beside its script
+    /// in this run's folder. Returns the job id and the log's path.
+    pub fn submit_coordinator(
+        &mut self,
+        argv: &[String],
+        cwd: &Path,
+    ) -> Result<(String, PathBuf), ExecutorError> {
+        let io = |what: &str, path: &Path, e: std::io::Error| {
+            ExecutorError::new(format!("cannot write {what} `{}`: {e}", path.display()))
+        };
+        std::fs::create_dir_all(&self.run_dir)
+            .map_err(|e| io("the run folder", &self.run_dir, e))?;
+        let script = self.run_dir.join("coordinator.sh");
+        let log = self.run_dir.join("coordinator.log");
+        let mut text =
+            String::from("#!/bin/sh\n# lulc: a coordinator, sent by `lulc run --detach`\nexec");
+        for a in argv {
+            text.push(' ');
+            text.push_str(&shell_quote(a));
+        }
+        text.push('\n');
+        std::fs::write(&script, text).map_err(|e| io("the batch script", &script, e))?;
+        let res = self.profile.coordinator.over(&Resources {
+            cpus: Some(1),
+            mem_mb: Some(2000),
+            time_min: Some(24 * 60),
+            gres: None,
+            tmp_mb: None,
+        });
+        let args = self.profile.job_args(&res);
+        let name = format!("lulc-coordinator-{}", &self.prefix["lulc-".len()..]);
+        let out = self.command(&self.profile.sbatch.clone(), "sbatch", |c| {
+            c.arg("--parsable")
+                .arg(format!("--job-name={}", name.trim_end_matches('-')))
+                .arg(format!("--output={}", log.display()))
+                .arg(format!("--chdir={}", cwd.display()))
+                .args(&args)
+                .arg(&script);
+        })?;
+        if !out.status.success() {
+            return Err(ExecutorError::new(format!(
+                "sbatch refused the coordinator's job ({}): {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+            .with_help(
+                "set `coordinator: {...}` in the Slurm profile to what the partition allows",
+            ));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let job = stdout.trim().split(';').next().unwrap_or("").to_string();
+        Ok((job, log))
+    }
 }
 
 /// `'...'` for `sh`, with inner quotes escaped.

@@ -29,19 +29,26 @@ pub fn dispatch(cmd: Command) -> i32 {
             allow_path,
             executor,
             profile,
-        } => run(
-            &spec,
-            &store,
-            RunArgs {
-                jobs,
-                json,
-                keep_going: !fail_fast,
-                verbose,
-                allowed_paths: allow_path,
-                executor,
-                profile,
-            },
-        ),
+            detach,
+        } => {
+            if detach {
+                detach_run(&spec, &store, executor, profile.as_deref())
+            } else {
+                run(
+                    &spec,
+                    &store,
+                    RunArgs {
+                        jobs,
+                        json,
+                        keep_going: !fail_fast,
+                        verbose,
+                        allowed_paths: allow_path,
+                        executor,
+                        profile,
+                    },
+                )
+            }
+        }
         Command::ExecStep { task_file } => exec_step(&task_file),
         Command::Plan {
             spec,
@@ -251,6 +258,66 @@ fn slurm_executor(
         );
     }
     Ok(ex)
+}
+
+/// `lulc run --executor slurm --detach`: the spec checked, every node's resources checked with
+/// `sbatch --test-only`, then the same command without `--detach` submitted as a Slurm job.
+fn detach_run(
+    spec: &SpecArgs,
+    store_args: &StoreArgs,
+    executor: ExecutorKind,
+    profile: Option<&Path>,
+) -> i32 {
+    if executor != ExecutorKind::Slurm {
+        eprintln!(
+            "error: `--detach` sends the coordinator of a Slurm run to the cluster; add \
+             `--executor slurm`"
+        );
+        return EXIT_USAGE;
+    }
+    let plan = tri!(load(spec));
+    let store = tri!(open_store(store_args, Some(&spec.spec)));
+    let mut ex = match slurm_executor(&plan, &store, profile) {
+        Ok(ex) => ex,
+        Err(code) => return code,
+    };
+    let mut argv: Vec<String> = std::env::args().collect();
+    argv.retain(|a| a != "--detach");
+    if let Ok(exe) = std::env::current_exe() {
+        argv[0] = exe.display().to_string();
+    }
+    // The job finds the store where this command does, whatever its own environment says.
+    if !argv
+        .iter()
+        .any(|a| a == "--store" || a.starts_with("--store="))
+    {
+        argv.push("--store".into());
+        argv.push(store.root().display().to_string());
+    }
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot read the current folder: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    match ex.submit_coordinator(&argv, &cwd) {
+        Ok((job, log)) => {
+            println!(
+                "submitted the coordinator as Slurm job {job}; its log: {}\n\
+                 follow it with `squeue --me` and `tail -f {}`; when it is done, `lulc results` \
+                 shows the steps. If it ends early (its time limit), run `lulc run` again: it \
+                 takes over the jobs still queued",
+                log.display(),
+                log.display()
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            output::eprint_diag(e);
+            EXIT_USAGE
+        }
+    }
 }
 
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT, what a shell reports).

@@ -93,6 +93,10 @@ pub enum Command {
         /// polling): a YAML file outside the spec (default: `LULC_PROFILE`).
         #[arg(long, value_name = "FILE")]
         profile: Option<PathBuf>,
+        /// With `--executor slurm`: run the coordinator itself as a Slurm job and return at
+        /// once (for runs longer than a login session).
+        #[arg(long)]
+        detach: bool,
     },
     /// Run the steps of one Slurm array task (what the Slurm executor's jobs call).
     #[command(hide = true)]

@@ -483,6 +483,97 @@ fn a_cancelled_job_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
     );
 }
 
+const SMALL_CHAIN: &str = r#"
+name: detached
+nodes:
+  a: { kind: emit, params: { value: 1 } }
+  b: { kind: combine, inputs: { parts: a } }
+"#;
+
+#[test]
+fn a_detached_coordinator_runs_as_a_slurm_job_and_fills_the_store() {
+    let p = Project::new(SMALL_CHAIN);
+    // Only a Slurm run has a coordinator to send away.
+    let r = p.lulc(&["run", "pipeline.yaml", "--detach"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("add `--executor slurm`"), "{}", r.stderr);
+    let Some((conf, _shared)) = cluster("a detached coordinator") else {
+        return;
+    };
+    let local = Project::new(SMALL_CHAIN);
+    let expected = local.run(&[]);
+    expected.assert_ok();
+
+    let profile = profile(p.path(), "coordinator: {mem_mb: 500, time_min: 10}\n");
+    let started = Instant::now();
+    let out = p
+        .cmd(&[
+            "run",
+            "pipeline.yaml",
+            "--executor",
+            "slurm",
+            "--detach",
+            "--profile",
+        ])
+        .arg(&profile)
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = stdout
+        .split("Slurm job ")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .unwrap_or_else(|| panic!("no job id in: {stdout}"))
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "--detach returns at once"
+    );
+    // The job runs the coordinator, which submits the steps' jobs and leaves.
+    let until = Instant::now() + Duration::from_secs(180);
+    loop {
+        let q = Command::new("squeue")
+            .env("SLURM_CONF", &conf)
+            .args(["--noheader", "--format=%i", "--jobs", &job])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&q.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the coordinator job {job} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log_path = stdout
+        .split("its log: ")
+        .nth(1)
+        .and_then(|t| t.lines().next())
+        .unwrap()
+        .to_string();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let after = p.run(&[]);
+    after.assert_ok();
+    let doc = after.json();
+    assert!(
+        doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "cached"),
+        "the detached coordinator computed every step: {doc}\n{log}"
+    );
+    assert_eq!(step_outputs(&doc), step_outputs(&expected.json()));
+}
+
 /// Puts a node back into service when dropped (also when the test fails).
 struct NodeDown {
     conf: String,
