@@ -446,41 +446,52 @@ fn submissions_per_key(p: &Project) -> std::collections::BTreeMap<String, usize>
     counts
 }
 
-#[test]
-fn a_cancelled_job_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
-    let Some((conf, _shared)) = cluster("a cancelled job") else {
-        return;
-    };
+/// Runs `SLOW` on the cluster, applies `disrupt` to its first running job (what it returns is
+/// kept until the run ends), and checks that the run ends well all the same: a step
+/// resubmitted, the outputs of a local run.
+fn disrupted_run_recovers<G>(conf: &str, disrupt: impl FnOnce(&str) -> G, what: &str) {
     let local = Project::new(SLOW);
     let expected = local.run(&[]);
     expected.assert_ok();
 
     let p = Project::new(SLOW);
     let profile = profile(p.path(), "");
-    let child = spawn_slurm_run(&p, &conf, &profile);
-    let job = running_job(&p, &conf);
-    assert!(
-        Command::new("scancel")
-            .env("SLURM_CONF", &conf)
-            .arg(&job)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let child = spawn_slurm_run(&p, conf, &profile);
+    let job = running_job(&p, conf);
+    let guard = disrupt(&job);
     let out = child.wait_with_output().unwrap();
+    drop(guard);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{what}: {stderr}");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         doc["executor"]["retries"].as_u64().unwrap() >= 1,
-        "{}",
+        "{what}: {}",
         doc["executor"]
     );
     assert_eq!(
         step_outputs(&doc),
         step_outputs(&expected.json()),
-        "a resubmitted step gives the same outputs"
+        "{what}: a resubmitted step gives the same outputs"
     );
+}
+
+#[test]
+fn a_cancelled_job_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
+    let Some((conf, _shared)) = cluster("a cancelled job") else {
+        return;
+    };
+    let cancel = |job: &str| {
+        assert!(
+            Command::new("scancel")
+                .env("SLURM_CONF", &conf)
+                .arg(job)
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    disrupted_run_recovers(&conf, cancel, "a cancelled job");
 }
 
 const SMALL_CHAIN: &str = r#"
@@ -591,58 +602,38 @@ impl Drop for NodeDown {
 
 #[test]
 fn a_job_whose_node_goes_down_is_resubmitted_and_the_run_ends_with_the_same_outputs() {
-    let alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
+    let _alone = CLUSTER.write().unwrap_or_else(|e| e.into_inner());
     let Some(conf) = idle_cluster("a node going down") else {
         return;
     };
-    let local = Project::new(SLOW);
-    let expected = local.run(&[]);
-    expected.assert_ok();
-
-    let p = Project::new(SLOW);
-    let profile = profile(p.path(), "");
-    let child = spawn_slurm_run(&p, &conf, &profile);
-    let job = running_job(&p, &conf);
-    let q = Command::new("squeue")
-        .env("SLURM_CONF", &conf)
-        .args(["--noheader", "--format=%N", "--jobs", &job])
-        .output()
-        .unwrap();
-    let node = String::from_utf8_lossy(&q.stdout).trim().to_string();
-    assert!(!node.is_empty(), "job {job} runs on no node");
-    let down = NodeDown {
-        conf: conf.clone(),
-        node: node.clone(),
-    };
-    assert!(
-        Command::new("scontrol")
+    let set_down = |job: &str| {
+        let q = Command::new("squeue")
             .env("SLURM_CONF", &conf)
-            .args([
-                "update",
-                &format!("nodename={node}"),
-                "state=down",
-                "reason=lulc-test"
-            ])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    drop(down);
-    drop(alone);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        doc["executor"]["retries"].as_u64().unwrap() >= 1,
-        "{}",
-        doc["executor"]
-    );
-    assert_eq!(
-        step_outputs(&doc),
-        step_outputs(&expected.json()),
-        "a step resubmitted after its node went down gives the same outputs"
-    );
+            .args(["--noheader", "--format=%N", "--jobs", job])
+            .output()
+            .unwrap();
+        let node = String::from_utf8_lossy(&q.stdout).trim().to_string();
+        assert!(!node.is_empty(), "job {job} runs on no node");
+        let down = NodeDown {
+            conf: conf.clone(),
+            node: node.clone(),
+        };
+        assert!(
+            Command::new("scontrol")
+                .env("SLURM_CONF", &conf)
+                .args([
+                    "update",
+                    &format!("nodename={node}"),
+                    "state=down",
+                    "reason=lulc-test"
+                ])
+                .status()
+                .unwrap()
+                .success()
+        );
+        down
+    };
+    disrupted_run_recovers(&conf, set_down, "a node set down");
 }
 
 #[test]
