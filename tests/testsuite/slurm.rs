@@ -183,10 +183,8 @@ fn a_step_failing_on_slurm_is_reported_like_a_local_failure() {
     );
 }
 
-#[test]
-fn plan_shows_how_the_ready_steps_would_be_packed_without_calling_slurm() {
-    let p = Project::new(FORKED);
-    let profile = profile(p.path(), "kinds:\n  combine: {cpus: 2}\n");
+/// `lulc plan pipeline.yaml --executor slurm --profile PROFILE` on `p`: its stdout.
+fn slurm_plan(p: &Project, profile: &Path) -> String {
     let r = p.lulc(&[
         "plan",
         "pipeline.yaml",
@@ -196,20 +194,26 @@ fn plan_shows_how_the_ready_steps_would_be_packed_without_calling_slurm() {
         profile.to_str().unwrap(),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
+}
+
+#[test]
+fn plan_shows_how_the_ready_steps_would_be_packed_without_calling_slurm() {
+    let p = Project::new(FORKED);
+    let profile = profile(p.path(), "kinds:\n  combine: {cpus: 2}\n");
+    let out = slurm_plan(&p, &profile);
     // Only `a` can start now; the three `combine` steps wait for it.
     assert!(
-        r.stdout
-            .contains("slurm: 1 steps could start now, in 1 job arrays"),
+        out.contains("slurm: 1 steps could start now, in 1 job arrays"),
         "{}",
-        r.stdout
+        out
     );
     assert!(
-        r.stdout
-            .contains("cpus=1 mem=1000M time=30min: 1 steps in 1 array tasks (emit)"),
+        out.contains("cpus=1 mem=1000M time=30min: 1 steps in 1 array tasks (emit)"),
         "{}",
-        r.stdout
+        out
     );
-    assert!(r.stdout.contains("slurm: 3 more steps"), "{}", r.stdout);
+    assert!(out.contains("slurm: 3 more steps"), "{}", out);
 }
 
 #[test]
@@ -261,18 +265,7 @@ nodes:
 fn a_node_s_resources_in_the_spec_set_its_jobs_and_never_its_key() {
     let p = Project::new(&WITH_RESOURCES.replace("RESOURCE_MEM", "3000"));
     let profile = profile(p.path(), "");
-    let packing = |profile: &Path| {
-        let r = p.lulc(&[
-            "plan",
-            "pipeline.yaml",
-            "--executor",
-            "slurm",
-            "--profile",
-            profile.to_str().unwrap(),
-        ]);
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        r.stdout
-    };
+    let packing = |profile: &Path| slurm_plan(&p, profile);
     let out = packing(&profile);
     assert!(
         out.contains("slurm: 2 steps could start now, in 2 job arrays"),
