@@ -8,6 +8,9 @@
 #   scripts/slurm-local.sh stop    # stops exactly the daemons `start` recorded
 #   scripts/slurm-local.sh status
 #
+# Partitions: `debug` (the default, no time limit) and `short` (at most one minute, limits
+# enforced at submission: what a test of a refused escalation needs).
+#
 # State (config, spool, logs, PIDs) lives in $LULC_SLURM_DIR (default /tmp/lulc-slurm).
 set -euo pipefail
 DIR=${LULC_SLURM_DIR:-/tmp/lulc-slurm}
@@ -64,8 +67,10 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
+EnforcePartLimits=ALL
 NodeName=n[1-$NODES] NodeHostname=localhost NodeAddr=127.0.0.1 Port=17001-$last CPUs=2 RealMemory=4000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=short Nodes=ALL MaxTime=1 State=UP
 EOF
 }
 

@@ -37,8 +37,9 @@
 //! given `result_wait_s` (file-system latency), then its unanswered steps are resubmitted
 //! (`retries` times, default 2, not counted against anything else; with twice the time after
 //! `TIMEOUT`, twice the memory after `OUT_OF_MEMORY`, up to the profile's `max_time_min` and
-//! `max_mem_mb`: a step that hits its limit at the cap fails at once), then reported failed
-//! with the job's log.
+//! `max_mem_mb`: a step that hits its limit at the cap fails at once; an escalated request is
+//! checked with `sbatch --test-only`, and a step whose larger job Slurm refuses fails alone),
+//! then reported failed with the job's log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -335,10 +336,7 @@ impl SlurmExecutor {
                 continue;
             }
             let args = self.profile.job_args(&res);
-            let out = self.command(&self.profile.sbatch.clone(), "test_only", |c| {
-                c.arg("--test-only").args(&args).args(["--wrap", "true"]);
-            })?;
-            if !out.status.success() {
+            if let Some(refusal) = self.test_only(&res)? {
                 let whence = if spec.is_some() {
                     format!(
                         "the node's `resources:` in the spec, or `nodes: {{{node}: ...}}` in the Slurm profile"
@@ -347,18 +345,36 @@ impl SlurmExecutor {
                     format!("the Slurm profile: `resources`, or `kinds: {{{kind}: ...}}`")
                 };
                 return Err(ExecutorError::new(format!(
-                    "Slurm refuses the jobs of node `{node}` (kind `{kind}`: {}): {}",
+                    "Slurm refuses the jobs of node `{node}` (kind `{kind}`: {}): {refusal}",
                     args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
                 ))
                 .with_help(format!(
                     "change the resources in {whence} to what the partition allows \
                      (`scontrol show partition`)"
                 )));
             }
-            self.validated.insert(res);
         }
         Ok(())
+    }
+
+    /// `sbatch --test-only` of a job of `res`: `None` when Slurm would take it (remembered),
+    /// else Slurm's words.
+    fn test_only(&mut self, res: &Resources) -> Result<Option<String>, ExecutorError> {
+        if self.validated.contains(res) {
+            return Ok(None);
+        }
+        let args = self.profile.job_args(res);
+        let out = self.command(&self.profile.sbatch.clone(), "test_only", |c| {
+            c.arg("--test-only").args(&args).args(["--wrap", "true"]);
+        })?;
+        if out.status.success() {
+            self.validated.insert(res.clone());
+            Ok(None)
+        } else {
+            Ok(Some(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
+        }
     }
 
     /// Takes over the live jobs of an earlier coordinator on this store (one that was killed,
@@ -456,20 +472,34 @@ impl SlurmExecutor {
             classes.entry(res).or_default().push((q.task, q.attempt));
         }
         for (res, tasks) in classes {
-            self.validate_class(&res, &tasks[0].0)?;
+            // Every node's own request was checked before the run; what is new here is an
+            // escalated one (after TIMEOUT or OUT_OF_MEMORY). If Slurm refuses it, those steps
+            // fail with its words and the run goes on.
+            if let Some(refusal) = self.test_only(&res)? {
+                let args = self.profile.job_args(&res).join(" ");
+                for (task, _) in &tasks {
+                    self.answered.push(StepResult::failed(
+                        task,
+                        format!(
+                            "the step ran out of time or memory, and Slurm refuses the larger \
+                             job it needs ({args}): {refusal}"
+                        ),
+                        Some(
+                            "give the node more from the start (`resources:` in the spec, or \
+                             the profile), or set `max_time_min` / `max_mem_mb` in the profile \
+                             to what the partition allows"
+                                .into(),
+                        ),
+                    ));
+                }
+                continue;
+            }
             let per_array = self.profile.steps_per_task * self.profile.max_array_size;
             for group in tasks.chunks(per_array) {
                 self.submit_array(&res, group)?;
             }
         }
         Ok(())
-    }
-
-    fn validate_class(&mut self, res: &Resources, task: &StepTask) -> Result<(), ExecutorError> {
-        if self.validated.contains(res) {
-            return Ok(());
-        }
-        self.validate(&[(&task.node, &task.kind, task.resources.as_ref())])
     }
 
     fn submit_array(

@@ -747,3 +747,50 @@ nodes:
         "{ours:?}"
     );
 }
+
+#[test]
+fn a_step_whose_escalated_request_slurm_refuses_fails_alone() {
+    let Some((conf, _shared)) = cluster("an escalation Slurm refuses") else {
+        return;
+    };
+    // The `short` partition of the local cluster allows one minute (scripts/slurm-local.sh):
+    // `a` (100 s) ends in TIMEOUT, and the two minutes it would need next are refused there.
+    // `b`, independent of it, finishes.
+    let spec = r#"
+name: refused
+nodes:
+  a: { kind: emit, params: { value: 1, delay_ms: 100000 } }
+  b: { kind: emit, params: { value: 2 } }
+"#;
+    let p = Project::new(spec);
+    let profile = p.path().join("cluster.yaml");
+    std::fs::write(
+        &profile,
+        "partition: short\npoll_min_s: 1\npoll_max_s: 3\nresult_wait_s: 2\n\
+         resources: {mem_mb: 500, time_min: 1}\n",
+    )
+    .unwrap();
+    let r = slurm_run(&p, &conf, &profile);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "a failed step, not a failed run: {stderr}"
+    );
+    assert!(
+        stderr.contains("Slurm refuses the larger job it needs"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--time=2"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let status = |id: &str| {
+        doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["status"].clone())
+    };
+    assert_eq!(status("a"), Some(Value::from("failed")), "{doc}");
+    assert_eq!(status("b"), Some(Value::from("ran")), "{doc}");
+}
