@@ -339,25 +339,21 @@ pub fn mosaic(tiles: &[TileMap], p: &MosaicParams, out: &Path) -> Result<Mosaick
         |open, w| mosaic_window(open, &placed, &paths, &grid, w),
         |w, block| {
             overlap += block.overlap;
-            for (i, gave) in &block.taken {
-                for (code, n) in gave {
-                    *taken[*i].entry(*code).or_insert(0) += n;
-                }
-            }
             if block.taken.is_empty() {
                 return Ok(());
             }
-            for c in &block.classes {
-                if *c == 0 {
-                    continue;
+            // Every pixel with a class was given by one tile: the tiles' counts are the map's.
+            for (i, gave) in &block.taken {
+                for (code, n) in gave {
+                    let Some(total) = class_pixels.get_mut(code) else {
+                        return Err(NodeError::new(format!(
+                            "a tile map has class code {code}, which its legend does not list \
+                             (window {w} of the mosaic)"
+                        )));
+                    };
+                    *total += n;
+                    *taken[*i].entry(*code).or_insert(0) += n;
                 }
-                let Some(n) = class_pixels.get_mut(c) else {
-                    return Err(NodeError::new(format!(
-                        "a tile map has class code {c}, which its legend does not list \
-                         (window {w} of the mosaic)"
-                    )));
-                };
-                *n += 1;
             }
             map.write_window_u8(1, w, &block.classes)
                 .map_err(raster_err)
@@ -365,7 +361,7 @@ pub fn mosaic(tiles: &[TileMap], p: &MosaicParams, out: &Path) -> Result<Mosaick
     )?;
     map.finish().map_err(raster_err)?;
     let pixels: u64 = class_pixels.values().sum();
-    let owned = tile_areas(tiles, &placed, &taken, &grid)?;
+    let owned = tile_areas(tiles, &paths, &placed, &taken, &grid)?;
     let class_km2 = class_km2(tiles, &owned);
     Ok(Mosaicked {
         nodata_pixels: grid.pixel_count() as u64 - pixels,
@@ -727,6 +723,7 @@ fn nonzero(counts: &[u64; 256]) -> Vec<(u8, u64)> {
 /// is counted again on its own grid, with the tiles before it reprojected onto that grid.
 fn tile_areas(
     tiles: &[TileMap],
+    paths: &[PathBuf],
     placed: &[Placed],
     taken: &[BTreeMap<u8, u64>],
     grid: &Grid,
@@ -735,14 +732,20 @@ fn tile_areas(
     for (pi, t) in placed.iter().enumerate() {
         owned[t.tile] = match t.placement {
             Placement::Aligned { .. } => taken[pi].clone(),
-            Placement::Reprojected => own_pixels(tiles, t.tile, grid)?,
+            Placement::Reprojected => own_pixels(tiles, paths, t.tile, grid)?,
         };
     }
     Ok(owned)
 }
 
-/// Tile `i`'s pixels per class on its own grid that no tile before it maps, inside `grid`.
-fn own_pixels(tiles: &[TileMap], i: usize, grid: &Grid) -> Result<BTreeMap<u8, u64>, NodeError> {
+/// Tile `i`'s pixels per class on its own grid that no tile before it maps, inside `grid`
+/// (`paths`: the tiles' files).
+fn own_pixels(
+    tiles: &[TileMap],
+    paths: &[PathBuf],
+    i: usize,
+    grid: &Grid,
+) -> Result<BTreeMap<u8, u64>, NodeError> {
     let own = &tiles[i].meta.grid;
     let before = place(&tiles[..i], own)?;
     let me = Placed {
@@ -757,7 +760,6 @@ fn own_pixels(tiles: &[TileMap], i: usize, grid: &Grid) -> Result<BTreeMap<u8, u
         let b = grid.bbox();
         !(f.min_x >= b.min_x && f.max_x <= b.max_x && f.min_y >= b.min_y && f.max_y <= b.max_y)
     };
-    let paths: Vec<PathBuf> = tiles.iter().map(|t| t.path.clone()).collect();
     let windows: Vec<Window> = own.blocks(WINDOW).collect();
     let mut total = [0u64; 256];
     blockwise(
@@ -765,7 +767,7 @@ fn own_pixels(tiles: &[TileMap], i: usize, grid: &Grid) -> Result<BTreeMap<u8, u
         1,
         || Ok(RefCell::new(BTreeMap::<usize, Opened>::new())),
         |open, w| {
-            let earlier = mosaic_window(open, &before, &paths, own, w)?.classes;
+            let earlier = mosaic_window(open, &before, paths, own, w)?.classes;
             let mine = read_tile(open, &me, &paths[i], own, w)?;
             let inside = if clip {
                 inside_grid(own, w, grid)?
