@@ -329,14 +329,10 @@ impl SlurmExecutor {
         &mut self,
         nodes: &[(&str, &str, Option<&Resources>)],
     ) -> Result<(), ExecutorError> {
-        let mut seen = BTreeSet::new();
         for (node, kind, spec) in nodes {
             let res = self.profile.resources_for(kind, node, *spec);
-            if self.validated.contains(&res) || !seen.insert(res.clone()) {
-                continue;
-            }
-            let args = self.profile.job_args(&res);
             if let Some(refusal) = self.test_only(&res)? {
+                let args = self.profile.job_args(&res);
                 let whence = if spec.is_some() {
                     format!(
                         "the node's `resources:` in the spec, or `nodes: {{{node}: ...}}` in the Slurm profile"
