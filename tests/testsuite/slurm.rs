@@ -702,6 +702,20 @@ fn ctrl_c_cancels_the_runs_jobs_and_a_rerun_goes_on() {
     );
 }
 
+/// A profile of one-minute jobs polled every second or so, in `p`'s folder, with `extra`.
+fn one_minute_profile(p: &Project, extra: &str) -> PathBuf {
+    let profile = p.path().join("cluster.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "{extra}poll_min_s: 1\npoll_max_s: 3\nresult_wait_s: 2\n\
+             resources: {{mem_mb: 500, time_min: 1}}\n"
+        ),
+    )
+    .unwrap();
+    profile
+}
+
 #[test]
 fn a_step_slurm_ends_for_its_time_limit_is_resubmitted_with_twice_the_time() {
     let Some((conf, _shared)) = cluster("a job over its time limit") else {
@@ -715,12 +729,7 @@ nodes:
   a: { kind: emit, params: { value: 1, delay_ms: 100000 } }
 "#;
     let p = Project::new(spec);
-    let profile = p.path().join("cluster.yaml");
-    std::fs::write(
-        &profile,
-        "poll_min_s: 1\npoll_max_s: 3\nresult_wait_s: 2\nresources: {mem_mb: 500, time_min: 1}\n",
-    )
-    .unwrap();
+    let profile = one_minute_profile(&p, "");
     let r = slurm_run(&p, &conf, &profile);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(0), "{stderr}");
@@ -763,13 +772,7 @@ nodes:
   b: { kind: emit, params: { value: 2 } }
 "#;
     let p = Project::new(spec);
-    let profile = p.path().join("cluster.yaml");
-    std::fs::write(
-        &profile,
-        "partition: short\npoll_min_s: 1\npoll_max_s: 3\nresult_wait_s: 2\n\
-         resources: {mem_mb: 500, time_min: 1}\n",
-    )
-    .unwrap();
+    let profile = one_minute_profile(&p, "partition: short\n");
     let r = slurm_run(&p, &conf, &profile);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(
